@@ -1,0 +1,3 @@
+"""edumine: text mining and machine learning over educator social media."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,154 @@
+"""The ``edumine`` command line. Heavy libraries (Prefect, torch, spaCy) load only in the commands that need them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edumine.errors import EdumineError
+
+app = typer.Typer(help="Mine educator social media: collect, model topics and themes, query the lake.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+console = Console(stderr=True, width=120)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config, e.g. configs/default.yaml")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config key: --set windows.unit=year")]
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "httpcore", "urllib3", "numba", "prawcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    raise typer.Exit(2)
+
+
+def _summary(result: dict[str, Any]) -> None:
+    table = Table(title=f"run {result['run_id']}", show_lines=False)
+    for column in ("source", "records", "added", "updated", "duplicates", "filtered", "quarantined", "seconds"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for item in result.get("sources", []):
+        table.add_row(item["label"], *(f"{item[k]:,}" if isinstance(item[k], int) else str(item[k]) for k in
+                                       ("records", "added", "updated", "duplicates", "filtered", "quarantined_total",
+                                        "seconds")))
+    console.print(table)
+    out = Console(width=200)
+    out.print(f"lake:     {result['lake']}")
+    for name in ("summary.duckdb", "report.html"):
+        if (Path(result["lake"]) / name).exists():
+            out.print(f"{name.split('.')[0] + ':':9} {Path(result['lake']) / name}")
+    out.print(f"manifest: {result['manifest']}")
+    out.print(f"query:    edumine query \"select community, count(*) from posts group by 1 order by 2 desc\" "
+              f"--lake {result['lake']}")
+
+
+@app.command()
+def run(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """Run the whole pipeline flow (collect, then every enabled stage) with Prefect."""
+    _logging(verbose)
+    try:
+        from edumine.config import load_config
+
+        load_config(config, set_ or [])  # fail fast, before Prefect starts a server
+        from edumine.pipelines.flows import pipeline_flow
+
+        _summary(pipeline_flow(str(config), set_ or []))
+    except EdumineError as exc:
+        _fail(exc)
+
+
+@app.command()
+def collect(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """Run the collection flow alone: every configured source into the lake."""
+    _logging(verbose)
+    try:
+        from edumine.config import load_config
+
+        load_config(config, set_ or [])
+        from edumine.pipelines.flows import collect_flow
+
+        _summary(collect_flow(str(config), set_ or []))
+    except EdumineError as exc:
+        _fail(exc)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="one SELECT statement")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="take the lake from this config")] = None,
+    lake: Annotated[Optional[Path], typer.Option("--lake", help="lake folder (instead of --config)")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
+) -> None:
+    """Read-only SQL over the lake's views (posts, docs, ...) and the summary store's tables."""
+    try:
+        if (config is None) == (lake is None):
+            raise EdumineError("give exactly one of --config FILE or --lake DIR")
+        if format not in ("table", "csv", "json"):
+            raise EdumineError(f"--format must be table, csv or json, not {format!r}")
+        if lake is None:
+            from edumine.config import load_config
+
+            lake = load_config(config).lake
+        from edumine.query import run_query
+
+        columns, rows = run_query(lake, sql)
+    except EdumineError as exc:
+        _fail(exc)
+        return
+    _print_rows(columns, rows, format)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if hasattr(value, "is_integer") or isinstance(value, (int, str, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _print_rows(columns: list[str], rows: list[tuple], format: str) -> None:
+    if format == "json":
+        sys.stdout.write(json.dumps([{c: _jsonable(v) for c, v in zip(columns, row)} for row in rows],
+                                    ensure_ascii=False) + "\n")
+    elif format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        writer.writerows([[_jsonable(v) for v in row] for row in rows])
+        sys.stdout.write(buffer.getvalue())
+    else:
+        table = Table(show_lines=False)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row))
+        Console().print(table)
+        console.print(f"{len(rows):,} row(s)")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

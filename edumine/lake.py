@@ -1,0 +1,269 @@
+"""The Parquet lake: the only place stages read from and write to.
+
+``<lake>/posts/platform=<p>/community=<c>/month=YYYY-MM/part-0.parquet`` holds exactly one file per
+partition. Collection stages new records on disk in bounded chunks (``_staging/<run_id>/``), then merges
+each touched partition with what is stored and replaces the partition's file atomically (write a hidden
+temporary file, fsync, ``os.replace``). So a run killed at any moment leaves every partition either as it
+was or fully merged, and a rerun converges to the same rows as a clean run. Merging keeps one row per
+``uid``: the newest retrieval wins, ties keep the stored row (a second identical run adds 0 rows and
+rewrites nothing), and deletion is sticky: once any retrieval says a record was deleted, no text is kept.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from edumine.errors import LakeBusyError
+from edumine.schema import FILE_SCHEMA, PARTITION_FIELDS, QUARANTINE_SCHEMA, UTC
+
+PART_FILE = "part-0.parquet"
+PartitionKey = tuple[str, str, str]  # platform, community, month
+
+
+class Lake:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._lock_handle: Any = None
+
+    posts = property(lambda self: self.root / "posts")
+    quarantine = property(lambda self: self.root / "quarantine")
+    runs = property(lambda self: self.root / "runs")
+    staging = property(lambda self: self.root / "_staging")
+
+    def table_path(self, name: str) -> Path:
+        return self.root / name
+
+    # -- locking ---------------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Take the lake's single-writer lock (released by ``unlock`` or when the process dies)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle = open(self.root / ".lock", "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise LakeBusyError(f"another edumine run (pid {holder}) is writing to the lake {self.root}; "
+                                "wait for it to finish, or point `lake:` at another folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_handle = handle
+        self._clean_leftovers()
+
+    def unlock(self) -> None:
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def _clean_leftovers(self) -> None:
+        """Remove what killed runs left behind: staging folders and half-written temporary files."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        for tmp in self.root.glob("**/.tmp-*"):
+            tmp.unlink(missing_ok=True)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def posts_dataset(self) -> ds.Dataset | None:
+        if not any(self.posts.glob(f"*/*/*/{PART_FILE}")):
+            return None
+        partitioning = ds.partitioning(pa.schema(PARTITION_FIELDS), flavor="hive")
+        return ds.dataset(self.posts, format="parquet", partitioning=partitioning)
+
+    def read_posts(self, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
+        dataset = self.posts_dataset()
+        if dataset is None:
+            return pa.schema(FILE_SCHEMA).empty_table() if columns is None else \
+                pa.schema([f for f in FILE_SCHEMA if f.name in columns]).empty_table()
+        return dataset.to_table(columns=columns, filter=filter)
+
+    def count_posts(self) -> int:
+        dataset = self.posts_dataset()
+        return 0 if dataset is None else dataset.count_rows()
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def partition_dir(root: Path, key: PartitionKey) -> Path:
+    platform, community, month = key
+    return root / f"platform={platform}" / f"community={community}" / f"month={month}"
+
+
+@dataclass
+class MergeCounts:
+    added: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    partitions_rewritten: int = 0
+
+    def __iadd__(self, other: MergeCounts) -> MergeCounts:
+        self.added += other.added
+        self.updated += other.updated
+        self.duplicates += other.duplicates
+        self.partitions_rewritten += other.partitions_rewritten
+        return self
+
+
+def merge_versions(existing: pa.Table | None, incoming: pa.Table) -> tuple[pa.Table, MergeCounts]:
+    """One row per uid: the newest retrieval wins, ties keep the stored row, deletion is sticky."""
+    n_old = 0 if existing is None else existing.num_rows
+    combined = incoming if existing is None else pa.concat_tables([existing, incoming])
+    combined = combined.append_column("_order", pa.array(np.arange(combined.num_rows)))
+    # A version without a retrieval time counts as the oldest.
+    retrieved = pc.fill_null(combined["retrieved_at"].cast(pa.int64()), np.iinfo(np.int64).min)
+    keys = pa.table({"uid": combined["uid"], "retrieved": retrieved, "order": combined["_order"]})
+    order = pc.sort_indices(keys, sort_keys=[("uid", "ascending"), ("retrieved", "descending"),
+                                             ("order", "ascending")])
+    uids = combined["uid"].take(order)
+    first = np.ones(len(uids), dtype=bool)
+    if len(uids) > 1:
+        first[1:] = pc.not_equal(uids.slice(1), uids.slice(0, len(uids) - 1)).to_numpy(zero_copy_only=False)
+    winners = combined.take(pc.filter(order, pa.array(first)))
+
+    deleted = pc.unique(pc.filter(combined["uid"], pc.fill_null(combined["is_deleted"], False)))
+    revive = pc.and_(pc.is_in(winners["uid"], value_set=deleted), pc.invert(pc.fill_null(winners["is_deleted"], False)))
+    sticky = pc.sum(revive).as_py() or 0
+    if sticky:
+        winners = _clear_text(winners, revive)
+
+    winner_order = winners["_order"].to_numpy()
+    from_incoming = winner_order >= n_old
+    if existing is None:
+        was_stored = np.zeros(len(winners), dtype=bool)
+    else:
+        was_stored = pc.is_in(winners["uid"], value_set=existing["uid"]).to_numpy(zero_copy_only=False)
+    counts = MergeCounts(added=int(np.sum(from_incoming & ~was_stored)),
+                         updated=int(np.sum(from_incoming & was_stored)))
+    counts.duplicates = incoming.num_rows - counts.added - counts.updated
+    changed = counts.added + counts.updated + sticky > 0
+    counts.partitions_rewritten = int(changed)
+    merged = winners.drop_columns(["_order"])
+    merged = merged.take(pc.sort_indices(merged, sort_keys=[("created_at", "ascending"), ("uid", "ascending")]))
+    return merged, counts
+
+
+def _clear_text(table: pa.Table, mask: pa.ChunkedArray) -> pa.Table:
+    for name in ("title", "body", "link_url"):
+        col = table[name]
+        table = table.set_column(table.schema.get_field_index(name), name,
+                                 pc.if_else(mask, pa.scalar(None, col.type), col))
+    for name, value in (("is_deleted", True), ("removal", "deleted_later")):
+        col = table[name]
+        table = table.set_column(table.schema.get_field_index(name), name,
+                                 pc.if_else(mask, pa.scalar(value, col.type), col))
+    return table
+
+
+class PostsWriter:
+    """Buffers records, stages them in bounded chunks, and merges them into the lake on ``commit``."""
+
+    def __init__(self, lake: Lake, run_id: str, *, chunk_rows: int = 50_000) -> None:
+        self.lake = lake
+        self.chunk_rows = chunk_rows
+        self.stage_root = lake.staging / run_id / uuid.uuid4().hex[:8]
+        self._buffers: dict[PartitionKey, list[dict]] = defaultdict(list)
+        self._buffered = 0
+        self._chunks = 0
+        self._staged: set[PartitionKey] = set()
+
+    def add(self, record: dict, key: PartitionKey) -> None:
+        self._buffers[key].append(record)
+        self._buffered += 1
+        if self._buffered >= self.chunk_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        for key, rows in self._buffers.items():
+            write_parquet_atomic(pa.Table.from_pylist(rows, schema=FILE_SCHEMA),
+                                 partition_dir(self.stage_root, key) / f"chunk-{self._chunks:05d}.parquet")
+            self._staged.add(key)
+        self._chunks += 1
+        self._buffers.clear()
+        self._buffered = 0
+
+    def commit(self) -> MergeCounts:
+        """Merge every touched partition into the lake; returns what changed."""
+        total = MergeCounts()
+        for key in sorted(self._staged | set(self._buffers)):
+            parts = []
+            staged = partition_dir(self.stage_root, key)
+            if key in self._staged:
+                parts += [pq.read_table(chunk, schema=FILE_SCHEMA) for chunk in sorted(staged.glob("chunk-*.parquet"))]
+            if self._buffers.get(key):
+                parts.append(pa.Table.from_pylist(self._buffers[key], schema=FILE_SCHEMA))
+            target = partition_dir(self.lake.posts, key) / PART_FILE
+            existing = pq.read_table(target, schema=FILE_SCHEMA) if target.exists() else None
+            merged, counts = merge_versions(existing, pa.concat_tables(parts))
+            if counts.partitions_rewritten:
+                write_parquet_atomic(merged, target)
+            total += counts
+        shutil.rmtree(self.stage_root, ignore_errors=True)
+        self._buffers.clear()
+        self._staged.clear()
+        self._buffered = 0
+        return total
+
+
+@dataclass
+class QuarantineWriter:
+    """Collects records that could not be read, with the reason, for ``<lake>/quarantine/<run_id>/``."""
+
+    lake: Lake
+    run_id: str
+    source: str
+    rows: list[dict] = field(default_factory=list)
+    by_reason: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    _parts: int = 0
+
+    def add(self, location: str, reason: str, detail: str, excerpt: str) -> None:
+        self.by_reason[reason] += 1
+        self.rows.append({"run_id": self.run_id, "source": self.source, "location": location,
+                          "reason": reason, "detail": detail[:500], "excerpt": excerpt,
+                          "quarantined_at": datetime.now(UTC)})
+        if len(self.rows) >= 20_000:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        name = f"{_safe_name(self.source)}-{self._parts:04d}.parquet"
+        write_parquet_atomic(pa.Table.from_pylist(self.rows, schema=QUARANTINE_SCHEMA),
+                             self.lake.quarantine / self.run_id / name)
+        self._parts += 1
+        self.rows.clear()
+
+
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)

@@ -1,0 +1,64 @@
+"""Run manifests: what ran, on what, with which code, and what came out (``<lake>/runs/<id>/manifest.json``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import subprocess
+from datetime import datetime
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from edumine import __version__
+from edumine.schema import UTC
+
+LIBRARIES = ("pyarrow", "duckdb", "pandas", "prefect", "pydantic", "zstandard", "orjson", "scikit-learn",
+             "spacy", "bertopic", "sentence-transformers", "torch", "praw")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+@lru_cache(maxsize=1)
+def code_version() -> dict[str, Any]:
+    """Package version, and the git commit (with a dirty flag) when run from a checkout."""
+    info: dict[str, Any] = {"edumine": __version__}
+    root = Path(__file__).resolve().parent.parent
+    if (root / ".git").exists():
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                    text=True, timeout=5, check=True).stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            info.update(git_commit=commit, git_dirty=bool(dirty))
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return info
+
+
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def write_json_atomic(data: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{path.name}-{os.getpid()}"
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_manifest(lake_root: Path, run_id: str) -> dict[str, Any]:
+    return json.loads((Path(lake_root) / "runs" / run_id / "manifest.json").read_text(encoding="utf-8"))

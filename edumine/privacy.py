@@ -1,0 +1,85 @@
+"""Pseudonymisation of people at ingest, with a keyed hash.
+
+Usernames are replaced by ``a_`` + 16 hex digits of HMAC-SHA256(key, lower-cased name). The key comes
+from an environment variable or a key file created on first use (mode 0600); it is never written to any
+output. The same key gives the same pseudonym across runs and sources, so people can be counted and
+followed without being named. ``u/name`` mentions in text are pseudonymised the same way, so a reply
+network stays linkable while no raw username reaches the lake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DELETED_AUTHORS = frozenset({"", "[deleted]", "[removed]", "deleted", "none", "null"})
+# u/name or /u/name or /user/name, as Reddit links them; names are 3-20 of [A-Za-z0-9_-].
+_MENTION = re.compile(r"(?<![\w/])(/?u(?:ser)?/)([A-Za-z0-9_-]{3,20})\b", re.IGNORECASE)
+_REDDIT_USER_URL = re.compile(r"(reddit\.com/u(?:ser)?/)([A-Za-z0-9_-]{3,20})", re.IGNORECASE)
+_JSON_AUTHOR = re.compile(r'("author(?:_fullname)?"\s*:\s*")([^"\\]*)(")')
+
+
+def load_key(key_env: str, key_file: Path) -> bytes:
+    """The pseudonymisation key: ``$key_env`` if set, else ``key_file`` (created with a random key)."""
+    value = os.environ.get(key_env, "").strip()
+    if value:
+        return value.encode()
+    if key_file.exists():
+        value = key_file.read_text(encoding="utf-8").strip()
+        if not value:
+            raise ValueError(f"pseudonym key file {key_file} is empty: delete it to create a new key")
+        return value.encode()
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+    log.warning("created a new pseudonym key at %s; keep it (or set $%s) so pseudonyms stay stable "
+                "across runs", key_file, key_env)
+    return key_file.read_text(encoding="utf-8").strip().encode()
+
+
+class Pseudonymiser:
+    def __init__(self, key: bytes) -> None:
+        if not key:
+            raise ValueError("the pseudonym key must not be empty")
+        self._key = key
+        self._cache: dict[str, str] = {}
+
+    @property
+    def key_id(self) -> str:
+        """A fingerprint that tells runs with the same key apart from others, revealing nothing."""
+        return hmac.new(self._key, b"edumine-key-id", hashlib.sha256).hexdigest()[:8]
+
+    def author(self, name: str | None) -> str | None:
+        """Pseudonym of a username; None for deleted or missing authors (they are unknown people)."""
+        if name is None:
+            return None
+        name = name.strip()
+        if name.lower() in DELETED_AUTHORS:
+            return None
+        cached = self._cache.get(name)
+        if cached is None:
+            digest = hmac.new(self._key, name.lower().encode("utf-8"), hashlib.sha256).hexdigest()
+            cached = self._cache[name] = "a_" + digest[:16]
+            if len(self._cache) > 500_000:
+                self._cache.clear()
+        return cached
+
+    def text(self, text: str | None) -> str | None:
+        """Text with ``u/name`` mentions and reddit.com/user/name links pseudonymised."""
+        if not text or ("u/" not in text and "U/" not in text and "user/" not in text.lower()):
+            return text
+        text = _REDDIT_USER_URL.sub(lambda m: m.group(1) + (self.author(m.group(2)) or ""), text)
+        return _MENTION.sub(lambda m: m.group(1) + (self.author(m.group(2)) or ""), text)
+
+    def excerpt(self, raw: str, limit: int = 300) -> str:
+        """A raw input excerpt safe to keep in quarantine: author fields and mentions pseudonymised."""
+        raw = _JSON_AUTHOR.sub(lambda m: m.group(1) + (self.author(m.group(2)) or "") + m.group(3), raw)
+        return (self.text(raw) or "")[:limit]

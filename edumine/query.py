@@ -1,0 +1,86 @@
+"""Read-only SQL over the lake (Parquet views) and the summary store (DuckDB), for analysts.
+
+Every folder of Parquet files under the lake becomes a view of the same name (``posts``, ``docs``,
+``doc_topics``, ``quarantine``, ...); the tables of ``summary.duckdb`` are attached read-only and shown
+as views too. Only reading statements run: anything that writes (INSERT, CREATE, COPY, ATTACH, SET, ...)
+is refused before it reaches the database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edumine.errors import QueryError
+
+SKIP_DIRS = {"runs", "_staging"}
+READING = {"SELECT", "EXPLAIN"}
+HIVE_TYPES = "{'platform': VARCHAR, 'community': VARCHAR, 'month': VARCHAR}"
+
+
+def _sql_string(value: str | Path) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def lake_tables(root: Path) -> dict[str, Path]:
+    """Folders under the lake that hold Parquet files, by view name."""
+    tables = {}
+    if root.is_dir():
+        for child in sorted(root.iterdir()):
+            if child.is_dir() and child.name not in SKIP_DIRS and not child.name.startswith((".", "_")) \
+                    and next(child.rglob("*.parquet"), None) is not None:
+                tables[child.name] = child
+    return tables
+
+
+def connect(lake: str | Path) -> Any:
+    """A DuckDB connection with the lake's views; nothing in it can write to the lake."""
+    import duckdb
+
+    root = Path(lake)
+    if not root.is_dir():
+        raise QueryError(f"no lake at {root}: run `edumine collect --config FILE` first, or pass --lake DIR")
+    con = duckdb.connect(":memory:")
+    for name, folder in lake_tables(root).items():
+        pattern = _sql_string(folder / "**" / "*.parquet")
+        hive = f", hive_types={HIVE_TYPES}" if name == "posts" else ""
+        con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({pattern}, hive_partitioning=true, '
+                    f"union_by_name=true{hive})")
+    summary = root / "summary.duckdb"
+    if summary.is_file():
+        con.execute(f"ATTACH {_sql_string(summary)} AS summary (READ_ONLY)")
+        existing = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+        for (table,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'summary'").fetchall():
+            if table not in existing:
+                con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM summary.main."{table}"')
+    return con
+
+
+def check_read_only(con: Any, sql: str) -> None:
+    try:
+        statements = con.extract_statements(sql)
+    except Exception as exc:  # noqa: BLE001  (duckdb raises its own parser errors)
+        raise QueryError(f"cannot parse the SQL: {exc}") from None
+    if not statements:
+        raise QueryError("no SQL statement given")
+    for statement in statements:
+        kind = statement.type.name
+        if kind not in READING:
+            raise QueryError(f"refused: `edumine query` only reads, and this is a {kind} statement. "
+                             "Outputs are rebuilt by `edumine run`; to keep a result, use --format csv > file.csv")
+
+
+def run_query(lake: str | Path, sql: str) -> tuple[list[str], list[tuple]]:
+    con = connect(lake)
+    try:
+        check_read_only(con, sql)
+        try:
+            cursor = con.execute(sql)
+        except Exception as exc:  # noqa: BLE001
+            views = [row[0] for row in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()]
+            raise QueryError(f"{exc}\n(views available: {', '.join(views) or 'none'})") from None
+        columns = [d[0] for d in cursor.description or []]
+        return columns, cursor.fetchall()
+    finally:
+        con.close()

@@ -1,0 +1,7 @@
+"""Miners: sources that turn what users bring (dumps, exports, APIs) into lake records.
+
+Each source kind is registered under a versioned name; importing this package registers the built-in
+ones. Heavy or optional client libraries are imported inside the sources that need them.
+"""
+
+from edumine.miners import reddit_dumps, tabular  # noqa: F401  (registration side effects)

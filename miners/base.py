@@ -1,0 +1,144 @@
+"""What every source shares: its config base, the rejected-record shape, file expansion, time parsing."""
+
+from __future__ import annotations
+
+import glob
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from edumine.config import StrictModel
+from edumine.schema import UTC
+
+
+class SourceConfig(StrictModel):
+    kind: str
+    name: str | None = Field(None, description="label in manifests and quarantine; default '<index>:<kind>'")
+
+
+class FileSourceConfig(SourceConfig):
+    paths: list[str] = Field(min_length=1, description="files or glob patterns, relative to the working directory")
+    since: date | datetime | None = None
+    until: date | datetime | None = Field(None, description="inclusive; a date means the whole day")
+
+    @field_validator("paths")
+    @classmethod
+    def _no_empty(cls, value: list[str]) -> list[str]:
+        if any(not p.strip() for p in value):
+            raise ValueError("a path must not be empty")
+        return value
+
+
+class BadRecord(ValueError):
+    """A record that cannot be normalised; ``reason`` is a short code used to count quarantined records."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class Rejected:
+    location: str
+    reason: str
+    detail: str
+    raw: str = ""
+
+
+@dataclass
+class ReadStats:
+    """What a source saw, per input file: lines or rows read, records filtered out, values coerced."""
+
+    files: dict[str, Counter] = field(default_factory=dict)
+
+    def file(self, path: Path | str) -> Counter:
+        return self.files.setdefault(str(path), Counter())
+
+    def total(self) -> Counter:
+        total: Counter = Counter()
+        for counts in self.files.values():
+            total.update(counts)
+        return total
+
+
+def expand_paths(patterns: list[str]) -> tuple[list[Path], list[str]]:
+    """Files matched by ``patterns`` (sorted, unique) and the patterns that matched nothing."""
+    found: dict[str, Path] = {}
+    unmatched = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else \
+            ([pattern] if Path(pattern).is_file() else [])
+        matches = [m for m in matches if Path(m).is_file()]
+        if not matches:
+            unmatched.append(pattern)
+        for match in matches:
+            found.setdefault(str(Path(match).resolve()), Path(match))
+    return list(found.values()), unmatched
+
+
+def time_bounds(since: date | datetime | None, until: date | datetime | None) -> tuple[float, float]:
+    """Epoch bounds [low, high) for an inclusive since/until; a bare date covers its whole day."""
+    def as_dt(value: date | datetime, end: bool) -> datetime:
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        moment = datetime.combine(value, time.min, tzinfo=UTC)
+        return moment + timedelta(days=1) if end else moment
+
+    low = as_dt(since, False).timestamp() if since is not None else float("-inf")
+    high = as_dt(until, True).timestamp() if until is not None else float("inf")
+    if isinstance(until, datetime):
+        high = as_dt(until, True).timestamp() + 1e-6
+    return low, high
+
+
+def parse_epoch(value: Any, field_name: str) -> float:
+    """Seconds since the epoch from int, float or numeric string (Pushshift eras use all three)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise BadRecord("bad_time", f"{field_name}={value!r} is not a number of seconds") from None
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise BadRecord("bad_time", f"{field_name}={value!r} is not a finite time")
+    if seconds > 1e11:  # milliseconds
+        seconds /= 1000.0
+    return seconds
+
+
+def parse_time_text(value: Any, field_name: str, fmt: str | None = None) -> float:
+    """Epoch seconds from a number, an ISO date/time (``2018/12/02`` too), or ``fmt`` (strptime)."""
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        raise BadRecord("missing_time", f"{field_name} is empty")
+    if fmt:
+        try:
+            moment = datetime.strptime(text, fmt)
+        except ValueError:
+            raise BadRecord("bad_time", f"{field_name}={text!r} does not match the format {fmt!r}") from None
+    else:
+        try:
+            return parse_epoch(text, field_name)
+        except BadRecord:
+            pass
+        try:
+            moment = datetime.fromisoformat(text.replace("/", "-").replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRecord("bad_time", f"{field_name}={text!r} is neither epoch seconds nor an ISO date; "
+                                        "set the source's created_format") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def optional_int(value: Any, stats: Counter, field_name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        stats[f"coerced_to_null:{field_name}"] += 1
+        return None

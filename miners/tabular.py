@@ -1,0 +1,235 @@
+"""``tabular.v1``: CSV, Parquet and JSONL exports of other tools, mapped onto lake records by a column map.
+
+``columns`` maps lake fields to the export's column names, e.g. ``{id: id, created: created_utc, title:
+title, body: selftext, community: subreddit}``. Exports without ids (praw scrapes concatenated from
+several listings, the Reddit Mental Health Dataset) get a stable derived id: ``h`` + the first 16 hex
+digits of SHA-1 over community, creation time, title and body. Identical rows thus get one uid, so
+duplicated rows collapse in the lake and are counted as duplicates; the same post in a later export of
+the same tool gets the same id. Rows are streamed in batches (bounded memory).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from edumine import registry
+from edumine.config import StrictModel
+from edumine.miners.base import (BadRecord, FileSourceConfig, ReadStats, Rejected, expand_paths, optional_int,
+                                 parse_time_text, time_bounds)
+from edumine.miners.reddit_dumps import iter_json_lines
+from edumine.schema import from_epoch, make_uid
+
+BATCH_ROWS = 10_000
+
+
+class ColumnMap(StrictModel):
+    id: str | None = None
+    created: str
+    title: str | None = None
+    body: str | None = None
+    community: str | None = None
+    author: str | None = None
+    score: str | None = None
+    url: str | None = None
+    link_url: str | None = None
+    num_comments: str | None = None
+    parent_id: str | None = None
+    thread_id: str | None = None
+    retrieved: str | None = None
+
+
+class TabularConfig(FileSourceConfig):
+    kind: Literal["tabular.v1"] = "tabular.v1"
+    platform: str = "reddit"
+    kind_of_record: Literal["post", "comment"] = "post"
+    columns: ColumnMap
+    community: str | None = Field(None, description="community of every row, when no column holds it")
+    format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
+    created_format: str | None = Field(None, description="strptime format of the created column; default: "
+                                                         "epoch seconds or ISO dates are recognised")
+    delimiter: str = ","
+    encoding: str = "utf-8"
+
+    @model_validator(mode="after")
+    def _community_known(self) -> TabularConfig:
+        if not self.columns.community and not self.community:
+            raise ValueError("give columns.community (a column naming each row's community) or community")
+        if not (self.columns.title or self.columns.body):
+            raise ValueError("map at least one of columns.title and columns.body to a text column")
+        return self
+
+
+@registry.sources.register("tabular.v1")
+class TabularSource:
+    Config = TabularConfig
+
+    def __init__(self, *, paths: list[str], columns: ColumnMap | dict, platform: str = "reddit",
+                 kind_of_record: str = "post", community: str | None = None, format: str = "auto",
+                 created_format: str | None = None, delimiter: str = ",", encoding: str = "utf-8",
+                 since: Any = None, until: Any = None) -> None:
+        self.paths = paths
+        self.columns = columns
+        self.platform = platform
+        self.kind_of_record = kind_of_record
+        self.community = community
+        self.format = format
+        self.created_format = created_format
+        self.delimiter = delimiter
+        self.encoding = encoding
+        self.since = since
+        self.until = until
+
+    def files(self) -> tuple[list[Path], list[str]]:
+        return expand_paths(self.paths)
+
+    def read(self, stats: ReadStats) -> Iterator[dict | Rejected]:
+        columns = self.columns if isinstance(self.columns, ColumnMap) else ColumnMap(**self.columns)
+        low, high = time_bounds(self.since, self.until)
+        for path in self.files()[0]:
+            counts = stats.file(path)
+            retrieved = from_epoch(os.path.getmtime(path))
+            checked = False
+            for item in self._rows(path, stats):
+                if isinstance(item, Rejected):
+                    yield item
+                    continue
+                location, row = item
+                counts["rows"] += 1
+                if not checked:
+                    missing = [c for c in columns.model_dump(exclude_none=True).values() if c not in row]
+                    if missing:
+                        yield Rejected(str(path), "missing_column", f"columns {missing} are not in the file "
+                                       f"(it has {sorted(row)[:20]}); fix the source's `columns:`")
+                        break
+                    checked = True
+                try:
+                    record = self._record(row, columns, counts, retrieved)
+                except BadRecord as exc:
+                    yield Rejected(location, exc.reason, exc.detail, repr(row)[:2000])
+                    continue
+                if not low <= record["created_at"].timestamp() < high:
+                    counts["filtered"] += 1
+                    continue
+                yield record
+
+    def _rows(self, path: Path, stats: ReadStats) -> Iterator[tuple[str, dict] | Rejected]:
+        fmt = self.format if self.format != "auto" else _format_of(path)
+        if fmt == "jsonl":
+            for item in iter_json_lines(path, stats):
+                yield item if isinstance(item, Rejected) else (f"{path}:{item[0]}", item[2])
+            return
+        row_number = 0
+        try:
+            for batch in (_csv_batches(path, self.delimiter, self.encoding, stats) if fmt == "csv"
+                          else _parquet_batches(path)):
+                if isinstance(batch, Rejected):
+                    yield batch
+                    continue
+                for row in batch.to_pylist():
+                    row_number += 1
+                    yield f"{path}:row {row_number}", row
+        except Exception as exc:  # noqa: BLE001  (a damaged file must not stop the run)
+            yield Rejected(str(path), "unreadable_file", f"stopped after row {row_number}: {type(exc).__name__}: {exc}")
+
+    def _record(self, row: dict, columns: ColumnMap, counts: Any, retrieved: Any) -> dict:
+        def get(name: str | None) -> Any:
+            value = row.get(name) if name else None
+            return None if value is None or (isinstance(value, str) and value == "") else value
+
+        community = get(columns.community) or self.community
+        if not community:
+            raise BadRecord("missing_community", f"column {columns.community!r} is empty")
+        created_raw = get(columns.created)
+        created = from_epoch(parse_time_text(created_raw, columns.created, self.created_format))
+        title, body = get(columns.title), get(columns.body)
+        title = None if title is None else str(title)
+        body = None if body is None else str(body)
+        record_id = get(columns.id)
+        if record_id is None:
+            digest = hashlib.sha1("\x1f".join([str(community).lower(), str(created_raw), title or "", body or ""])
+                                  .encode("utf-8")).hexdigest()
+            record_id = "h" + digest[:16]
+        record_id = str(record_id)
+        platform, kind = self.platform, self.kind_of_record
+        uid = make_uid(platform, kind, record_id)
+        thread_id, parent_id = get(columns.thread_id), get(columns.parent_id)
+        if kind == "post":
+            thread_uid, parent_uid = uid, None
+        else:
+            thread_uid = make_uid(platform, "post", _unprefix(thread_id)) if thread_id else None
+            parent_uid = _parent_uid(platform, parent_id, thread_id)
+        retrieved_value = get(columns.retrieved)
+        return {
+            "uid": uid, "platform": platform, "community": str(community), "kind": kind, "id": record_id,
+            "parent_uid": parent_uid, "thread_uid": thread_uid, "author": get(columns.author),
+            "created_at": created, "title": title, "body": body,
+            "url": get(columns.url), "link_url": get(columns.link_url), "flair": None,
+            "score": optional_int(get(columns.score), counts, "score"),
+            "num_comments": optional_int(get(columns.num_comments), counts, "num_comments"),
+            "removal": None, "is_edited": False, "edited_at": None,
+            "retrieved_at": from_epoch(parse_time_text(retrieved_value, columns.retrieved or "retrieved"))
+            if retrieved_value is not None else retrieved,
+        }
+
+
+def _unprefix(value: Any) -> str:
+    text = str(value)
+    return text[3:] if text[:3] in ("t1_", "t3_") else text
+
+
+def _parent_uid(platform: str, parent_id: Any, thread_id: Any) -> str | None:
+    if parent_id is None:
+        return make_uid(platform, "post", _unprefix(thread_id)) if thread_id else None
+    text = str(parent_id)
+    is_post = text.startswith("t3_") or (thread_id is not None and _unprefix(text) == _unprefix(thread_id))
+    return make_uid(platform, "post" if is_post else "comment", _unprefix(text))
+
+
+def _format_of(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith((".jsonl", ".ndjson", ".json", ".jsonl.zst", ".ndjson.zst", ".jsonl.gz")):
+        return "jsonl"
+    return "csv"
+
+
+def _csv_batches(path: Path, delimiter: str, encoding: str, stats: ReadStats) -> Iterator[Any]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    with open(path, newline="", encoding=encoding, errors="replace") as handle:
+        header = next(csv.reader(handle, delimiter=delimiter), [])
+    rejected: list[Rejected] = []
+
+    def on_invalid(row: Any) -> str:
+        rejected.append(Rejected(f"{path}:row {row.number}", "malformed_row",
+                                 f"{row.actual_columns} fields where the header has {row.expected_columns}",
+                                 (row.text or "")[:2000]))
+        return "skip"
+
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(encoding=encoding, block_size=4 << 20),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in header},
+                                             strings_can_be_null=False, quoted_strings_can_be_null=False),
+    )
+    for batch in reader:
+        yield from rejected
+        rejected.clear()
+        yield batch
+    yield from rejected
+
+
+def _parquet_batches(path: Path) -> Iterator[Any]:
+    import pyarrow.parquet as pq
+
+    yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS)

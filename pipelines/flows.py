@@ -1,0 +1,84 @@
+"""Prefect flows: ``collect`` (a task per source) and ``pipeline`` (collect, then every enabled stage).
+
+Both take a config path and ``--set`` overrides as parameters, so a deployment (nightly or a researcher's
+rerun) passes the same things a command line does. The work itself lives in ``pipelines.runner`` and the
+stage modules; the flows add scheduling, retries of nothing that is not idempotent, and the Prefect UI's view.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edumine.pipelines.prefect_env import configure_prefect
+
+configure_prefect()
+
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from edumine.config import load_config  # noqa: E402
+from edumine.pipelines import runner  # noqa: E402
+from edumine.stages import pipeline_stages  # noqa: E402
+
+# Runs opened by a parent flow, so that its subflows share the run (one lock, one manifest).
+_ACTIVE: dict[str, runner.RunContext] = {}
+
+
+@task(name="collect-source", cache_policy=NO_CACHE, persist_result=False)
+def collect_source_task(run_id: str, index: int) -> dict[str, Any]:
+    report = runner.collect_source(_ACTIVE[run_id], index)
+    return {k: v for k, v in report.as_dict().items() if k != "files"}
+
+
+@task(name="stage", cache_policy=NO_CACHE, persist_result=False)
+def stage_task(run_id: str, stage_name: str) -> dict[str, Any]:
+    ctx = _ACTIVE[run_id]
+    stage = next(s for s in pipeline_stages(ctx.config) if s.name == stage_name)
+    with ctx.stage(stage.name):
+        summary = stage.run(ctx) or {}
+    ctx.outputs[stage.name] = summary
+    runner.write_manifest(ctx, status="running")
+    return summary
+
+
+def _collect_all(ctx: runner.RunContext) -> list[dict[str, Any]]:
+    return [collect_source_task.with_options(name=f"collect {ctx.config.source_label(i)}")(ctx.run_id, i)
+            for i in range(len(ctx.config.sources))]  # type: ignore[attr-defined]
+
+
+@flow(name="collect", log_prints=False)
+def collect_flow(config: str, overrides: list[str] | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """Collect every configured source into the lake (a subflow of ``pipeline``, or a run of its own)."""
+    if run_id is not None:
+        return {"run_id": run_id, "sources": _collect_all(_ACTIVE[run_id])}
+    ctx = runner.open_run(load_config(config, overrides or []), "collect")
+    return _run(ctx, lambda: {"sources": _collect_all(ctx)})
+
+
+@flow(name="pipeline", log_prints=False)
+def pipeline_flow(config: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The whole pipeline: collect, then preprocess, topics, lineage, themes, metrics, store and report."""
+    settings = load_config(config, overrides or [])
+    ctx = runner.open_run(settings, "pipeline")
+
+    def body() -> dict[str, Any]:
+        collected = collect_flow(config, overrides, run_id=ctx.run_id)
+        stages = {}
+        for stage in pipeline_stages(settings):
+            stages[stage.name] = stage_task.with_options(name=stage.name)(ctx.run_id, stage.name)
+        return {"sources": collected["sources"], "stages": stages}
+
+    return _run(ctx, body)
+
+
+def _run(ctx: runner.RunContext, body: Any) -> dict[str, Any]:
+    _ACTIVE[ctx.run_id] = ctx
+    try:
+        result = body()
+    except BaseException as exc:
+        runner.close_run(ctx, "failed", exc)
+        raise
+    finally:
+        _ACTIVE.pop(ctx.run_id, None)
+    manifest = runner.close_run(ctx, "completed")
+    return {"run_id": ctx.run_id, "manifest": str(manifest), "lake": str(ctx.lake.root), **result}

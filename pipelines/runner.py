@@ -1,0 +1,175 @@
+"""Run orchestration without Prefect: open a run, run stages, write the manifest.
+
+The Prefect flows in ``pipelines.flows`` call these functions from their tasks; tests call them directly.
+A run holds the lake's write lock from start to end, and always leaves a manifest, also when it fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from edumine import registry
+from edumine.config import ConfigBase, config_as_dict
+from edumine.errors import ConfigError
+from edumine.lake import Lake
+from edumine.manifest import code_version, library_versions, new_run_id, write_json_atomic
+from edumine.miners.ingest import SourceReport, ingest_source
+from edumine.privacy import Pseudonymiser, load_key
+from edumine.schema import UTC
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunContext:
+    config: ConfigBase
+    run_id: str
+    lake: Lake
+    pseudonymiser: Pseudonymiser
+    flow: str
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    timings: dict[str, float] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.lake.runs / self.run_id / "manifest.json"
+
+    @contextmanager
+    def stage(self, name: str):  # noqa: ANN201
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 3)
+
+
+def build_source(config: ConfigBase, index: int) -> Any:
+    source_config = config.sources[index]  # type: ignore[attr-defined]
+    cls = registry.sources.get(source_config.kind)
+    params = {name: getattr(source_config, name) for name in type(source_config).model_fields
+              if name not in ("kind", "name")}
+    return cls(**params)
+
+
+def check_inputs(config: ConfigBase) -> None:
+    """Fail before any work when a file source matches no file at all, saying where to point it."""
+    problems = []
+    for index, source_config in enumerate(config.sources):  # type: ignore[attr-defined]
+        source = build_source(config, index)
+        if not hasattr(source, "files"):
+            continue
+        files, unmatched = source.files()
+        if not files:
+            shown = ", ".join(unmatched)
+            hint = ""
+            if any("shared" in pattern for pattern in unmatched):
+                hint = (" The default config reads the corpora in ../shared beside the project; without them, "
+                        "point this source at your own Pushshift/Arctic Shift dumps (*.zst) or CSV exports, e.g. "
+                        f"--set 'sources.{index}.paths=[\"data/raw/*.zst\"]'.")
+            problems.append((f"sources.{index}.paths", f"no file matches {shown} (working directory "
+                                                       f"{Path.cwd()}).{hint}"))
+    if problems:
+        raise ConfigError("sources", problems)
+
+
+def open_run(config: ConfigBase, flow: str) -> RunContext:
+    check_inputs(config)
+    lake = Lake(config.lake)
+    lake.lock()
+    try:
+        key = load_key(config.privacy.key_env, config.privacy.key_file)
+    except Exception:
+        lake.unlock()
+        raise
+    ctx = RunContext(config=config, run_id=new_run_id(), lake=lake, pseudonymiser=Pseudonymiser(key), flow=flow)
+    write_manifest(ctx, status="running")
+    log.info("run %s started; lake %s", ctx.run_id, lake.root)
+    return ctx
+
+
+def collect_source(ctx: RunContext, index: int) -> SourceReport:
+    source_config = ctx.config.sources[index]  # type: ignore[attr-defined]
+    label = ctx.config.source_label(index)
+    with ctx.stage("collect"):
+        report = ingest_source(build_source(ctx.config, index), label=label, kind=source_config.kind,
+                               lake=ctx.lake, run_id=ctx.run_id, pseudonymiser=ctx.pseudonymiser,
+                               chunk_rows=ctx.config.collect.chunk_rows)
+    ctx.inputs.append(report.as_dict())
+    write_manifest(ctx, status="running")
+    return report
+
+
+def close_run(ctx: RunContext, status: str, error: BaseException | None = None) -> Path:
+    with ctx.stage("summarise"):
+        ctx.outputs["posts_rows"] = ctx.lake.count_posts()
+    write_manifest(ctx, status=status, error=error)
+    ctx.lake.unlock()
+    log.info("run %s %s; manifest %s", ctx.run_id, status, ctx.manifest_path)
+    return ctx.manifest_path
+
+
+def write_manifest(ctx: RunContext, *, status: str, error: BaseException | None = None) -> None:
+    totals = {key: sum(item.get(key, 0) for item in ctx.inputs)
+              for key in ("records", "added", "updated", "duplicates", "filtered", "quarantined_total")}
+    manifest = {
+        "run_id": ctx.run_id,
+        "flow": ctx.flow,
+        "status": status,
+        "error": None if error is None else f"{type(error).__name__}: {error}",
+        "started_at": ctx.started_at.isoformat(),
+        "finished_at": None if status == "running" else datetime.now(UTC).isoformat(),
+        "config_hash": ctx.config.config_hash(),
+        "config": config_as_dict(ctx.config),
+        "code_version": code_version(),
+        "libraries": library_versions(),
+        "pseudonym_key_id": ctx.pseudonymiser.key_id,
+        "inputs": ctx.inputs,
+        "totals": totals,
+        "outputs": ctx.outputs,
+        "timings": ctx.timings,
+        "scores": ctx.scores,
+    }
+    write_json_atomic(manifest, ctx.manifest_path)
+
+
+def run_collect(config: ConfigBase, flow: str = "collect") -> RunContext:
+    """Collection alone, without Prefect: every source in order, then the manifest."""
+    ctx = open_run(config, flow)
+    try:
+        for index in range(len(config.sources)):  # type: ignore[attr-defined]
+            collect_source(ctx, index)
+    except BaseException as exc:
+        close_run(ctx, "failed", exc)
+        raise
+    close_run(ctx, "completed")
+    return ctx
+
+
+def run_pipeline(config: ConfigBase, *, only: list[str] | None = None) -> RunContext:
+    """The whole pipeline without Prefect (tests, debugging): collect, then every enabled stage."""
+    from edumine.stages import pipeline_stages
+
+    ctx = open_run(config, "pipeline")
+    try:
+        for index in range(len(config.sources)):  # type: ignore[attr-defined]
+            collect_source(ctx, index)
+        for stage in pipeline_stages(config):
+            if only is not None and stage.name not in only:
+                continue
+            with ctx.stage(stage.name):
+                ctx.outputs[stage.name] = stage.run(ctx) or {}
+            write_manifest(ctx, status="running")
+    except BaseException as exc:
+        close_run(ctx, "failed", exc)
+        raise
+    close_run(ctx, "completed")
+    return ctx

@@ -1,0 +1,1 @@
+"""One module per pipeline stage after collection (see ``edumine.stages``)."""
