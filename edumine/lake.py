@@ -230,6 +230,11 @@ class PostsWriter:
                 write_parquet_atomic(merged, target)
             total += counts
         shutil.rmtree(self.stage_root, ignore_errors=True)
+        for parent in (self.stage_root.parent, self.lake.staging):
+            try:
+                parent.rmdir()
+            except OSError:
+                pass  # not empty: another source of this run is still staging
         self._buffers.clear()
         self._staged.clear()
         self._buffered = 0

@@ -36,6 +36,7 @@ class SourceReport:
     duplicates: int = 0
     partitions_rewritten: int = 0
     seconds: float = 0.0
+    notes: dict[str, Any] = field(default_factory=dict)  # what a live source reports beyond counts
 
     @property
     def quarantined_total(self) -> int:
@@ -63,9 +64,12 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
     """Read one source completely and merge it into the lake. Never raises on bad input."""
     started = time.perf_counter()
     report = SourceReport(label=label, kind=kind)
-    files, report.unmatched_patterns = source.files()
-    if report.unmatched_patterns:
-        log.warning("source %s: no file matches %s", label, report.unmatched_patterns)
+    if hasattr(source, "files"):
+        files, report.unmatched_patterns = source.files()
+        if report.unmatched_patterns:
+            log.warning("source %s: no file matches %s", label, report.unmatched_patterns)
+    if hasattr(source, "bind"):  # a live source (miners/live.py) loads its high-water marks from the lake
+        source.bind(lake=lake, run_id=run_id, label=label)
     stats = ReadStats()
     writer = PostsWriter(lake, run_id, chunk_rows=chunk_rows)
     quarantine = QuarantineWriter(lake, run_id, label)
@@ -83,6 +87,10 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
                 advance(10_000)
         quarantine.flush()
         merged = writer.commit()
+    if hasattr(source, "commit"):  # only now, with its records merged, may a live source advance its marks
+        source.commit()
+    if hasattr(source, "notes"):
+        report.notes = source.notes()
     report.files = {path: dict(counts) for path, counts in stats.files.items()}
     report.filtered = stats.total()["filtered"]
     report.quarantined = dict(Counter(quarantine.by_reason))

@@ -11,11 +11,10 @@ keeps what was read before the damage and is reported.
 from __future__ import annotations
 
 import gzip
-import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import orjson
 from pydantic import field_validator
@@ -39,21 +38,45 @@ class RedditDumpConfig(FileSourceConfig):
         return None if value is None else [name.strip().lower().removeprefix("r/") for name in value]
 
 
+class TruncatedFile(Exception):
+    """A compressed stream that ended inside a frame: the file was cut short (a partial download)."""
+
+
+def _zstd_lines(raw: BinaryIO, read_size: int = 1 << 20) -> Iterator[bytes]:
+    """Lines of a (possibly multi-frame) zstd stream; raises TruncatedFile if it ends mid-frame."""
+    import zstandard
+
+    dctx = zstandard.ZstdDecompressor(max_window_size=2**31)
+    dobj = dctx.decompressobj()
+    pending = b""
+    while chunk := raw.read(read_size):
+        data = dobj.decompress(chunk)
+        while dobj.eof and dobj.unused_data:
+            rest, dobj = dobj.unused_data, dctx.decompressobj()
+            data += dobj.decompress(rest)
+        if data:
+            lines = (pending + data).split(b"\n")
+            pending = lines.pop()
+            yield from lines
+    if not dobj.eof:
+        raise TruncatedFile(f"the zstd stream ends inside a frame (file cut short?); the partial last line "
+                            f"({len(pending)} bytes) is dropped")
+    if pending:
+        yield pending
+
+
 @contextmanager
-def open_lines(path: Path) -> Iterator[io.BufferedReader]:
-    """Binary line reader over a .zst, .gz or plain NDJSON file."""
+def open_lines(path: Path) -> Iterator[Iterator[bytes]]:
+    """Binary line iterator over a .zst, .gz or plain NDJSON file."""
     raw = open(path, "rb")
     try:
         name = path.name.lower()
         if name.endswith((".zst", ".zstd")):
-            import zstandard
-
-            reader = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(raw, read_size=1 << 20)
-            yield io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[arg-type]
+            yield _zstd_lines(raw)
         elif name.endswith(".gz"):
             yield gzip.open(raw)  # type: ignore[misc]
         else:
-            yield raw
+            yield raw  # type: ignore[misc]
     finally:
         raw.close()
 

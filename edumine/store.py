@@ -1,0 +1,256 @@
+"""The summary store: ``<lake>/summary.duckdb``, what analysts query every morning.
+
+Each run rebuilds it whole into a hidden temporary file beside it and swaps it in with ``os.replace``,
+so a reader (``edumine query``, a notebook, a BI tool) sees yesterday's store or today's, never half of
+one. Tables copy the lake's small summary tables (those that exist: stages that did not run leave theirs
+out, and ``store_contents`` says what is there); views read the lake's large Parquet tables in place.
+Optionally the same tables go into PostgreSQL, in one transaction, for teams that share a server.
+Schema, column by column: ``docs/store.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from edumine.errors import EdumineError
+from edumine.schema import UTC
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "summary.duckdb"
+# Lake tables copied into the store, in this order (the names of CONTRACT.md).
+SUMMARY_TABLES = ("community_activity", "topics", "topic_prevalence", "topic_events", "topic_lineage",
+                  "theme_prevalence")
+# Lake tables the store reads in place (too large to copy every run).
+LAKE_VIEWS = ("posts", "docs", "doc_topics", "doc_themes")
+HIVE_TYPES = "{'platform': VARCHAR, 'community': VARCHAR, 'month': VARCHAR}"
+
+
+class StoreError(EdumineError):
+    """The summary store could not be built or copied."""
+
+
+def _sql_string(value: str | Path) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _has_parquet(folder: Path) -> bool:
+    return folder.is_dir() and next(folder.rglob("*.parquet"), None) is not None
+
+
+def parquet_source(root: Path, name: str) -> str:
+    """A DuckDB ``read_parquet`` expression over the lake folder ``name`` (hive columns for posts)."""
+    hive = f", hive_types={HIVE_TYPES}" if name == "posts" else ""
+    pattern = _sql_string(Path(root).resolve() / name / "**" / "*.parquet")
+    return f"read_parquet({pattern}, hive_partitioning=true, union_by_name=true{hive})"
+
+
+def manifest_rows(root: Path) -> list[dict[str, Any]]:
+    """One summary row per run manifest under ``<lake>/runs/`` (oldest first); unreadable ones are skipped."""
+    rows = []
+    for path in sorted((Path(root) / "runs").glob("*/manifest.json")):
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("skipping unreadable manifest %s: %s", path, exc)
+            continue
+        totals = manifest.get("totals") or {}
+        code = manifest.get("code_version") or {}
+        config = manifest.get("config") or {}
+        rows.append({
+            "run_id": manifest.get("run_id") or path.parent.name,
+            "flow": manifest.get("flow"),
+            "status": manifest.get("status"),
+            "started_at": _timestamp(manifest.get("started_at")),
+            "finished_at": _timestamp(manifest.get("finished_at")),
+            "config_hash": manifest.get("config_hash"),
+            "window_unit": (config.get("windows") or {}).get("unit"),
+            "edumine_version": code.get("edumine"),
+            "git_commit": code.get("git_commit"),
+            "git_dirty": code.get("git_dirty"),
+            "pseudonym_key_id": manifest.get("pseudonym_key_id"),
+            "sources": len(manifest.get("inputs") or []),
+            "records": totals.get("records"),
+            "added": totals.get("added"),
+            "updated": totals.get("updated"),
+            "duplicates": totals.get("duplicates"),
+            "filtered": totals.get("filtered"),
+            "quarantined": totals.get("quarantined_total"),
+            "posts_rows": (manifest.get("outputs") or {}).get("posts_rows"),
+            "seconds": round(sum((manifest.get("timings") or {}).values()), 3),
+            "stages": ",".join(k for k in (manifest.get("outputs") or {}) if k != "posts_rows") or None,
+            "scores": json.dumps(manifest.get("scores") or {}, sort_keys=True, default=str),
+            "timings": json.dumps(manifest.get("timings") or {}, sort_keys=True),
+            "error": manifest.get("error"),
+            "manifest_path": str(path.resolve()),
+        })
+    return rows
+
+
+RUNS_COLUMNS = {
+    "run_id": "VARCHAR", "flow": "VARCHAR", "status": "VARCHAR", "started_at": "TIMESTAMPTZ",
+    "finished_at": "TIMESTAMPTZ", "config_hash": "VARCHAR", "window_unit": "VARCHAR", "edumine_version": "VARCHAR",
+    "git_commit": "VARCHAR", "git_dirty": "BOOLEAN", "pseudonym_key_id": "VARCHAR", "sources": "INTEGER",
+    "records": "BIGINT", "added": "BIGINT", "updated": "BIGINT", "duplicates": "BIGINT", "filtered": "BIGINT",
+    "quarantined": "BIGINT", "posts_rows": "BIGINT", "seconds": "DOUBLE", "stages": "VARCHAR",
+    "scores": "VARCHAR", "timings": "VARCHAR", "error": "VARCHAR", "manifest_path": "VARCHAR",
+}
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def build_store(lake_root: str | Path, *, run_id: str | None = None) -> dict[str, Any]:
+    """Rebuild ``<lake>/summary.duckdb`` atomically; returns what it holds (tables with rows, views, missing)."""
+    import duckdb
+
+    root = Path(lake_root)
+    target = root / STORE_FILE
+    tmp = root / f".tmp-{uuid.uuid4().hex}-{STORE_FILE}"
+    contents: list[tuple[str, str, int | None, str]] = []
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            _create_runs(con, manifest_rows(root))
+            contents.append(("runs", "table", con.execute("SELECT count(*) FROM runs").fetchone()[0],
+                             str((root / "runs").resolve())))
+            missing = []
+            for name in SUMMARY_TABLES:
+                if not _has_parquet(root / name):
+                    missing.append(name)
+                    continue
+                con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM {parquet_source(root, name)}')
+                rows = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+                contents.append((name, "table", rows, str((root / name).resolve())))
+            for name in LAKE_VIEWS:
+                if not _has_parquet(root / name):
+                    missing.append(name)
+                    continue
+                con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM {parquet_source(root, name)}')
+                contents.append((name, "view", None, str((root / name).resolve())))
+            built_at = datetime.now(UTC)
+            con.execute("CREATE TABLE store_contents (name VARCHAR, kind VARCHAR, rows BIGINT, source VARCHAR, "
+                        "built_at TIMESTAMPTZ, built_by_run VARCHAR)")
+            con.executemany("INSERT INTO store_contents VALUES (?, ?, ?, ?, ?, ?)",
+                            [(*item, built_at, run_id) for item in contents])
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(str(tmp) + ".wal").unlink(missing_ok=True)
+    return {"path": str(target), "tables": {n: r for n, k, r, _ in contents if k == "table"},
+            "views": [n for n, k, _, _ in contents if k == "view"], "missing": missing}
+
+
+def _create_runs(con: Any, rows: list[dict[str, Any]]) -> None:
+    columns = ", ".join(f'"{name}" {kind}' for name, kind in RUNS_COLUMNS.items())
+    con.execute(f"CREATE TABLE runs ({columns})")
+    if rows:
+        marks = ", ".join("?" for _ in RUNS_COLUMNS)
+        con.executemany(f"INSERT INTO runs VALUES ({marks})", [[row[c] for c in RUNS_COLUMNS] for row in rows])
+
+
+# -- PostgreSQL copy -----------------------------------------------------------------------------------
+_PG_TYPES = {
+    "BOOLEAN": "boolean", "TINYINT": "smallint", "SMALLINT": "smallint", "INTEGER": "integer", "BIGINT": "bigint",
+    "UTINYINT": "smallint", "USMALLINT": "integer", "UINTEGER": "bigint", "UBIGINT": "numeric", "HUGEINT": "numeric",
+    "FLOAT": "real", "DOUBLE": "double precision", "VARCHAR": "text", "DATE": "date", "TIME": "time",
+    "TIMESTAMP": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamptz", "BLOB": "bytea", "UUID": "uuid",
+    "INTERVAL": "interval", "TIMESTAMP_NS": "timestamp", "TIMESTAMP_MS": "timestamp", "TIMESTAMP_S": "timestamp",
+}
+
+
+def _pg_type(duck_type: str) -> str:
+    if duck_type in _PG_TYPES:
+        return _PG_TYPES[duck_type]
+    if duck_type.startswith("DECIMAL"):
+        return "numeric"
+    return "jsonb"  # lists, structs, maps: kept whole as JSON
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def copy_to_postgres(store_path: str | Path, url: str, schema: str = "edumine") -> dict[str, int]:
+    """Copy every table of the store into ``schema`` on the PostgreSQL server at ``url``.
+
+    One transaction: the old tables are dropped and the new ones created and filled, so readers of the
+    server see the previous copy until the commit. Views over the lake's Parquet are not copied (a server
+    cannot read the lake's files); returns rows per table.
+    """
+    import duckdb
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    copied: dict[str, int] = {}
+    source = duckdb.connect(str(store_path), read_only=True)
+    try:
+        source.execute("SET TimeZone = 'UTC'")
+        tables = [row[0] for row in source.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY 1").fetchall()]
+        try:
+            connection = psycopg.connect(url, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to the PostgreSQL server for the store copy: {exc}. Check "
+                             "store.postgres_url (or the variable named by store.postgres_url_env)") from None
+        with connection:
+            with connection.cursor() as cursor:
+                cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(schema)}")
+                for table in tables:
+                    described = source.execute(f'DESCRIBE "{table}"').fetchall()
+                    names = [row[0] for row in described]
+                    types = [_pg_type(str(row[1])) for row in described]
+                    qualified = f"{_quote_ident(schema)}.{_quote_ident(table)}"
+                    cursor.execute(f"DROP TABLE IF EXISTS {qualified}")
+                    cursor.execute(f"CREATE TABLE {qualified} ("
+                                   + ", ".join(f"{_quote_ident(n)} {t}" for n, t in zip(names, types)) + ")")
+                    json_columns = [i for i, t in enumerate(types) if t == "jsonb"]
+                    result = source.execute(f'SELECT * FROM "{table}"')
+                    count = 0
+                    column_list = ", ".join(_quote_ident(n) for n in names)
+                    with cursor.copy(f"COPY {qualified} ({column_list}) FROM STDIN") as copy:
+                        while batch := result.fetchmany(10_000):
+                            for row in batch:
+                                if json_columns:
+                                    row = list(row)
+                                    for i in json_columns:
+                                        row[i] = None if row[i] is None else Jsonb(row[i])
+                                copy.write_row(row)
+                            count += len(batch)
+                    copied[table] = count
+        connection.close()
+    finally:
+        source.close()
+    return copied
+
+
+def postgres_url(store_config: Any) -> str | None:
+    """The configured server URL: ``store.postgres_url``, else the environment variable it names."""
+    secret = getattr(store_config, "postgres_url", None)
+    if secret is not None:
+        value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
+        if value.strip():
+            return value.strip()
+    env = getattr(store_config, "postgres_url_env", None)
+    if not env:
+        return None
+    return (os.environ.get(env) or "").strip() or None

@@ -1,0 +1,132 @@
+"""What the live sources (praw, Discourse, WordPress, feeds) share: lake binding, marks, retries, notes.
+
+A live source has no files. Ingest calls ``bind`` before reading (the source loads its high-water marks
+from the lake), ``read`` yields records, and ``commit`` after the lake merge succeeded (the source then
+stores its new marks); ``notes()`` is what the run's manifest says about the source beyond counts
+(truncated windows, failed communities, retries).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+from pydantic import Field
+
+from edumine.miners.base import SourceConfig
+from edumine.miners.state import StateStore, state_key
+from edumine.schema import UTC
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class LiveSourceConfig(SourceConfig):
+    retries: int = Field(5, ge=0, description="retries of one request after a 429, 5xx, timeout or malformed reply")
+    backoff_seconds: float = Field(2.0, ge=0, description="first retry delay; doubles with each retry")
+    backoff_max_seconds: float = Field(120.0, ge=0, description="longest single wait (Retry-After included)")
+    incremental: bool = Field(True, description="collect only what is newer than the marks in <lake>/_state/")
+
+
+class FetchFailed(RuntimeError):
+    """A request that still failed after every retry, or that cannot succeed (404, 403, banned)."""
+
+
+@dataclass
+class Backoff:
+    retries: int = 5
+    base: float = 2.0
+    cap: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.cap)
+        return min(self.base * (2 ** attempt) * (0.75 + 0.5 * random.random()), self.cap)  # noqa: S311
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def call_with_retries(fn: Callable[[], T], *, what: str, backoff: Backoff,
+                      classify: Callable[[BaseException], tuple[bool, float | None]],
+                      on_retry: Callable[[BaseException, float], None] | None = None) -> T:
+    """Run ``fn`` until it succeeds; ``classify(exc)`` says (retryable, Retry-After seconds)."""
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001  (classified below; unknown errors are not retried)
+            retryable, retry_after = classify(exc)
+            if not retryable:
+                raise FetchFailed(f"{what}: {type(exc).__name__}: {exc}") from exc
+            if attempt >= backoff.retries:
+                raise FetchFailed(f"{what}: {type(exc).__name__}: {exc} (after {attempt} retries)") from exc
+            wait = backoff.delay(attempt, retry_after)
+            attempt += 1
+            log.warning("%s: %s; retry %d/%d in %.1fs", what, type(exc).__name__, attempt, backoff.retries, wait)
+            if on_retry is not None:
+                on_retry(exc, wait)
+            time.sleep(wait)
+
+
+class LiveSource:
+    """Base of the sources that fetch over the network and keep marks in the lake."""
+
+    kind = ""
+
+    def __init__(self, *, retries: int = 5, backoff_seconds: float = 2.0, backoff_max_seconds: float = 120.0,
+                 incremental: bool = True) -> None:
+        self.backoff = Backoff(retries, backoff_seconds, backoff_max_seconds)
+        self.incremental = incremental
+        self._store: StateStore | None = None
+        self._run_id = ""
+        self.marks: dict[str, Any] = {}
+        self._pending: dict[str, Any] = {}
+        self._notes: dict[str, Any] = {"retries": 0}
+
+    # -- what ingest calls ------------------------------------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def bind(self, *, lake: Any, run_id: str, label: str) -> None:
+        self._store = StateStore(lake.root)
+        self._run_id = run_id
+        self.marks = self._store.load(self._key()) if self.incremental else {}
+        self._pending = {}
+
+    def commit(self) -> None:
+        """Store the marks of what was read completely; called once the records are in the lake."""
+        if self._store is None or not self._pending:
+            return
+        marks = {**self._store.load(self._key()), **self._pending}
+        self._store.save(self._key(), marks, kind=self.kind, identity=self.identity(), run_id=self._run_id)
+        self._pending = {}
+
+    def notes(self) -> dict[str, Any]:
+        return self._notes
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _key(self) -> str:
+        return state_key(self.kind, self.identity())
+
+    def _count_retry(self, exc: BaseException, wait: float) -> None:
+        self._notes["retries"] = self._notes.get("retries", 0) + 1

@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+
+from edumine.config import apply_overrides, load_config
+from edumine.errors import ConfigError
+
+from conftest import ROOT
+
+
+def test_minimal_config_from_the_issue_validates(tmp_path: Path) -> None:
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("""
+lake: data/lake
+sources:
+  - kind: reddit.dumps.v1
+    paths: ["../shared/corpora/reddit-teaching-2017-18/*.zst"]
+    subreddits: [teaching, teachingresources]
+    since: 2017-01-01
+  - kind: tabular.v1
+    paths: ["../shared/corpora/reddit-top-posts-2009-13/*.csv"]
+    platform: reddit
+    kind_of_record: post
+    columns: {id: id, created: created_utc, title: title, body: selftext, community: subreddit, score: score}
+""")
+    config = load_config(config_file, base_dir=tmp_path)
+    assert config.sources[0].kind == "reddit.dumps.v1"
+    assert config.sources[1].columns.created == "created_utc"
+    assert config.lake == tmp_path / "data" / "lake"
+    assert config.sources[0].paths[0].startswith(str(tmp_path.parent))
+    assert config.windows.unit == "semester"
+
+
+def test_every_error_is_reported_at_once_with_its_dotted_path() -> None:
+    data = {"lake": "x", "bogus": 1, "windows": {"unit": "fortnight"},
+            "sources": [{"kind": "reddit.dumps.v1", "paths": [], "subredits": ["a"]},
+                        {"kind": "tabular.v1", "paths": ["a.csv"], "columns": {"id": "id"}},
+                        {"kind": "nope.v1"}]}
+    with pytest.raises(ConfigError) as caught:
+        load_config(data=data)
+    paths = {path for path, _ in caught.value.problems}
+    assert {"bogus", "windows.unit", "sources.0.paths", "sources.0.subredits", "sources.1.columns.created",
+            "sources.2"} <= paths
+    text = str(caught.value)
+    assert "unknown key" in text and "nope.v1" in text and "reddit.dumps.v1" in text
+
+
+def test_overrides_set_nested_keys_and_list_items() -> None:
+    data = {"sources": [{"kind": "reddit.dumps.v1", "paths": ["a"]}]}
+    apply_overrides(data, ["windows.unit=year", "sources.0.since=2018-01-01", "collect.chunk_rows=500"])
+    config = load_config(data=data)
+    assert config.windows.unit == "year"
+    assert str(config.sources[0].since) == "2018-01-01"
+    assert config.collect.chunk_rows == 500
+    with pytest.raises(ConfigError, match="list index"):
+        apply_overrides(data, ["sources.5.since=2018-01-01"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        apply_overrides(data, ["windows.unit"])
+
+
+def test_default_config_is_valid_and_hash_is_stable() -> None:
+    first = load_config(ROOT / "configs" / "default.yaml", base_dir=ROOT)
+    second = load_config(ROOT / "configs" / "default.yaml", base_dir=ROOT)
+    assert first.config_hash() == second.config_hash()
+    changed = load_config(ROOT / "configs" / "default.yaml", ["windows.unit=year"], base_dir=ROOT)
+    assert changed.config_hash() != first.config_hash()
+
+
+def test_missing_shared_corpora_says_where_to_point_sources(tmp_path: Path) -> None:
+    from edumine.pipelines.runner import check_inputs
+
+    config = load_config(ROOT / "configs" / "default.yaml", base_dir=tmp_path / "elsewhere")
+    with pytest.raises(ConfigError) as caught:
+        check_inputs(config)
+    assert len(caught.value.problems) == 4
+    assert "sources.0.paths" in str(caught.value) and "Pushshift" in str(caught.value)
