@@ -98,17 +98,24 @@ class Lake:
         return 0 if dataset is None else dataset.count_rows()
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+def write_parquet_atomic(table: pa.Table, path: Path, *, durable: bool = True) -> None:
+    """Write ``table`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    ``durable=False`` skips the fsyncs and uses cheaper compression: for staging files, which a crash
+    makes worthless anyway.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
     try:
-        pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
+        pq.write_table(table, tmp, compression="zstd" if durable else "lz4")
+        if durable:
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -207,7 +214,8 @@ class PostsWriter:
     def _flush(self) -> None:
         for key, rows in self._buffers.items():
             write_parquet_atomic(pa.Table.from_pylist(rows, schema=FILE_SCHEMA),
-                                 partition_dir(self.stage_root, key) / f"chunk-{self._chunks:05d}.parquet")
+                                 partition_dir(self.stage_root, key) / f"chunk-{self._chunks:05d}.parquet",
+                                 durable=False)
             self._staged.add(key)
         self._chunks += 1
         self._buffers.clear()
