@@ -7,10 +7,14 @@ quarantined with its reason and counted (never dropped silently).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -86,7 +90,8 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
             if report.records % 10_000 == 0:
                 advance(10_000)
         quarantine.flush()
-        merged = writer.commit()
+        with merge_lock(lake):
+            merged = writer.commit()
     if hasattr(source, "commit"):  # only now, with its records merged, may a live source advance its marks
         source.commit()
     if hasattr(source, "notes"):
@@ -101,6 +106,23 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
              label, report.records, report.added, report.updated, report.duplicates, report.filtered,
              report.quarantined_total, report.seconds)
     return report
+
+
+_MERGE_LOCK = threading.Lock()
+
+
+@contextmanager
+def merge_lock(lake: Lake) -> Iterator[None]:
+    """One merge into the lake at a time: sources collected concurrently (threads of a Dask task runner, or
+    workers in other processes on a shared filesystem) may touch the same partitions."""
+    with _MERGE_LOCK:
+        lake.root.mkdir(parents=True, exist_ok=True)
+        with open(lake.root / ".merge.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class _progress:

@@ -108,6 +108,7 @@ class LiveSource:
         raise NotImplementedError
 
     def bind(self, *, lake: Any, run_id: str, label: str) -> None:
+        self._lake, self._label = lake, label
         self._store = StateStore(lake.root)
         self._run_id = run_id
         self.marks = self._store.load(self._key()) if self.incremental else {}
@@ -130,3 +131,87 @@ class LiveSource:
 
     def _count_retry(self, exc: BaseException, wait: float) -> None:
         self._notes["retries"] = self._notes.get("retries", 0) + 1
+
+
+class HttpStatusError(RuntimeError):
+    def __init__(self, status: int, url: str, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {status} from {url}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+class MalformedReply(RuntimeError):
+    """A 200 reply whose body is not what the API sends (truncated or invalid JSON, not a feed)."""
+
+
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 522, 524})
+
+
+def classify_http(exc: BaseException) -> tuple[bool, float | None]:
+    import httpx
+
+    if isinstance(exc, HttpStatusError):
+        return exc.status in RETRY_STATUSES, exc.retry_after
+    if isinstance(exc, (httpx.TimeoutException, httpx.TransportError, MalformedReply)):
+        return True, None
+    return False, None
+
+
+class HttpClient:
+    """httpx with the live sources' retry rules: 429 (Retry-After), 5xx, timeouts, dropped connections and
+    malformed bodies are retried with backoff; other 4xx fail at once."""
+
+    def __init__(self, base_url: str, *, source: LiveSource, timeout: float = 30.0, user_agent: str = "",
+                 headers: dict[str, str] | None = None) -> None:
+        import httpx
+
+        self.base_url = base_url.rstrip("/")
+        self.source = source
+        self._client = httpx.Client(timeout=timeout, follow_redirects=True,
+                                    headers={"User-Agent": user_agent or "edumine/0.1 (research)",
+                                             "Accept": "application/json, application/xml;q=0.9, */*;q=0.8",
+                                             **(headers or {})})
+
+    def close(self) -> None:
+        self._client.close()
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+
+    def _get(self, path: str, params: Any = None) -> Any:
+        url = self.url(path)
+        response = self._client.get(url, params=params)
+        if response.status_code >= 400:
+            raise HttpStatusError(response.status_code, str(response.url.copy_with(query=None)),
+                                  retry_after_seconds(response.headers.get("retry-after")))
+        return response
+
+    def get_json(self, path: str, params: Any = None, *, what: str = "") -> tuple[Any, Any]:
+        """(parsed JSON, response headers)."""
+        def fetch() -> tuple[Any, Any]:
+            response = self._get(path, params)
+            try:
+                return response.json(), response.headers
+            except ValueError as exc:
+                raise MalformedReply(f"not JSON: {exc}") from None
+
+        return call_with_retries(fetch, what=what or path, backoff=self.source.backoff, classify=classify_http,
+                                 on_retry=self.source._count_retry)
+
+    def get_bytes(self, path: str, params: Any = None, *, what: str = "",
+                  check: Callable[[bytes], None] | None = None) -> tuple[bytes, Any]:
+        def fetch() -> tuple[bytes, Any]:
+            response = self._get(path, params)
+            if check is not None:
+                check(response.content)
+            return response.content, response.headers
+
+        return call_with_retries(fetch, what=what or path, backoff=self.source.backoff, classify=classify_http,
+                                 on_retry=self.source._count_retry)
+
+
+def host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return (parts.hostname or "unknown") + (f"-{parts.port}" if parts.port else "")

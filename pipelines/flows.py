@@ -7,6 +7,7 @@ stage modules; the flows add scheduling, retries of nothing that is not idempote
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from edumine.pipelines.prefect_env import configure_prefect
@@ -18,6 +19,8 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from edumine.config import load_config  # noqa: E402
 from edumine.pipelines import runner  # noqa: E402
+from edumine.pipelines.task_runners import (TaskRunnerName, collect_source_detached, make_task_runner,  # noqa: E402
+                                            run_all)
 from edumine.stages import pipeline_stages  # noqa: E402
 
 # Runs opened by a parent flow, so that its subflows share the run (one lock, one manifest).
@@ -25,8 +28,15 @@ _ACTIVE: dict[str, runner.RunContext] = {}
 
 
 @task(name="collect-source", cache_policy=NO_CACHE, persist_result=False)
-def collect_source_task(run_id: str, index: int) -> dict[str, Any]:
-    report = runner.collect_source(_ACTIVE[run_id], index)
+def collect_source_task(run_id: str, index: int, config: str | None = None,
+                        overrides: list[str] | None = None) -> dict[str, Any]:
+    # Prefect pickles a task's function by value for a task runner, copying module globals such as _ACTIVE:
+    # look the run up through the module itself. On a Dask worker in another process it is not there.
+    active = getattr(sys.modules.get(__name__), "_ACTIVE", {})
+    if run_id not in active and config is not None:
+        report_dict = collect_source_detached(config, overrides or [], run_id, index)
+        return {k: v for k, v in report_dict.items() if k != "files"}
+    report = runner.collect_source(active[run_id], index)
     return {k: v for k, v in report.as_dict().items() if k != "files"}
 
 
@@ -41,28 +51,44 @@ def stage_task(run_id: str, stage_name: str) -> dict[str, Any]:
     return summary
 
 
-def _collect_all(ctx: runner.RunContext) -> list[dict[str, Any]]:
-    return [collect_source_task.with_options(name=f"collect {ctx.config.source_label(i)}")(ctx.run_id, i)
-            for i in range(len(ctx.config.sources))]  # type: ignore[attr-defined]
+def _collect_all(ctx: runner.RunContext, config: str | None = None, overrides: list[str] | None = None,
+                 task_runner: TaskRunnerName = "default", dask_address: str | None = None) -> list[dict[str, Any]]:
+    indices = range(len(ctx.config.sources))  # type: ignore[attr-defined]
+    reports = run_all(collect_source_task, [{"run_id": ctx.run_id, "index": i, "config": config,
+                                             "overrides": overrides} for i in indices],
+                      [f"collect {ctx.config.source_label(i)}" for i in indices],
+                      make_task_runner(task_runner, address=dask_address))
+    for report in reports:  # collected by a worker in another process: the flow's manifest records it
+        if report.pop("detached", False):
+            ctx.inputs.append(report)
+    return reports
 
 
 @flow(name="collect", log_prints=False)
-def collect_flow(config: str, overrides: list[str] | None = None, run_id: str | None = None) -> dict[str, Any]:
-    """Collect every configured source into the lake (a subflow of ``pipeline``, or a run of its own)."""
+def collect_flow(config: str, overrides: list[str] | None = None, run_id: str | None = None,
+                 task_runner: TaskRunnerName = "default", dask_address: str | None = None) -> dict[str, Any]:
+    """Collect every configured source into the lake (a subflow of ``pipeline``, or a run of its own).
+
+    ``task_runner="dask"`` collects the sources concurrently on Dask (an in-process cluster, or the one at
+    ``dask_address``); see ``pipelines/task_runners.py``.
+    """
+    options = {"config": config, "overrides": overrides, "task_runner": task_runner, "dask_address": dask_address}
     if run_id is not None:
-        return {"run_id": run_id, "sources": _collect_all(_ACTIVE[run_id])}
+        return {"run_id": run_id, "sources": _collect_all(_ACTIVE[run_id], **options)}
     ctx = runner.open_run(load_config(config, overrides or []), "collect")
-    return _run(ctx, lambda: {"sources": _collect_all(ctx)})
+    return _run(ctx, lambda: {"sources": _collect_all(ctx, **options)})
 
 
 @flow(name="pipeline", log_prints=False)
-def pipeline_flow(config: str, overrides: list[str] | None = None) -> dict[str, Any]:
+def pipeline_flow(config: str, overrides: list[str] | None = None, task_runner: TaskRunnerName = "default",
+                  dask_address: str | None = None) -> dict[str, Any]:
     """The whole pipeline: collect, then preprocess, topics, lineage, themes, metrics, store and report."""
     settings = load_config(config, overrides or [])
     ctx = runner.open_run(settings, "pipeline")
 
     def body() -> dict[str, Any]:
-        collected = collect_flow(config, overrides, run_id=ctx.run_id)
+        collected = collect_flow(config, overrides, run_id=ctx.run_id, task_runner=task_runner,
+                                 dask_address=dask_address)
         stages = {}
         for stage in pipeline_stages(settings):
             stages[stage.name] = stage_task.with_options(name=stage.name)(ctx.run_id, stage.name)

@@ -7,6 +7,7 @@ A run holds the lake's write lock from start to end, and always leaves a manifes
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from edumine.privacy import Pseudonymiser, load_key
 from edumine.schema import UTC
 
 log = logging.getLogger(__name__)
+_MANIFEST_LOCK = threading.Lock()
 
 
 @dataclass
@@ -138,7 +140,8 @@ def write_manifest(ctx: RunContext, *, status: str, error: BaseException | None 
         "timings": ctx.timings,
         "scores": ctx.scores,
     }
-    write_json_atomic(manifest, ctx.manifest_path)
+    with _MANIFEST_LOCK:  # collection tasks on a Dask task runner's threads write it concurrently
+        write_json_atomic(manifest, ctx.manifest_path)
 
 
 def run_collect(config: ConfigBase, flow: str = "collect") -> RunContext:
