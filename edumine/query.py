@@ -8,6 +8,7 @@ is refused before it reaches the database.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from edumine.errors import QueryError
 SKIP_DIRS = {"runs", "_staging"}
 READING = {"SELECT", "EXPLAIN"}
 HIVE_TYPES = "{'platform': VARCHAR, 'community': VARCHAR, 'month': VARCHAR}"
+_EXPLAINED = re.compile(r"^\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?",
+                        re.IGNORECASE | re.DOTALL)
 
 
 def _sql_string(value: str | Path) -> str:
@@ -65,6 +68,13 @@ def check_read_only(con: Any, sql: str) -> None:
         raise QueryError("no SQL statement given")
     for statement in statements:
         kind = statement.type.name
+        if kind == "EXPLAIN":  # EXPLAIN ANALYZE runs the statement it explains: check that one too
+            inner = _EXPLAINED.sub("", statement.query, count=1)
+            if inner == statement.query or not inner.strip():
+                raise QueryError("refused: cannot tell which statement this EXPLAIN explains; "
+                                 "write EXPLAIN [ANALYZE] SELECT ...")
+            check_read_only(con, inner)
+            continue
         if kind not in READING:
             raise QueryError(f"refused: `edumine query` only reads, and this is a {kind} statement. "
                              "Outputs are rebuilt by `edumine run`; to keep a result, use --format csv > file.csv")
@@ -78,7 +88,7 @@ def run_query(lake: str | Path, sql: str) -> tuple[list[str], list[tuple]]:
             cursor = con.execute(sql)
         except Exception as exc:  # noqa: BLE001
             views = [row[0] for row in con.execute(
-                "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()]
+                "SELECT DISTINCT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()]
             raise QueryError(f"{exc}\n(views available: {', '.join(views) or 'none'})") from None
         columns = [d[0] for d in cursor.description or []]
         return columns, cursor.fetchall()

@@ -18,8 +18,17 @@ LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b":
           "legend": {"orientation": "h", "y": -0.2}}
 
 
+MAX_LINKS = 200  # the strongest lineage links drawn; the lineage table keeps them all
+
+
+def _short(text: Any, limit: int = 48) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """Text for a plotly label: markup characters escaped (plotly shows &lt; as <, but not &quot; as ")."""
+    return html.escape("" if value is None else str(value), quote=False)
 
 
 def _figure(**layout: Any) -> Any:
@@ -30,97 +39,182 @@ def _figure(**layout: Any) -> Any:
     return fig
 
 
+def _palette(n: int) -> list[str]:
+    import plotly.express as px
+
+    colours = px.colors.qualitative.D3 + px.colors.qualitative.Set2
+    return [colours[i % len(colours)] for i in range(n)]
+
+
+def _by_size(frame: pd.DataFrame, weight: str) -> list[str]:
+    """Communities, the largest (by ``weight``) first."""
+    return list(frame.groupby("community")[weight].sum().sort_values(ascending=False, kind="stable").index)
+
+
+def _community_menu(fig: Any, owners: list[str], communities: list[str], title: str) -> None:
+    """Show one community at a time, chosen from a menu (the largest first)."""
+    if len(communities) == 1:
+        fig.update_layout(title_text=f"{title}: {esc(communities[0])}")
+    if len(communities) < 2:
+        return
+    buttons = [{"label": esc(c), "method": "update",
+                "args": [{"visible": [o == c for o in owners]}, {"title.text": f"{title}: {esc(c)}"}]}
+               for c in communities]
+    fig.update_layout(title_text=f"{title}: {esc(communities[0])}", margin_t=100, title_y=0.97,
+                      updatemenus=[{"buttons": buttons, "x": 0.0, "xanchor": "left", "y": 1.12,
+                                    "yanchor": "bottom", "showactive": True}])
+
+
+def _ordered_windows(fig: Any, labels: Any) -> None:
+    # Window labels (2018-03, 2018Q1, 2018H1, 2018) sort as text in time order. An explicit array:
+    # plotly.js fails on "category ascending" when some traces start hidden.
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=sorted({str(v) for v in labels}))
+
+
 def activity_figure(activity: pd.DataFrame) -> Any:
-    """Posts and comments per window, stacked, one bar group per community."""
-    fig = _figure(title="Contributions per window (posts and comments)", barmode="stack",
+    """Posts and comments per window, stacked by community (comments hatched)."""
+    fig = _figure(title="Contributions per window (posts solid, comments hatched)", barmode="stack",
                   yaxis_title="contributions")
-    for kind, colour in (("posts", "#1f77b4"), ("comments", "#ff7f0e")):
-        for community, rows in activity.groupby("community", sort=True):
+    communities = _by_size(activity, "contributions")
+    for community, colour in zip(communities, _palette(len(communities))):
+        rows = activity[activity["community"] == community]
+        for kind in ("posts", "comments"):
+            if kind == "comments" and not rows["comments"].any():
+                continue
             fig.add_bar(x=rows["window_label"], y=rows[kind], name=f"{esc(community)} {kind}",
-                        offsetgroup=esc(community), legendgroup=esc(community),
-                        marker_color=colour, marker_opacity=0.55 if kind == "comments" else 0.9,
+                        legendgroup=esc(community), marker_color=colour,
+                        marker_pattern_shape="/" if kind == "comments" else "",
                         hovertemplate=f"{esc(community)}<br>%{{x}}: %{{y}} {kind}<extra></extra>")
+    _ordered_windows(fig, activity["window_label"])
     return fig
 
 
 def people_figure(activity: pd.DataFrame) -> Any:
-    """Contributors, posters, responders and new contributors per window and community."""
-    fig = _figure(title="People per window", yaxis_title="distinct pseudonyms")
-    dashes = {"contributors": "solid", "posters": "dot", "responders": "dash", "new_contributors": "dashdot"}
-    for community, rows in activity.groupby("community", sort=True):
-        for column, dash in dashes.items():
-            fig.add_scatter(x=rows["window_label"], y=rows[column], mode="lines+markers", line_dash=dash,
-                            name=f"{esc(community)} {column.replace('_', ' ')}", legendgroup=esc(community))
+    """Contributors, posters, responders and new contributors per window (a menu picks the community)."""
+    title = "People per window"
+    fig = _figure(title=title, yaxis_title="distinct pseudonyms")
+    communities = [c for c in _by_size(activity, "contributors")
+                   if activity.loc[activity["community"] == c, "contributors"].any()] or _by_size(activity, "posts")
+    owners = []
+    for community in communities:
+        rows = activity[activity["community"] == community]
+        for column in ("contributors", "posters", "responders", "new_contributors", "one_time_contributors"):
+            fig.add_scatter(x=rows["window_label"], y=rows[column], mode="lines+markers",
+                            name=column.replace("_", " "), visible=community == communities[0])
+            owners.append(community)
+    _community_menu(fig, owners, communities, title)
+    _ordered_windows(fig, activity["window_label"])
     return fig
 
 
 def rates_figure(activity: pd.DataFrame) -> Any:
-    """Response rate, self-response share and reply-network reciprocity per window and community."""
-    fig = _figure(title="Conversation: response rate, self-response share, reciprocity",
-                  yaxis_title="share", yaxis_range=[0, 1])
-    dashes = {"response_rate": "solid", "self_response_share": "dot", "reciprocity": "dash"}
-    for community, rows in activity.groupby("community", sort=True):
-        for column, dash in dashes.items():
-            if rows[column].notna().any():
-                fig.add_scatter(x=rows["window_label"], y=rows[column], mode="lines+markers", line_dash=dash,
-                                name=f"{esc(community)} {column.replace('_', ' ')}", legendgroup=esc(community))
+    """Response rate, self-response share, reciprocity and transitivity (a menu picks the community)."""
+    title = "Conversation: response rate, self-response share, reply-network reciprocity and transitivity"
+    fig = _figure(title=title, yaxis_title="share", yaxis_range=[0, 1])
+    communities = [c for c in _by_size(activity, "comments")
+                   if activity.loc[activity["community"] == c, "response_rate"].notna().any()]
+    owners = []
+    for community in communities:
+        rows = activity[activity["community"] == community]
+        for column in ("response_rate", "self_response_share", "reciprocity", "transitivity"):
+            fig.add_scatter(x=rows["window_label"], y=rows[column], mode="lines+markers",
+                            name=column.replace("_", " "), visible=community == communities[0])
+            owners.append(community)
+    if not communities:
+        fig.add_annotation(text="No community has comments in the lake: these rates are unknown.", showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper")
+    _community_menu(fig, owners, communities, title)
+    _ordered_windows(fig, activity["window_label"])
     return fig
 
 
 def prevalence_figure(frame: pd.DataFrame, *, series: str, title: str, labels: dict[Any, str]) -> Any:
-    """Share per window of each series (topic or theme), one line per series and community, with
-    the 95 % interval as error bars when the table has one."""
-    fig = _figure(title=title, yaxis_title="share of documents", height=460)
-    multi = frame["community"].nunique() > 1
-    for (key, community), rows in frame.groupby([series, "community"], sort=True):
-        name = labels.get(key, str(key))
-        if multi:
-            name = f"{name} ({community})"
-        error = None
-        if "low" in rows and "high" in rows and rows["low"].notna().any():
-            error = {"type": "data", "symmetric": False, "array": (rows["high"] - rows["share"]).tolist(),
-                     "arrayminus": (rows["share"] - rows["low"]).tolist(), "thickness": 1}
-        fig.add_scatter(x=rows["window"], y=rows["share"], mode="lines+markers", name=esc(name), error_y=error,
-                        customdata=rows["docs"] if "docs" in rows else None,
-                        hovertemplate=esc(name) + "<br>%{x}: %{y:.1%}"
-                        + (" (%{customdata} docs)" if "docs" in rows else "") + "<extra></extra>")
+    """Share per window of each series (topic or theme), one line per series, with the 95 % interval as
+    error bars when the table has one. Several communities: a menu picks the community shown."""
+    fig = _figure(title=title, yaxis_title="share of documents", height=480)
+    communities = _by_size(frame, "docs") if frame["docs"].notna().any() else sorted(frame["community"].unique())
+    owners = []
+    for community in communities:
+        for key, rows in frame[frame["community"] == community].groupby(series, sort=True):
+            name = esc(labels.get(key, str(key)))
+            error = None
+            if "low" in rows and "high" in rows and rows["low"].notna().any():
+                error = {"type": "data", "symmetric": False, "array": (rows["high"] - rows["share"]).tolist(),
+                         "arrayminus": (rows["share"] - rows["low"]).tolist(), "thickness": 1}
+            fig.add_scatter(x=rows["window"], y=rows["share"], mode="lines+markers", name=name, error_y=error,
+                            visible=community == communities[0], customdata=rows["docs"],
+                            hovertemplate=name + "<br>%{x}: %{y:.1%} (%{customdata} docs)<extra></extra>")
+            owners.append(community)
+    _community_menu(fig, owners, communities, title)
     fig.update_yaxes(tickformat=".0%")
+    _ordered_windows(fig, frame["window"])
     return fig
 
 
-def lineage_figure(lineage: pd.DataFrame, events: pd.DataFrame | None, labels: dict[Any, str]) -> Any:
-    """The topic lineage as a Sankey: a node per (window, topic), links weighted by similarity, nodes
-    coloured by the event of that topic in that window."""
+def _sankey(lineage: pd.DataFrame, event_of: dict[tuple, str], labels: dict[Any, str],
+            visible: bool) -> tuple[Any, list]:
     import plotly.graph_objects as go
 
+    lineage = lineage.nlargest(MAX_LINKS, "similarity")
     nodes: dict[tuple, int] = {}
     for window, topic in list(zip(lineage["from_window"], lineage["from_topic"])) + \
             list(zip(lineage["to_window"], lineage["to_topic"])):
         nodes.setdefault((str(window), topic), len(nodes))
-    event_of: dict[tuple, str] = {}
-    if events is not None and not events.empty:
-        for window, topic, event in zip(events["window"], events["topic_id"], events["event"]):
-            event_of.setdefault((str(window), topic), str(event))
     ordered = sorted(nodes, key=nodes.get)
-    node_labels = [f"{esc(w)} · {esc(labels.get(t, t))}" for w, t in ordered]
     node_events = [event_of.get(key, "") for key in ordered]
-    colours = [EVENT_COLOURS.get(e, "#c5ccd3") for e in node_events]
-    fig = go.Figure(go.Sankey(
-        arrangement="snap",
-        node={"label": node_labels, "color": colours, "pad": 12, "thickness": 14,
+    trace = go.Sankey(
+        arrangement="snap", visible=visible,
+        node={"label": [f"{esc(w)} · {esc(_short(labels.get(t, t)))}" for w, t in ordered],
+              "color": [EVENT_COLOURS.get(e, "#c5ccd3") for e in node_events], "pad": 12, "thickness": 14,
               "customdata": [esc(e) or "no event recorded" for e in node_events],
               "hovertemplate": "%{label}<br>event: %{customdata}<extra></extra>"},
         link={"source": [nodes[(str(w), t)] for w, t in zip(lineage["from_window"], lineage["from_topic"])],
               "target": [nodes[(str(w), t)] for w, t in zip(lineage["to_window"], lineage["to_topic"])],
               "value": [max(float(v), 1e-3) for v in lineage["similarity"]],
               "hovertemplate": "similarity %{value:.2f}<extra></extra>"},
-    ))
+    )
+    return trace, node_events
+
+
+def lineage_figure(lineage: pd.DataFrame, events: pd.DataFrame | None, labels: dict[Any, str]) -> Any:
+    """The topic lineage as a Sankey: a node per (window, topic), links weighted by similarity, nodes
+    coloured by the event of that topic in that window. Several communities: a menu picks one."""
+    import plotly.graph_objects as go
+
+    if "community" not in lineage:
+        lineage = lineage.assign(community="all")
+    event_of: dict[str, dict[tuple, str]] = {}
+    if events is not None and not events.empty:
+        communities_of_events = events["community"] if "community" in events else ["all"] * len(events)
+        for community, window, topic, event in zip(communities_of_events, events["window"], events["topic_id"],
+                                                   events["event"]):
+            event_of.setdefault(str(community), {}).setdefault((str(window), topic), str(event))
+    communities = list(lineage.groupby("community").size().sort_values(ascending=False, kind="stable").index)
+    fig = go.Figure()
+    seen: set[str] = set()
+    owners = []
+    for community in communities:
+        trace, node_events = _sankey(lineage[lineage["community"] == community], event_of.get(str(community), {}),
+                                     labels, visible=community == communities[0])
+        fig.add_trace(trace)
+        owners.append(community)
+        seen.update(node_events)
     for event, colour in EVENT_COLOURS.items():  # a legend for the node colours
-        if event in node_events:
+        if event in seen:
             fig.add_scatter(x=[None], y=[None], mode="markers", marker={"color": colour, "size": 10}, name=event)
-    fig.update_layout(**{**LAYOUT, "height": max(420, 18 * len(nodes) // 2)},
+            owners.append(None)
+    nodes = lineage.groupby("community").size().max() if len(lineage) else 0
+    fig.update_layout(**{**LAYOUT, "height": int(min(1400, max(440, 9 * min(nodes, MAX_LINKS))))},
                       title="Topic lineage across windows (node colour: event)",
                       xaxis={"visible": False}, yaxis={"visible": False})
+    if len(communities) > 1:
+        title = "Topic lineage across windows (node colour: event)"
+        buttons = [{"label": esc(c), "method": "update",
+                    "args": [{"visible": [o == c or o is None for o in owners]}, {"title.text": f"{title}: {esc(c)}"}]}
+                   for c in communities]
+        fig.update_layout(title_text=f"{title}: {esc(communities[0])}", margin_t=100, title_y=0.97,
+                          updatemenus=[{"buttons": buttons, "x": 0.0, "xanchor": "left", "y": 1.08,
+                                        "yanchor": "bottom"}])
     return fig
 
 

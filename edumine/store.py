@@ -190,12 +190,14 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def copy_to_postgres(store_path: str | Path, url: str, schema: str = "edumine") -> dict[str, int]:
+def copy_to_postgres(store_path: str | Path, url: str, schema: str = "edumine",
+                     lock_timeout_s: int = 120) -> dict[str, int]:
     """Copy every table of the store into ``schema`` on the PostgreSQL server at ``url``.
 
     One transaction: the old tables are dropped and the new ones created and filled, so readers of the
     server see the previous copy until the commit. Views over the lake's Parquet are not copied (a server
-    cannot read the lake's files); returns rows per table.
+    cannot read the lake's files); returns rows per table. Replacing a table waits for readers' open
+    transactions on it, at most ``lock_timeout_s`` seconds, then fails saying so.
     """
     import duckdb
     import psycopg
@@ -212,8 +214,9 @@ def copy_to_postgres(store_path: str | Path, url: str, schema: str = "edumine") 
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to the PostgreSQL server for the store copy: {exc}. Check "
                              "store.postgres_url (or the variable named by store.postgres_url_env)") from None
-        with connection:
-            with connection.cursor() as cursor:
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_s)}s'")
                 cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(schema)}")
                 for table in tables:
                     described = source.execute(f'DESCRIBE "{table}"').fetchall()
@@ -237,7 +240,12 @@ def copy_to_postgres(store_path: str | Path, url: str, schema: str = "edumine") 
                                 copy.write_row(row)
                             count += len(batch)
                     copied[table] = count
-        connection.close()
+        except psycopg.errors.LockNotAvailable:
+            raise StoreError(f"the PostgreSQL copy waited {lock_timeout_s} s for readers' open transactions on "
+                             f"schema {schema!r} and gave up; nothing was changed there. Ask them to commit "
+                             "(or use autocommit) and run again") from None
+        finally:
+            connection.close()
     finally:
         source.close()
     return copied

@@ -1,0 +1,44 @@
+"""Stage ``metrics`` (order 60): participation metrics per window and community -> ``<lake>/community_activity/``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edumine import registry
+from edumine.config import StrictModel
+from edumine.stages import Stage
+
+TABLE = "community_activity"
+
+
+@registry.config_sections.register("metrics")
+class MetricsConfig(StrictModel):
+    """Participation metrics (contributors, response rate, reply network, ...) per window and community."""
+
+    enabled: bool = True
+
+
+def activity_table(frame: Any) -> Any:
+    """The metrics frame as an Arrow table with ``window_start`` as a DATE."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    index = table.schema.get_field_index("window_start")
+    return table.set_column(index, "window_start", table["window_start"].cast(pa.timestamp("s")).cast(pa.date32()))
+
+
+def run_metrics(ctx: Any) -> dict[str, Any]:
+    from edumine.lake import write_parquet_atomic
+    from edumine.models.participation import participation_metrics, read_records
+
+    unit = ctx.config.windows.unit
+    frame = participation_metrics(read_records(ctx.lake), unit)
+    write_parquet_atomic(activity_table(frame), ctx.lake.table_path(TABLE) / "part-0.parquet")
+    return {"table": TABLE, "rows": len(frame), "unit": unit,
+            "communities": int(frame[["platform", "community"]].drop_duplicates().shape[0]),
+            "contributions": int(frame["contributions"].sum())}
+
+
+STAGE = registry.stages.register("metrics")(
+    Stage("metrics", order=60, run=run_metrics, section="metrics",
+          description="participation metrics per window and community"))
