@@ -21,6 +21,10 @@ app = typer.Typer(help="Mine educator social media: collect, model topics and th
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 console = Console(stderr=True, width=120)
 
+from edumine.themes_cli import themes_app  # noqa: E402  (light: heavy libraries load inside its commands)
+
+app.add_typer(themes_app, name="themes")
+
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config, e.g. configs/default.yaml")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config key: --set windows.unit=year")]
 

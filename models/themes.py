@@ -1,0 +1,179 @@
+"""The SDL theme model: a registry-named multi-label estimator plus per-theme thresholds, trained on the
+shared labels and any imported ones, cached by what it was trained on, and described by a model card.
+
+``load_or_train(settings)`` is what the pipeline stage and the ``edumine themes`` commands call: it
+hashes the codebook, the labelled posts and the settings; an existing model under
+``<model_dir>/<classifier>-<hash>/`` is loaded, otherwise one is trained (thresholds tuned on inner
+cross-validation, quality measured by nested cross-validation) and saved with ``model_card.md`` and
+``metrics.json`` beside it. Importing new labels changes the hash, so the next run retrains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edumine.errors import EdumineError
+from edumine.models.codebook import Codebook, load_codebook
+from edumine.models.themes_config import DEFAULT_CLASSIFIER, ThemesConfig
+from edumine.models.themes_data import label_matrix, label_texts, labels_fingerprint, load_labels
+from edumine.models.themes_estimators import classifiers, make_estimator
+from edumine.models.themes_eval import cross_validate, out_of_fold, tune_thresholds
+
+log = logging.getLogger(__name__)
+
+MODEL_FORMAT = 1
+__all__ = ["DEFAULT_CLASSIFIER", "ThemeModel", "ThemesConfig", "load_or_train", "predict_records"]
+
+
+class ThemeModel:
+    """A fitted estimator, the codebook it predicts, and a decision threshold per theme."""
+
+    def __init__(self, codebook: Codebook, classifier: str, params: dict[str, Any], *, seed: int = 0,
+                 cache_dir: str | None = None) -> None:
+        self.codebook = codebook
+        self.classifier = classifier
+        self.params = dict(params)
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self.info: dict[str, Any] = {}
+
+    @property
+    def theme_ids(self) -> list[str]:
+        return self.codebook.ids
+
+    def new_estimator(self) -> Any:
+        return make_estimator(self.classifier, self.codebook, self.params, cache_dir=self.cache_dir, seed=self.seed)
+
+    def fit(self, texts: Sequence[str], Y: np.ndarray, *, threshold_folds: int = 5,
+            max_predicted_ratio: float = 3.0) -> ThemeModel:
+        texts = list(texts)
+        inner = out_of_fold(self.new_estimator, texts, Y, threshold_folds, self.seed)
+        self.thresholds_ = tune_thresholds(Y, inner, max_predicted_ratio=max_predicted_ratio)
+        self.estimator_ = self.new_estimator().fit(texts, Y)
+        return self
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, len(self.theme_ids)))
+        return np.clip(self.estimator_.predict_proba(texts), 0.0, 1.0)
+
+    def decide(self, P: np.ndarray) -> np.ndarray:
+        return (P >= self.thresholds_).astype(np.int8)
+
+    def themes_of(self, P: np.ndarray) -> list[list[str]]:
+        decisions = self.decide(P)
+        return [[t for t, on in zip(self.theme_ids, row) if on] for row in decisions]
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as handle:
+            pickle.dump({"format": MODEL_FORMAT, "model": self}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, folder / "model.pkl")
+
+    @staticmethod
+    def load(folder: Path) -> ThemeModel:
+        with open(folder / "model.pkl", "rb") as handle:
+            data = pickle.load(handle)  # noqa: S301  (our own artefact, written by save())
+        if data.get("format") != MODEL_FORMAT:
+            raise EdumineError(f"theme model {folder} has format {data.get('format')}, expected {MODEL_FORMAT}; "
+                               "delete the folder to retrain")
+        return data["model"]
+
+
+def training_set(settings: ThemesConfig, codebook: Codebook) -> list[dict]:
+    """Shipped labels, then imported ones (a key labelled again by a person overrides the shipped label)."""
+    paths = [*settings.labels, settings.imported_labels]
+    return load_labels(paths, codebook, missing_ok=[settings.imported_labels])
+
+
+def model_key(settings: ThemesConfig, codebook: Codebook, records: Sequence[dict]) -> str:
+    parts = {"format": MODEL_FORMAT, "classifier": settings.classifier, "params": settings.params,
+             "seed": settings.seed, "threshold_folds": settings.threshold_folds, "eval_folds": settings.eval_folds,
+             "max_predicted_ratio": settings.max_predicted_ratio,
+             "codebook": codebook.fingerprint(), "labels": labels_fingerprint(records)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def load_or_train(settings: ThemesConfig, *, retrain: bool = False) -> tuple[ThemeModel, Path, bool]:
+    """The model for these settings and labels: (model, its folder, whether it was trained now)."""
+    settings = settings.resolved()
+    classifiers.get(settings.classifier)  # fail early on an unknown name
+    codebook = load_codebook(settings.codebook)
+    records = training_set(settings, codebook)
+    folder = settings.model_dir / f"{settings.classifier}-{model_key(settings, codebook, records)}"
+    if not retrain and (folder / "model.pkl").is_file():
+        model = ThemeModel.load(folder)
+        model.cache_dir = str(settings.cache_dir)
+        _point_latest(settings.model_dir, folder)
+        return model, folder, False
+    model = train(settings, codebook, records)
+    model.info["folder"] = str(folder)
+    model.save(folder)
+    from edumine.models.themes_card import write_model_card
+
+    write_model_card(model, folder)
+    _point_latest(settings.model_dir, folder)
+    return model, folder, True
+
+
+def train(settings: ThemesConfig, codebook: Codebook, records: Sequence[dict]) -> ThemeModel:
+    if len(records) < 2 * settings.threshold_folds:
+        raise EdumineError(f"only {len(records)} labelled post(s): at least {2 * settings.threshold_folds} are needed "
+                           "to tune thresholds; add labels (edumine themes import-labels FILE)")
+    texts = label_texts(records)
+    Y = label_matrix(records, codebook.ids)
+    model = ThemeModel(codebook, settings.classifier, settings.params, seed=settings.seed,
+                       cache_dir=str(settings.cache_dir))
+    started = time.perf_counter()
+    evaluation = None
+    if settings.eval_folds:
+        evaluation = cross_validate(model.new_estimator, texts, Y, codebook.ids, n_splits=settings.eval_folds,
+                                    inner_splits=settings.threshold_folds, seed=settings.seed,
+                                    max_predicted_ratio=settings.max_predicted_ratio)
+    eval_seconds = time.perf_counter() - started
+    model.fit(texts, Y, threshold_folds=settings.threshold_folds, max_predicted_ratio=settings.max_predicted_ratio)
+    supports = dict(zip(codebook.ids, Y.sum(axis=0).astype(int).tolist()))
+    model.info = {
+        "trained_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "classifier": settings.classifier, "params": settings.params, "seed": settings.seed,
+        "codebook": str(settings.codebook), "codebook_fingerprint": codebook.fingerprint(),
+        "label_files": [str(p) for p in settings.labels] + [str(settings.imported_labels)],
+        "labels_fingerprint": labels_fingerprint(records), "n_labelled": len(records),
+        "n_imported": sum(1 for r in records if r.get("label_file") == settings.imported_labels.name),
+        "n_no_theme": int((Y.sum(axis=1) == 0).sum()), "supports": supports,
+        "thresholds": dict(zip(codebook.ids, np.round(model.thresholds_, 3).tolist())),
+        "evaluation": evaluation, "eval_seconds": round(eval_seconds, 1),
+        "train_seconds": round(time.perf_counter() - started - eval_seconds, 1),
+    }
+    if evaluation is not None:
+        log.info("theme model %s: nested %d-fold CV macro-F1 %.3f, micro-F1 %.3f", settings.classifier,
+                 settings.eval_folds, evaluation["macro_f1"], evaluation["micro_f1"])
+    return model
+
+
+def _point_latest(model_dir: Path, folder: Path) -> None:
+    from edumine.manifest import write_json_atomic
+
+    write_json_atomic({"model": folder.name, "path": str(folder)}, model_dir / "latest.json")
+
+
+def predict_records(model: ThemeModel, texts: Sequence[str], ids: Sequence[Any]) -> list[dict[str, Any]]:
+    """Output lines of ``edumine themes predict``: ``{"id", "themes", "scores"}`` per text."""
+    P = model.predict_proba(texts)
+    themes = model.themes_of(P)
+    return [{"id": identifier, "themes": chosen,
+             "scores": {t: round(float(p), 4) for t, p in zip(model.theme_ids, row)}}
+            for identifier, chosen, row in zip(ids, themes, P)]

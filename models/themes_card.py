@@ -1,0 +1,108 @@
+"""The theme model's card (``model_card.md``) and metrics (``metrics.json``), written next to the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from edumine.manifest import write_json_atomic
+
+THIN_BELOW = 10
+AGREEMENT_TARGET = 0.9
+
+
+def write_model_card(model: Any, folder: Path) -> Path:
+    info = model.info
+    write_json_atomic(info, folder / "metrics.json")
+    path = folder / "model_card.md"
+    path.write_text(model_card(model), encoding="utf-8")
+    return path
+
+
+def _effective_params(model: Any) -> dict[str, Any]:
+    params = model.new_estimator().get_params()
+    return {k: v for k, v in params.items() if k not in ("codebook", "cache_dir") and not hasattr(v, "get_params")}
+
+
+def model_card(model: Any) -> str:
+    info = model.info
+    codebook = model.codebook
+    supports: dict[str, int] = info["supports"]
+    evaluation: dict[str, Any] | None = info.get("evaluation")
+    thin = [t for t in codebook.ids if supports.get(t, 0) < THIN_BELOW]
+    lines = [
+        f"# Model card: SDL theme classifier `{info['classifier']}`",
+        "",
+        f"Trained {info['trained_at']} by `edumine` (seed {info['seed']}). Folder: `{Path(info.get('folder', '.')).name}`.",
+        "",
+        "## Data",
+        f"- Codebook: `{info['codebook']}` ({len(codebook.ids)} themes, fingerprint {info['codebook_fingerprint']}).",
+        f"- Labelled posts: {info['n_labelled']} ({info['n_imported']} imported by a person through "
+        f"`edumine themes import-labels`), {info['n_no_theme']} with no theme; labels fingerprint "
+        f"{info['labels_fingerprint']}.",
+        "- Label files: " + ", ".join(f"`{p}`" for p in info["label_files"]) + ".",
+        "- Text: `edumine.models.clean.clean_text(title, body)` (HTML entities, markdown, links, quotes and edit "
+        "lines removed), the same function the pipeline and `edumine themes predict` use.",
+        "",
+        "## Approach",
+        f"- Estimator `{info['classifier']}` (see `models/themes_estimators.py`), effective parameters "
+        f"`{json.dumps(_effective_params(model), sort_keys=True)}`.",
+        f"- One decision threshold per theme, tuned for F1 on out-of-fold probabilities of an inner "
+        "cross-validation of the training set (never on the posts scored).",
+        "- The codebook's own text (each theme's label + definition, example and cues) is added to the training "
+        f"data as extra positive examples with weight {_effective_params(model).get('codebook_weight', 0)} "
+        "(0 = not used); `themes.ensemble.v1` also mixes in a zero-shot similarity to those descriptions for thin "
+        "themes.",
+        "",
+        "## Scores",
+    ]
+    if evaluation:
+        gap = AGREEMENT_TARGET - evaluation["macro_f1"]
+        lines += [
+            f"Nested {evaluation['n_splits']}-fold cross-validation on the labelled posts (thresholds tuned inside "
+            f"each training fold): **macro-F1 {evaluation['macro_f1']:.3f}** (fold-wise {evaluation['fold_macro_f1_mean']:.3f}"
+            f" ± {evaluation['fold_macro_f1_sd']:.3f}), micro-F1 {evaluation['micro_f1']:.3f}, exact match "
+            f"{evaluation['exact_match']:.3f}. The target, agreement between two independent annotators on this "
+            f"codebook, is about {AGREEMENT_TARGET}: this model is {gap:.3f} below it." if gap > 0 else
+            f"Nested CV macro-F1 {evaluation['macro_f1']:.3f}, at or above the ~{AGREEMENT_TARGET} agreement target.",
+            "",
+            "| theme | labelled | threshold | precision | recall | F1 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for theme in codebook.ids:
+            m = evaluation["per_theme"][theme]
+            flag = " (thin)" if theme in thin else ""
+            lines.append(f"| {theme}{flag} | {supports[theme]} | {info['thresholds'][theme]:.2f} | {m['precision']:.2f} "
+                         f"| {m['recall']:.2f} | {m['f1']:.2f} |")
+        lines += ["", "Which theme a missed theme was taken for (cross-validation, counts of posts):", ""]
+        for theme, row in evaluation["confusion"].items():
+            shown = ", ".join(f"{other} {count}" for other, count in list(row.items())[:4])
+            lines.append(f"- {theme}: {shown}")
+    else:
+        lines.append("Not evaluated (`themes.eval_folds: 0`). Thresholds: " +
+                     ", ".join(f"{t} {v:.2f}" for t, v in info["thresholds"].items()))
+    lines += ["", "## Known weaknesses"]
+    if thin:
+        lines.append("- **Thin themes**: " + ", ".join(f"{t} ({supports[t]} labelled)" for t in thin) +
+                     ". With so few examples these themes rest mostly on the codebook text (definitions, cues, "
+                     "example); their scores are unstable and their F1 is measured on a handful of posts. Label "
+                     "more of them with `edumine themes export-for-labelling` / `import-labels`.")
+    weak = [t for t, m in (evaluation or {}).get("per_theme", {}).items() if m["f1"] < 0.25]
+    if weak:
+        lines.append("- **Not reliable as-is** (cross-validated F1 below 0.25): " + ", ".join(
+            f"{t} (F1 {evaluation['per_theme'][t]['f1']:.2f})" for t in weak) + ". Report their prevalence with "
+            "that caveat, or not at all.")
+    if any(Path(p).name == "sdl_train.jsonl" for p in info["label_files"]):
+        lines.append("- The shipped labels are r/teaching and r/teachingresources self posts of 2017-18 with at least "
+                     "25 words; other communities, years (pre-2014 top posts, 2023 scrapes), comments and very short "
+                     "posts are out of distribution: their themes are less reliable, and prevalence shifts across "
+                     "corpora can partly be model drift.")
+    lines += [
+        "- Themes that are defined by the writer's stance rather than topic (offering vs seeking advice, reflecting, "
+        "sharing an experience) are confused with each other and with emotional support.",
+        "- MiniLM reads only the first ~256 word pieces of a post; long posts are judged on their beginning.",
+        "- Probabilities come from class-balanced models: they rank posts well but over-state rare themes; use the "
+        "tuned thresholds (the `themes` list), not 0.5, for decisions.",
+    ]
+    return "\n".join(lines) + "\n"

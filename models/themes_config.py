@@ -1,0 +1,56 @@
+"""The ``themes`` config section (kept free of heavy imports: stage discovery loads it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from edumine.config import StrictModel
+
+DEFAULT_CLASSIFIER = "themes.minilm_logreg.v1"
+
+
+class ExportConfig(StrictModel):
+    """What ``edumine themes export-for-labelling`` writes by default."""
+
+    n: int = Field(60, ge=1, description="posts per export")
+    path: Path = Path("data/labels/to_label.csv")
+
+
+class ThemesConfig(StrictModel):
+    """The ``themes`` section: codebook, labels, classifier, where models and caches live."""
+
+    enabled: bool = True
+    codebook: Path = Path("../shared/codebook/sdl_themes.yaml")
+    labels: list[Path] = Field(default_factory=lambda: [Path("../shared/labels/sdl_train.jsonl")])
+    imported_labels: Path = Path("data/labels/sdl_imported.jsonl")
+    classifier: str = DEFAULT_CLASSIFIER
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword parameters of the classifier")
+    seed: int = 0
+    threshold_folds: int = Field(5, ge=2, description="inner CV folds whose out-of-fold scores tune thresholds")
+    max_predicted_ratio: float = Field(3.0, ge=0, description="a theme's threshold may flag at most this many "
+                                       "times its labelled posts in tuning (0: no limit)")
+    eval_folds: int = Field(5, ge=0, description="nested CV folds for the model card (0: skip the evaluation)")
+    model_dir: Path = Path("data/models/themes")
+    cache_dir: Path = Path("data/cache/embeddings")
+    kinds: list[str] = Field(default_factory=lambda: ["post"], description="post and/or comment")
+    min_words: int = Field(5, ge=0, description="without a docs table: shorter cleaned texts are not labelled")
+    interval_level: float = Field(0.95, gt=0, lt=1)
+    export: ExportConfig = ExportConfig()
+
+    def resolved(self, base: Path | None = None) -> ThemesConfig:
+        """A copy with every path made absolute against ``base`` (the working directory by default)."""
+        base = base or Path.cwd()
+
+        def fix(path: Path) -> Path:
+            path = Path(path).expanduser()
+            return Path(os.path.normpath(path if path.is_absolute() else base / path))
+
+        return self.model_copy(update={
+            "codebook": fix(self.codebook), "labels": [fix(p) for p in self.labels],
+            "imported_labels": fix(self.imported_labels), "model_dir": fix(self.model_dir),
+            "cache_dir": fix(self.cache_dir),
+            "export": self.export.model_copy(update={"path": fix(self.export.path)})})

@@ -1,0 +1,159 @@
+"""The theme stage on a real lake (r/teachingresources 2017-18 + r/teaching 2018-19), incremental labelling,
+prevalence with intervals, and the labelling round trip: export -> edit -> import -> retrain changes the model."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from conftest import CORPORA, SHARED, make_config
+from edumine.models.codebook import load_codebook
+from edumine.models.themes import load_or_train
+from edumine.models.themes_data import read_jsonl
+from edumine.pipelines.runner import run_pipeline
+from edumine.themes_cli import themes_app
+
+CODEBOOK = SHARED / "codebook" / "sdl_themes.yaml"
+LABELS = SHARED / "labels" / "sdl_train.jsonl"
+SOURCES = [
+    {"kind": "reddit.dumps.v1", "name": "resources",
+     "paths": [str(CORPORA / "reddit-teaching-2017-18" / "teachingresources_submissions.zst")]},
+    {"kind": "tabular.v1", "name": "rmhd", "paths": [str(CORPORA / "reddit-teaching-2018-19" / "*.csv")],
+     "columns": {"created": "date", "body": "post", "community": "subreddit", "author": "author"}},
+]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("themes")
+    themes = {"codebook": str(CODEBOOK), "labels": [str(LABELS)], "imported_labels": str(root / "imported.jsonl"),
+              "classifier": "themes.tfidf_logreg.v1", "params": {"ngram_max": 1}, "eval_folds": 0,
+              "threshold_folds": 3,
+              "model_dir": str(root / "models"), "cache_dir": str(root / "cache"),
+              "export": {"n": 14, "path": str(root / "to_label.csv")}}
+    data = {"lake": str(root / "lake"), "sources": SOURCES, "privacy": {"key_file": str(root / "key")},
+            "themes": themes}
+    (root / "config.json").write_text(json.dumps(data))
+    config = make_config(root / "lake", SOURCES, themes=themes)
+    first = run_pipeline(config, only=["themes"]).outputs["themes"]
+    return {"root": root, "config": config, "config_file": root / "config.json", "first": first}
+
+
+def cli(*args: str) -> object:
+    app = typer.Typer()
+    app.add_typer(themes_app, name="themes")
+    return CliRunner().invoke(app, ["themes", *args])
+
+
+def test_stage_labels_every_usable_post_and_writes_prevalence(work: dict) -> None:
+    lake = work["root"] / "lake"
+    first = work["first"]
+    doc_themes = pq.read_table(lake / "doc_themes").to_pandas()
+    assert first["docs"] == len(doc_themes) == first["scored_now"] and first["usable_from"] == "min_words"
+    assert doc_themes["uid"].is_unique and len(doc_themes) > 900
+    assert set(doc_themes["community"]) == {"teachingresources", "teaching"}
+    ids = set(load_codebook(CODEBOOK).ids)
+    assert all(set(t) <= ids for t in doc_themes["themes"])
+    assert all({k for k, _ in s} == ids for s in doc_themes["scores"].head(50))
+    assert doc_themes["themes"].map(len).sum() > 0
+
+    prevalence = pq.read_table(lake / "theme_prevalence").to_pandas()
+    assert list(prevalence.columns) == ["window_start", "window", "community", "theme", "theme_label", "docs",
+                                        "theme_docs", "share", "share_low", "share_high", "model"]
+    assert {"2017H2", "2018H1", "2018H2", "2019H1", "2019H2"} <= set(prevalence["window"])
+    assert len(prevalence) == prevalence[["window", "community"]].drop_duplicates().shape[0] * len(ids)
+    per_window = prevalence.groupby(["window", "community"])["docs"].first().sum()
+    assert per_window == len(doc_themes)
+    assert (prevalence["share_low"] <= prevalence["share"] + 1e-12).all()
+    assert (prevalence["share"] <= prevalence["share_high"] + 1e-12).all()
+    row = prevalence[prevalence["theme_docs"] > 0].iloc[0]
+    assert row["share"] == pytest.approx(row["theme_docs"] / row["docs"])
+    assert row["share_low"] < row["share_high"]
+
+
+def test_second_run_scores_only_new_docs(work: dict) -> None:
+    again = run_pipeline(work["config"], only=["themes"]).outputs["themes"]
+    assert again["scored_now"] == 0 and again["kept"] == work["first"]["docs"] and not again["trained_now"]
+
+
+def test_labelling_round_trip_changes_the_model(work: dict) -> None:
+    root, config_file = work["root"], str(work["config_file"])
+    before, before_folder, _ = load_or_train(work["config"].themes)
+
+    exported = cli("export-for-labelling", "--config", config_file)
+    assert exported.exit_code == 0, exported.output
+    sheet = pd.read_csv(root / "to_label.csv", dtype=str, keep_default_na=False)
+    codebook = load_codebook(CODEBOOK)
+    assert len(sheet) == 14
+    assert [c for c in sheet.columns if c in codebook.ids or c == "no_theme"] == [*codebook.ids, "no_theme"]
+    assert sheet[codebook.ids].eq("").all().all()          # blank for the person to fill
+    assert sheet["uncertain_theme"].nunique() > 1 or sheet["window"].nunique() > 1   # stratified
+    shipped = {r["key"] for r in read_jsonl(LABELS)}
+    assert not set(sheet["key"]) & shipped                  # already-labelled posts are not asked again
+
+    # A person labels ten posts as upholding community norms, one as no theme, and makes mistakes.
+    sheet.loc[:9, "uphold_community_norms"] = "1"
+    sheet.loc[10, "no_theme"] = "x"
+    sheet.loc[11, "share_resources"] = "maybe"                         # invalid cell
+    sheet.loc[12, "seek_practice_advice"] = "1"
+    clash = sheet.loc[[12]].assign(seek_practice_advice="", request_resources="1")   # same post, other label
+    dupe = sheet.loc[[0]]                                                  # same post, same label
+    unknown = sheet.loc[[1]].assign(uid="reddit:post:doesnotexist", key="000000000000")
+    first_shipped = read_jsonl(LABELS)[0]                                  # relabel a shipped post differently
+    relabel = sheet.loc[[2]].assign(uid="", key=first_shipped["key"], uphold_community_norms="",
+                                    emotional_support="1")
+    edited = pd.concat([sheet, clash, dupe, unknown, relabel], ignore_index=True)
+    edited.to_csv(root / "labelled.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)
+
+    imported = cli("import-labels", str(root / "labelled.csv"), "--config", config_file)
+    assert imported.exit_code == 1, imported.output                       # problems were found and reported
+    assert "11 imported" in imported.output
+    assert "unknown ids (1)" in imported.output and "doesnotexist" in imported.output
+    assert "duplicates (1)" in imported.output
+    assert "conflicts (2)" in imported.output and "--replace" in imported.output
+    assert "invalid rows (1)" in imported.output and "maybe" in imported.output
+    store = read_jsonl(root / "imported.jsonl")
+    assert len(store) == 11
+    assert sum(r["themes"] == ["uphold_community_norms"] for r in store) == 10
+    assert sum(r["themes"] == [] for r in store) == 1
+
+    after, after_folder, trained = load_or_train(work["config"].themes)
+    assert trained and after_folder != before_folder
+    assert after.info["n_imported"] == 11 and after.info["supports"]["uphold_community_norms"] == 12
+    texts = [r["title"] + ". " + r["body"] for r in store[:10]]
+    column = codebook.ids.index("uphold_community_norms")
+    assert (after.predict_proba(texts)[:, column] > before.predict_proba(texts)[:, column]).all()
+
+    rerun = run_pipeline(work["config"], only=["themes"]).outputs["themes"]   # the next run retrains and relabels
+    assert rerun["model"] == after_folder.name and rerun["scored_now"] == rerun["docs"]
+
+    again = cli("import-labels", str(root / "labelled.csv"), "--config", config_file)
+    assert "0 imported" in again.output and "11 unchanged" in again.output
+    assert len(read_jsonl(root / "imported.jsonl")) == 11
+
+    replaced = cli("import-labels", str(root / "labelled.csv"), "--config", config_file, "--replace")
+    assert "1 replacing a label" in replaced.output
+    assert any(r["key"] == first_shipped["key"] and r["themes"] == ["emotional_support"]
+               for r in read_jsonl(root / "imported.jsonl"))
+
+
+def test_import_refuses_a_sheet_from_another_codebook(work: dict, tmp_path: Path) -> None:
+    path = tmp_path / "other.csv"
+    pd.DataFrame({"uid": ["x"], "humour": ["1"]}).to_csv(path, index=False)
+    result = cli("import-labels", str(path), "--config", str(work["config_file"]))
+    assert result.exit_code == 2 and "different codebook" in result.output
+
+
+def test_stage_on_a_lake_without_usable_posts(tmp_path: Path) -> None:
+    from edumine.pipelines.stages.themes import theme_prevalence
+
+    empty = pd.DataFrame({"uid": [], "community": [], "created_at": pd.to_datetime([], utc=True), "themes": []})
+    table = theme_prevalence(empty, ["a", "b"], {"a": "A", "b": "B"}, "semester")
+    assert table.num_rows == 0 and "share_high" in table.column_names
