@@ -270,6 +270,11 @@ def lineage_section(data: Data, charts: Charts, labels: dict[Any, str]) -> Secti
         columns = data.columns("topic_events")
         window = _pick(columns, WINDOW_COLUMNS)
         events = data.frame(f'SELECT * EXCLUDE ("{window}"), CAST("{window}" AS VARCHAR) AS window FROM topic_events')
+    # Lineage is computed for the whole corpus (community 'all') and per community: chart the whole corpus.
+    if "community" in lineage and (lineage["community"] == "all").any():
+        lineage = lineage[lineage["community"] == "all"]
+    if events is not None and "community" in events and (events["community"] == "all").any():
+        events = events[events["community"] == "all"]
     if lineage.empty:
         parts.append('<p class="missing">The lineage table is empty (one window only, or no topic carried over).</p>')
     else:

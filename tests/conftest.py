@@ -19,6 +19,14 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"the shared corpora are missing: expected {CORPORA} (../shared beside the project)")
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Prefect stops its temporary servers at interpreter exit and logs that to the stream pytest has already
+    # closed; the "Logging error" it would print then buries pytest's summary line.
+    import logging
+
+    logging.raiseExceptions = False
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     monkeypatch.setenv("EDUMINE_PSEUDONYM_KEY", TEST_KEY)

@@ -114,7 +114,8 @@ def tiny_config(work: Path, double: RedditDouble) -> Path:
     return path
 
 
-@pytest.mark.slow  # 45-85 s on the 2-core box (server start, pool, deploy, two flow runs), load-dependent
+# 45-85 s on the 2-core box (server start, pool, deploy, two flow runs): in the default suite, since the
+# deployment round trip is what the nightly run depends on.
 def test_prefect_yaml_deploys_triggers_and_completes(server: dict, tmp_path: Path) -> None:
     timings: dict[str, float] = {}
     api, client = server["api"], httpx.Client(timeout=30)

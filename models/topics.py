@@ -1,0 +1,256 @@
+"""BERTopic over precomputed embeddings, with configurable reduction, clustering and outlier handling.
+
+``TopicModel`` follows the scikit-learn estimator contract: keyword parameters are stored as given,
+``fit(lemmas, embeddings)`` learns ``model_`` (the BERTopic instance), ``center_`` (the corpus mean vector
+subtracted from every embedding: without it, static model2vec vectors are so lopsided that BERTopic puts
+almost every post in one topic), ``topics_`` and ``probabilities_``. ``random_state`` reaches every
+component. The vectorizer reads the lemmas (stop words, punctuation and contraction fragments already
+out), so topic words are content words.
+
+``save`` writes BERTopic's safetensors serialisation (topic embeddings, c-TF-IDF matrix and vocabulary)
+plus ``edumine.safetensors`` (the centre vector) and ``manifest.json`` (config hash, corpus size, library
+versions); ``TopicModel.load(folder)`` reads it back and ``transform`` assigns new documents to the
+nearest topic embedding, as BERTopic does for a model loaded from safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+REDUCTIONS = ("umap", "pca", "none")
+CLUSTERINGS = ("hdbscan", "kmeans")
+OUTLIER_STRATEGIES = ("none", "embeddings", "c-tf-idf", "distributions")
+
+
+def normalise(vectors: np.ndarray, center: np.ndarray | None) -> np.ndarray:
+    out = vectors - center if center is not None else vectors.copy()
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return (out / np.where(norms == 0, 1, norms)).astype(np.float32)
+
+
+def _no_representative_docs(self: Any, documents: Any) -> None:
+    self.representative_docs_ = {}
+
+
+class TrimmedKMeans:
+    """MiniBatchKMeans whose ``trim`` share of documents farthest from their centroid (per cluster) become
+    outliers (-1): topic words then come from each cluster's core, as with HDBSCAN, at k-means' speed."""
+
+    def __init__(self, n_clusters: int = 50, trim: float = 0.0, random_state: int = 0) -> None:
+        self.n_clusters = n_clusters
+        self.trim = trim
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: Any = None) -> TrimmedKMeans:
+        from sklearn.cluster import MiniBatchKMeans
+
+        self.kmeans_ = MiniBatchKMeans(n_clusters=self.n_clusters, n_init=3, batch_size=4096,
+                                       random_state=self.random_state).fit(X)
+        labels = self.kmeans_.labels_.astype(np.int64)
+        if self.trim > 0:
+            distance = np.linalg.norm(X - self.kmeans_.cluster_centers_[labels], axis=1)
+            for cluster in range(self.n_clusters):
+                rows = np.flatnonzero(labels == cluster)
+                if len(rows) > 1:
+                    cut = np.quantile(distance[rows], 1 - self.trim)
+                    labels[rows[distance[rows] > cut]] = -1
+        self.labels_ = labels
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.kmeans_.predict(X)
+
+
+class TopicModel:
+    def __init__(self, *, reduction: str = "pca", n_components: int = 10, umap_neighbors: int = 15,
+                 clustering: str = "kmeans", n_clusters: int = 50, kmeans_trim: float = 0.0,
+                 min_cluster_size: int = 15,
+                 min_samples: int | None = None, center: bool = True, min_df: int = 5, max_df: float = 0.5,
+                 ngram_max: int = 1, binary: bool = True, top_n_words: int = 10,
+                 reduce_frequent_words: bool = False,
+                 outliers: str = "none", outlier_threshold: float = 0.0, n_representative: int = 3,
+                 random_state: int = 0) -> None:
+        self.reduction = reduction
+        self.n_components = n_components
+        self.umap_neighbors = umap_neighbors
+        self.clustering = clustering
+        self.n_clusters = n_clusters
+        self.kmeans_trim = kmeans_trim
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
+        self.center = center
+        self.min_df = min_df
+        self.max_df = max_df
+        self.ngram_max = ngram_max
+        self.binary = binary
+        self.top_n_words = top_n_words
+        self.reduce_frequent_words = reduce_frequent_words
+        self.outliers = outliers
+        self.outlier_threshold = outlier_threshold
+        self.n_representative = n_representative
+        self.random_state = random_state
+
+    def get_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__init__.__kwdefaults__}  # type: ignore[union-attr]
+
+    # -- building blocks ---------------------------------------------------------------------------
+    def _reducer(self, n_docs: int) -> Any:
+        if self.reduction == "umap":
+            from umap import UMAP
+
+            return UMAP(n_neighbors=min(self.umap_neighbors, max(2, n_docs - 1)), n_components=self.n_components,
+                        min_dist=0.0, metric="cosine", random_state=self.random_state, low_memory=True)
+        if self.reduction == "pca":
+            from sklearn.decomposition import PCA
+
+            # The covariance route is exact, deterministic and O(d^2) in memory: 1 M docs x 256 d is cheap.
+            return PCA(n_components=min(self.n_components, n_docs - 1), random_state=self.random_state,
+                       svd_solver="covariance_eigh")
+        if self.reduction == "none":
+            from bertopic.dimensionality import BaseDimensionalityReduction
+
+            return BaseDimensionalityReduction()
+        raise ValueError(f"unknown reduction {self.reduction!r}; use one of {', '.join(REDUCTIONS)}")
+
+    def _clusterer(self, n_docs: int) -> Any:
+        if self.clustering == "hdbscan":
+            from hdbscan import HDBSCAN
+
+            return HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
+                           metric="euclidean", cluster_selection_method="eom", prediction_data=True)
+        if self.clustering == "kmeans":
+            return TrimmedKMeans(n_clusters=min(self.n_clusters, max(2, n_docs // 5)), trim=self.kmeans_trim,
+                                 random_state=self.random_state)
+        raise ValueError(f"unknown clustering {self.clustering!r}; use one of {', '.join(CLUSTERINGS)}")
+
+    def _vectorizer(self, n_docs: int) -> Any:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        # Lemmas are already lower-cased and filtered: split on whitespace only (JSON-serialisable params,
+        # which BERTopic's safetensors save needs).
+        min_df = self.min_df if n_docs >= 50 else 1
+        return CountVectorizer(token_pattern=r"\S+", lowercase=False, min_df=min_df,
+                               max_df=self.max_df if n_docs >= 50 else 1.0, ngram_range=(1, self.ngram_max))
+
+    def _documents(self, lemmas: list[str]) -> list[str]:
+        """With ``binary``, each lemma once per document: BERTopic joins a topic's documents before counting,
+        so this makes a topic's term frequency the number of its documents using the term, and one long post
+        repeating a name cannot own a topic."""
+        if not self.binary:
+            return list(lemmas)
+        return [" ".join(dict.fromkeys(text.split())) for text in lemmas]
+
+    # -- fitting -------------------------------------------------------------------------------------
+    def fit(self, lemmas: list[str], embeddings: np.ndarray) -> TopicModel:
+        from bertopic import BERTopic
+        from bertopic.vectorizers import ClassTfidfTransformer
+
+        if len(lemmas) != len(embeddings):
+            raise ValueError(f"{len(lemmas)} documents but {len(embeddings)} embeddings")
+        if len(lemmas) < 10:
+            raise ValueError(f"too few usable documents to model topics ({len(lemmas)}; need at least 10)")
+        self.center_ = embeddings.mean(axis=0).astype(np.float32) if self.center else None
+        vectors = normalise(embeddings, self.center_)
+        lemmas = self._documents(lemmas)
+        n_docs = len(lemmas)
+        model = BERTopic(embedding_model=None, umap_model=self._reducer(n_docs),
+                         hdbscan_model=self._clusterer(n_docs), vectorizer_model=self._vectorizer(n_docs),
+                         ctfidf_model=ClassTfidfTransformer(reduce_frequent_words=self.reduce_frequent_words),
+                         top_n_words=max(self.top_n_words, 25), calculate_probabilities=False, verbose=False)
+        # BERTopic's representative documents would be lemma strings (and cost a c-TF-IDF pass per topic);
+        # the topic stage picks readable ones from the clean text instead.
+        model._save_representative_docs = _no_representative_docs.__get__(model)
+        topics, probabilities = model.fit_transform(lemmas, embeddings=vectors)
+        topics = np.asarray(topics)
+        if self.outliers != "none" and (topics == -1).any():
+            if self.outliers not in OUTLIER_STRATEGIES:
+                raise ValueError(f"unknown outlier strategy {self.outliers!r}; use one of "
+                                 f"{', '.join(OUTLIER_STRATEGIES)}")
+            topics = np.asarray(model.reduce_outliers(lemmas, list(topics), strategy=self.outliers,
+                                                      embeddings=vectors, threshold=self.outlier_threshold))
+            model.update_topics(lemmas, topics=list(topics), vectorizer_model=model.vectorizer_model,
+                                ctfidf_model=model.ctfidf_model, top_n_words=max(self.top_n_words, 25))
+            self._refresh_topic_embeddings(model, vectors, topics)
+        self.model_ = model
+        self.topics_ = topics
+        self.probabilities_ = self._probabilities(vectors, topics, probabilities)
+        self.n_docs_ = n_docs
+        return self
+
+    @staticmethod
+    def _refresh_topic_embeddings(model: Any, vectors: np.ndarray, topics: np.ndarray) -> None:
+        """Topic embeddings as the mean of their documents, after outliers were reassigned."""
+        ids = sorted(set(int(t) for t in topics))
+        model.topic_embeddings_ = np.vstack([vectors[topics == t].mean(axis=0) for t in ids])
+        model._outliers = 1 if -1 in ids else 0
+
+    def _probabilities(self, vectors: np.ndarray, topics: np.ndarray, given: Any) -> np.ndarray:
+        """HDBSCAN's membership strength where it gives one; else the cosine to the topic's embedding."""
+        if given is not None and np.ndim(given) == 1 and self.outliers == "none":
+            return np.asarray(given, dtype=np.float32)
+        return self._cosine_to_topic(vectors, topics)
+
+    def _cosine_to_topic(self, vectors: np.ndarray, topics: np.ndarray) -> np.ndarray:
+        # BERTopic keeps one embedding row per topic id in order, the outlier row (-1) first when present.
+        centroid = np.asarray(self.model_.topic_embeddings_, dtype=np.float32)[topics + self.model_._outliers]
+        norms = np.linalg.norm(centroid, axis=1) * np.linalg.norm(vectors, axis=1)
+        cosine = np.einsum("ij,ij->i", centroid, vectors) / np.where(norms == 0, 1, norms)
+        return np.clip(cosine, 0, 1).astype(np.float32)
+
+    def transform(self, lemmas: list[str], embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Topic and score of new documents: the nearest topic embedding (cosine), BERTopic's own rule."""
+        vectors = normalise(embeddings, getattr(self, "center_", None))
+        topics, _ = self.model_.transform(self._documents(lemmas), embeddings=vectors)
+        topics = np.asarray(topics)
+        return topics, self._cosine_to_topic(vectors, topics)
+
+    # -- reading the model -----------------------------------------------------------------------------
+    def topic_ids(self) -> list[int]:
+        return sorted(int(t) for t in self.model_.get_topics())
+
+    def top_terms(self, topic_id: int, n: int | None = None) -> list[tuple[str, float]]:
+        terms = self.model_.get_topic(topic_id) or []
+        return [(word, float(score)) for word, score in terms if word][: n or self.top_n_words]
+
+    def label(self, topic_id: int) -> str:
+        if topic_id == -1:
+            return "outliers (no clear topic)"
+        words = [word for word, _ in self.top_terms(topic_id, 4)]
+        return ", ".join(words) if words else f"topic {topic_id}"
+
+    # -- persistence -----------------------------------------------------------------------------------
+    def save(self, folder: Path, manifest: dict[str, Any]) -> None:
+        from safetensors.numpy import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model_.save(str(folder / "bertopic"), serialization="safetensors", save_ctfidf=True,
+                         save_embedding_model=False)
+        tensors = {"topic_ids": np.array(self.topic_ids(), dtype=np.int64)}
+        if self.center_ is not None:
+            tensors["center"] = self.center_
+        save_file(tensors, str(folder / "edumine.safetensors"))
+        document = {"params": self.get_params(), "n_docs": self.n_docs_, **manifest}
+        (folder / "manifest.json").write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> TopicModel:
+        from bertopic import BERTopic
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        model = cls(**manifest["params"])
+        model.model_ = BERTopic.load(str(folder / "bertopic"))
+        extra = load_file(str(folder / "edumine.safetensors"))
+        model.center_ = extra.get("center")
+        model.n_docs_ = manifest["n_docs"]
+        model.manifest_ = manifest
+        return model

@@ -1,0 +1,204 @@
+"""Lineage stage (order 40): how topics emerge, persist, grow, decline, fade, split and merge across windows.
+
+Reads the lake's ``docs`` (usable docs, lemmas, created_at, community), ``doc_topics`` (the topic stage's
+assignments, stable ids) and, where present, ``topic_prevalence`` (its intervals) and the topic stage's
+cached embeddings (read only: a doc missing from the cache makes the stage compare topics by c-TF-IDF
+alone rather than embed anything). Writes, rewritten whole on every run (deterministic for the same input):
+
+- ``topic_lineage/part-0.parquet``: community, from_window, from_window_start, from_topic, to_window,
+  to_window_start, to_topic, similarity;
+- ``topic_events/part-0.parquet``: window, window_start, community, topic_id, event, related_topics,
+  from_window, docs and prevalence (share and 95 % interval) before and after, similarity, score.
+
+The ``lineage`` section also holds the settings of stable topic ids (``stable_ids``) and of the nightly
+update (``update``) that the topic stage applies through ``edumine.models.topic_ids`` and
+``edumine.models.topic_update``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from edumine import registry
+from edumine.config import StrictModel
+from edumine.stages import Stage
+
+log = logging.getLogger(__name__)
+
+
+class StableIdsConfig(StrictModel):
+    """Stable topic ids across runs (applied by the topic stage)."""
+
+    enabled: bool = True
+    min_similarity: float = Field(0.7, ge=0, le=1, description="cosine a refitted topic needs to keep an old "
+                                                                "id (Hungarian matching on topic centroids)")
+
+
+class UpdateConfig(StrictModel):
+    """Nightly update of the topic model (applied by the topic stage)."""
+
+    mode: Literal["auto", "incremental", "refit"] = Field(
+        "auto", description="auto: refit when there is no model, settings changed, the last refit is older "
+                            "than refit_every_days or too many docs were added; else update incrementally")
+    refit_every_days: float = Field(90.0, gt=0)
+    refit_new_share: float = Field(0.25, gt=0, description="docs added since the last refit, as a share of "
+                                                           "the docs it saw, that force a refit")
+    assign_min_similarity: float = Field(0.3, ge=-1, le=1, description="a new doc less similar than this to "
+                                         "every topic joins the outlier pool (0.3: the lowest decile of fitted "
+                                         "docs' own similarity, measured)")
+    pool_min_docs: int = Field(100, ge=2, description="pooled outliers needed before new topics are sought")
+    new_topic_min_docs: int = Field(15, ge=2, description="docs a new topic needs (HDBSCAN min_cluster_size)")
+    merge_min_similarity: float = Field(0.7, ge=0, le=1, description="a pooled group this similar to an "
+                                        "existing topic joins it instead of becoming a new topic")
+
+
+class LineageConfig(StrictModel):
+    """Topic lineage across windows (topic_lineage, topic_events)."""
+
+    enabled: bool = True
+    method: str = Field("lineage.window_match.v1", description="registered lineage method")
+    match_threshold: float = Field(0.75, ge=0, le=1, description="similarity for an edge between different "
+                                   "topic ids (split / merge); same ids always link")
+    embedding_weight: float = Field(1.0, ge=0, le=1, description="weight of embedding centroids against "
+                                    "c-TF-IDF in the similarity (centroids separate same from other topics "
+                                    "far better: AUC 0.985 against 0.78, measured)")
+    min_topic_docs: int = Field(5, ge=1, description="docs a topic needs in a window to have events reported")
+    min_topic_share: float = Field(0.005, ge=0, le=1, description="share a topic needs in a window, likewise")
+    min_track_docs: int = Field(2, ge=1, description="docs that still count as the topic being there (below "
+                                                     "the reporting size) when matching")
+    min_window_docs: int = Field(200, ge=1, description="docs a window needs in a scope to be compared at all: "
+                                 "with ~50 topics a smaller window leaves most topics under min_topic_docs, so "
+                                 "they would all seem to emerge after it (measured on the 2010 top posts)")
+    change_ratio: float = Field(1.5, ge=1, description="grew / declined need non-overlapping 95 % intervals "
+                                                       "and a share ratio of at least this")
+    per_community: bool = Field(True, description="events per community as well as for the whole corpus (all)")
+    use_embeddings: bool = True
+    stable_ids: StableIdsConfig = StableIdsConfig()
+    update: UpdateConfig = UpdateConfig()
+
+
+def make_lineage(config: LineageConfig, unit: str) -> Any:
+    import edumine.models.lineage  # noqa: F401  (registers the built-in methods)
+    from edumine.models.lineage import lineage_methods
+
+    return lineage_methods.get(config.method)(
+        unit=unit, match_threshold=config.match_threshold, embedding_weight=config.embedding_weight,
+        min_topic_docs=config.min_topic_docs, min_topic_share=config.min_topic_share,
+        min_track_docs=config.min_track_docs, min_window_docs=config.min_window_docs,
+        change_ratio=config.change_ratio, per_community=config.per_community)
+
+
+def _read_table(lake: Any, name: str, columns: list[str] | None = None) -> Any:
+    import pyarrow.dataset as ds
+
+    folder = Path(lake.table_path(name))
+    if not folder.is_dir() or not any(folder.rglob("*.parquet")):
+        return None
+    dataset = ds.dataset(folder, format="parquet", partitioning="hive")
+    if columns is not None:
+        columns = [c for c in columns if c in dataset.schema.names]
+    return dataset.to_table(columns=columns).to_pandas()
+
+
+def lineage_inputs(lake: Any) -> Any:
+    """Usable docs joined with their topics: uid, community, created_at, lemmas, text_hash, topic_id (None when
+    either table is missing)."""
+    docs = _read_table(lake, "docs", ["uid", "community", "created_at", "lemmas", "usable", "text_hash"])
+    topics = _read_table(lake, "doc_topics", ["uid", "topic_id"])
+    if docs is None or topics is None:
+        return None
+    docs = docs[docs["usable"].fillna(False).astype(bool)].drop(columns=["usable"])
+    frame = docs.merge(topics.drop_duplicates("uid"), on="uid", how="inner")
+    frame["community"] = frame["community"].astype(str)
+    return frame.sort_values("uid", kind="stable").reset_index(drop=True)
+
+
+def embedding_backend_name(config: Any) -> str | None:
+    """The embedding backend the topic stage used, from its config section (None if not found)."""
+    for section_name in ("embeddings", "topics"):
+        section = getattr(config, section_name, None)
+        for field in ("backend", "embedding", "embeddings", "embedding_backend"):
+            value = getattr(section, field, None)
+            if isinstance(value, str) and value.startswith("embeddings."):
+                return value
+            inner = getattr(value, "backend", None)
+            if isinstance(inner, str):
+                return inner
+    return None
+
+
+def cached_embeddings(ctx: Any, frame: Any) -> Any:
+    """The topic stage's cached vectors for ``frame``'s docs, or None when any is missing (nothing is embedded
+    here)."""
+    from edumine.models.embeddings import EmbeddingCache, make_embedder
+
+    name = embedding_backend_name(ctx.config)
+    if name is None or "text_hash" not in frame:
+        return None
+    cache = EmbeddingCache(Path(ctx.lake.root) / "_cache" / "embeddings", make_embedder(name).key)
+    vectors, missing = cache.get(frame["uid"].tolist(), frame["text_hash"].tolist())
+    if vectors is None or missing.any():
+        log.warning("lineage: %d of %d docs have no cached %s embedding; comparing topics by c-TF-IDF only",
+                    int(missing.sum()), len(frame), name)
+        return None
+    return vectors
+
+
+def write_lineage_tables(lake: Any, model: Any) -> None:
+    import pyarrow as pa
+
+    from edumine.lake import write_parquet_atomic
+
+    lineage = model.lineage_.copy()
+    for column in ("from_window_start", "to_window_start"):
+        lineage[column] = lineage[column].astype("datetime64[s]").dt.date
+    events = model.events_.copy()
+    events["window_start"] = events["window_start"].astype("datetime64[s]").dt.date
+    lineage_schema = pa.schema([("community", pa.string()), ("from_window", pa.string()),
+                                ("from_window_start", pa.date32()), ("from_topic", pa.int64()),
+                                ("to_window", pa.string()), ("to_window_start", pa.date32()),
+                                ("to_topic", pa.int64()), ("similarity", pa.float64())])
+    event_fields = [("window", pa.string()), ("window_start", pa.date32()), ("community", pa.string()),
+                    ("topic_id", pa.int64()), ("event", pa.string()), ("related_topics", pa.list_(pa.int64())),
+                    ("from_window", pa.string()), ("docs_before", pa.int64()), ("docs_after", pa.int64())]
+    event_fields += [(name, pa.float64()) for name in events.columns if name.startswith("prevalence_")]
+    event_fields += [("similarity", pa.float64()), ("score", pa.float64())]
+    write_parquet_atomic(pa.Table.from_pandas(lineage, schema=lineage_schema, preserve_index=False),
+                         Path(lake.table_path("topic_lineage")) / "part-0.parquet")
+    write_parquet_atomic(pa.Table.from_pandas(events, schema=pa.schema(event_fields), preserve_index=False),
+                         Path(lake.table_path("topic_events")) / "part-0.parquet")
+
+
+def run_lineage(ctx: Any) -> dict[str, Any]:
+    config: LineageConfig = ctx.config.lineage
+    started = time.perf_counter()
+    frame = lineage_inputs(ctx.lake)
+    if frame is None:
+        log.warning("lineage: the lake has no docs or doc_topics table yet; run the preprocess and topics "
+                    "stages first (edumine run does)")
+        return {"skipped": "no docs or doc_topics table in the lake"}
+    vectors = cached_embeddings(ctx, frame) if config.use_embeddings else None
+    prevalence = _read_table(ctx.lake, "topic_prevalence")
+    model = make_lineage(config, ctx.config.windows.unit).fit(frame, vectors, prevalence)
+    write_lineage_tables(ctx.lake, model)
+    events = model.events_
+    corpus = events[events["community"] == "all"]
+    summary = {"docs": len(frame), "windows": int(model.topics_["window_start"].nunique()),
+               "edges": len(model.lineage_), "events": len(events),
+               "events_all": {k: int(v) for k, v in corpus["event"].value_counts().sort_index().items()},
+               "compared_by": "embeddings" if vectors is not None and config.embedding_weight > 0 else "c-tf-idf",
+               "seconds": round(time.perf_counter() - started, 2)}
+    ctx.scores["lineage"] = {"events_all": summary["events_all"], "edges": summary["edges"]}
+    log.info("lineage: %d edges, %d events (%s)", summary["edges"], summary["events"], summary["compared_by"])
+    return summary
+
+
+SECTION = registry.config_sections.register("lineage")(LineageConfig)
+STAGE = registry.stages.register("lineage")(
+    Stage("lineage", order=40, run=run_lineage, section="lineage",
+          description="topic lineage and events (emerged, persisted, grew, declined, faded, split, merged)"))

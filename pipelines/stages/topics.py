@@ -1,0 +1,217 @@
+"""Topics stage (order 30): embed usable docs (cached), fit one BERTopic model, write topics over time.
+
+Reads the lake's ``docs`` table; writes ``topics``, ``doc_topics``, ``topic_prevalence`` and
+``topic_windows`` (per-window terms and centroids, for lineage), saves the fitted model under
+``<lake>/models/topics/<run_id>/`` (``latest.json`` points at it) and puts NPMI, diversity, the number of
+topics and the outlier share into the run manifest's ``scores``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import Field
+
+from edumine import registry
+from edumine.config import StrictModel
+from edumine.stages import Stage
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddingsConfig(StrictModel):
+    """Which embedding backend, its parameters, and where vectors are cached."""
+
+    backend: Literal["embeddings.tfidf_svd.v1", "embeddings.static.v1", "embeddings.minilm.v1"] = \
+        "embeddings.tfidf_svd.v1"
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword parameters of the backend")
+    cache_dir: Optional[Path] = Field(None, description="default <lake>/_cache/embeddings")
+
+
+class TopicsConfig(StrictModel):
+    """BERTopic over the usable docs; defaults chosen by benchmarks/topics_benchmark.py (docs/topics.md)."""
+
+    enabled: bool = True
+    kinds: list[Literal["post", "comment"]] = ["post", "comment"]
+    embeddings: EmbeddingsConfig = EmbeddingsConfig()
+    reduction: Literal["umap", "pca", "none"] = "none"
+    n_components: int = Field(10, ge=2)
+    umap_neighbors: int = Field(15, ge=2)
+    clustering: Literal["hdbscan", "kmeans"] = "kmeans"
+    n_clusters: int = Field(100, ge=2, description="topics for kmeans")
+    kmeans_trim: float = Field(0.5, ge=0, lt=1, description="share of each k-means cluster, farthest from its "
+                                                             "centre, that becomes outliers")
+    min_cluster_size: int = Field(15, ge=2, description="smallest topic for hdbscan")
+    min_samples: Optional[int] = None
+    center: bool = Field(True, description="subtract the corpus mean vector before clustering")
+    min_df: int = Field(5, ge=1)
+    max_df: float = Field(0.5, gt=0, le=1)
+    ngram_max: int = Field(1, ge=1, le=3)
+    top_n_words: int = Field(10, ge=3)
+    reduce_frequent_words: bool = False
+    outliers: Literal["none", "embeddings", "c-tf-idf", "distributions"] = "none"
+    outlier_threshold: float = 0.0
+    n_representative: int = Field(3, ge=1)
+    random_state: int = 0
+    npmi_window: Optional[int] = Field(10, description="sliding window of NPMI (gensim's c_npmi: 10); null: docs")
+    bootstrap_resamples: int = Field(2000, ge=100)
+
+    def model_params(self) -> dict[str, Any]:
+        skip = {"enabled", "kinds", "embeddings", "npmi_window", "bootstrap_resamples"}
+        return {name: getattr(self, name) for name in type(self).model_fields if name not in skip}
+
+
+def read_usable_docs(lake: Any, kinds: list[str]) -> Any:
+    """Usable docs of the given kinds with their community, sorted by uid (a stable order for the fit)."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    root = lake.table_path("docs")
+    if not any(root.glob("*/*/*/*.parquet")):
+        return None
+    dataset = ds.dataset(root, format="parquet", partitioning="hive")
+    table = dataset.to_table(columns=["uid", "kind", "created_at", "text", "lemmas", "text_hash", "community"],
+                             filter=(ds.field("usable") == True) & ds.field("kind").isin(kinds))  # noqa: E712
+    return table.take(pc.sort_indices(table, sort_keys=[("uid", "ascending")]))
+
+
+def embed_docs(config: TopicsConfig, lake: Any, table: Any) -> tuple[Any, dict[str, Any]]:
+    from edumine.models.embeddings import embed_with_cache, make_embedder
+
+    settings = config.embeddings
+    embedder = make_embedder(settings.backend, **settings.params)
+    cache_root = Path(settings.cache_dir) if settings.cache_dir else lake.root / "_cache" / "embeddings"
+    column = "lemmas" if embedder.uses == "lemmas" else "text"
+    return embed_with_cache(embedder, cache_root, table["uid"].to_pylist(), table["text_hash"].to_pylist(),
+                            table[column].to_pylist())
+
+
+def representative(model: Any, texts: list[str], uids: list[str], scores: Any, n: int,
+                   max_chars: int = 300) -> dict[int, tuple[list[str], list[str]]]:
+    """The ``n`` documents nearest each topic's embedding, as readable clean text."""
+    import numpy as np
+
+    picked: dict[int, tuple[list[str], list[str]]] = {}
+    for topic_id in model.topic_ids():
+        rows = np.flatnonzero(model.topics_ == topic_id)
+        best = rows[np.argsort(-scores[rows], kind="stable")[:n]]
+        picked[topic_id] = ([texts[i][:max_chars] for i in best], [uids[i] for i in best])
+    return picked
+
+
+def run_topics(ctx: Any) -> dict[str, Any]:
+    import numpy as np
+    import pyarrow as pa
+
+    from edumine.config import hash_config
+    from edumine.lake import write_parquet_atomic
+    from edumine.manifest import library_versions
+    from edumine.models.evaluation import npmi_coherence, topic_diversity
+    from edumine.models.topic_windows import prevalence_table, window_representations
+    from edumine.models.topics import TopicModel, normalise
+    from edumine.windows import window_label, window_starts
+
+    config: TopicsConfig = ctx.config.topics
+    unit = ctx.config.windows.unit
+    table = read_usable_docs(ctx.lake, list(config.kinds))
+    if table is None or table.num_rows < 10:
+        log.warning("topics: fewer than 10 usable docs; run preprocess first or add data")
+        return {"skipped": "fewer than 10 usable docs", "docs": 0 if table is None else table.num_rows}
+    uids, lemmas, texts = table["uid"].to_pylist(), table["lemmas"].to_pylist(), table["text"].to_pylist()
+    communities = table["community"].to_pylist()
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    vectors, embedding_info = embed_docs(config, ctx.lake, table)
+    timings["embed"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    # Refit or nightly update, topic ids stable across runs (lineage.update, lineage.stable_ids; docs/lineage.md).
+    from edumine.models.topic_update import fit_or_update
+
+    model = fit_or_update(ctx, TopicModel(**config.model_params()), uids, lemmas, vectors,
+                          config_hash=hash_config(config), embedding_key=embedding_info["key"])
+    timings["fit"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    topics = model.topics_
+    ids = model.topic_ids()
+    real_ids = [t for t in ids if t != -1]
+    top = {t: model.top_terms(t, 25) for t in ids}
+    analyzer = model.model_.vectorizer_model.build_analyzer()
+    tokenised = [analyzer(text) for text in lemmas]
+    top_words = [[w for w, _ in top[t]] for t in real_ids]
+    scores = {
+        "npmi": round(npmi_coherence(top_words, tokenised, top_n=10, window_size=config.npmi_window), 5),
+        "diversity": round(topic_diversity(top_words, top_n=25), 5),
+        "n_topics": len(real_ids),
+        "outlier_share": round(float(np.mean(topics == -1)), 5),
+        "docs": len(uids),
+    }
+    timings["evaluate"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    normalised = normalise(vectors, model.center_)
+    closeness = model._cosine_to_topic(normalised, topics)
+    reps = representative(model, texts, uids, closeness, config.n_representative)
+    sizes = {t: int(np.sum(topics == t)) for t in ids}
+    run_id = ctx.run_id
+    topics_table = pa.table({
+        "topic_id": pa.array(ids, pa.int64()),
+        "label": [model.label(t) for t in ids],
+        "top_terms": [[w for w, _ in top[t][: config.top_n_words]] for t in ids],
+        "term_weights": [[float(s) for _, s in top[t][: config.top_n_words]] for t in ids],
+        "size": [sizes[t] for t in ids],
+        "share": [sizes[t] / len(uids) for t in ids],
+        "representative_docs": [reps[t][0] for t in ids],
+        "representative_uids": [reps[t][1] for t in ids],
+        "run_id": [run_id] * len(ids),
+    })
+    starts = window_starts(table["created_at"], unit)
+    start_dates = starts.astype("datetime64[D]").astype(object)
+    doc_topics = pa.table({
+        "uid": pa.array(uids, pa.string()), "topic_id": pa.array(topics, pa.int64()),
+        "probability": pa.array(model.probabilities_, pa.float32()), "community": communities,
+        "window_start": pa.array(start_dates, pa.date32()),
+        "window": [window_label(d, unit) for d in start_dates], "run_id": [run_id] * len(uids),
+    })
+    prevalence = pa.table(prevalence_table(starts, communities, topics, ids, unit,
+                                           resamples=config.bootstrap_resamples, seed=config.random_state))
+    prevalence = prevalence.append_column("run_id", pa.array([run_id] * prevalence.num_rows, pa.string()))
+    counts = model.model_.vectorizer_model.transform(lemmas)
+    windows = window_representations(starts, topics, ids, counts, model.model_.ctfidf_model,
+                                     model.model_.vectorizer_model.get_feature_names_out(), normalised, unit,
+                                     top_n=config.top_n_words)
+    windows_table = pa.table({**{k: v for k, v in windows.items() if k != "centroid"},
+                              "centroid": pa.array(windows["centroid"], pa.list_(pa.float32()))})
+    windows_table = windows_table.append_column("run_id", pa.array([run_id] * windows_table.num_rows, pa.string()))
+    for name, data in (("topics", topics_table), ("doc_topics", doc_topics), ("topic_prevalence", prevalence),
+                       ("topic_windows", windows_table)):
+        write_parquet_atomic(data, ctx.lake.table_path(name) / "part-0.parquet")
+
+    model_dir = ctx.lake.root / "models" / "topics" / run_id
+    model.save(model_dir, {
+        "run_id": run_id, "config_hash": hash_config(config), "stage_config": json.loads(config.model_dump_json()),
+        "embedding_backend": embedding_info["backend"], "embedding_key": embedding_info["key"],
+        "corpus_size": len(uids), "windows_unit": unit, "libraries": library_versions(), "scores": scores,
+    })
+    (ctx.lake.root / "models" / "topics" / "latest.json").write_text(
+        json.dumps({"run_id": run_id, "path": str(model_dir)}) + "\n", encoding="utf-8")
+    timings["write"] = time.perf_counter() - started
+
+    ctx.scores["topics"] = scores
+    log.info("topics: %d docs, %d topics, NPMI %.4f, diversity %.3f, outliers %.1f%%", len(uids),
+             scores["n_topics"], scores["npmi"], scores["diversity"], 100 * scores["outlier_share"])
+    return {"docs": len(uids), "embedding": embedding_info, "model_dir": str(model_dir), "scores": scores,
+            "windows": sorted({w for w in doc_topics["window"].to_pylist()}),
+            "seconds": {k: round(v, 2) for k, v in timings.items()}}
+
+
+SECTION = registry.config_sections.register("topics")(TopicsConfig)
+STAGE = registry.stages.register("topics")(
+    Stage("topics", order=30, run=run_topics, section="topics",
+          description="embeddings (cached), one BERTopic model, topics and prevalence per window"))

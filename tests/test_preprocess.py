@@ -1,0 +1,66 @@
+"""Preprocessing: clean lemmas without contraction fragments, language and usable flags, incremental docs."""
+
+from __future__ import annotations
+
+import pyarrow.dataset as ds
+import pytest
+
+from edumine.models.preprocess import EXTRA_STOP_WORDS, PreprocessSettings, Preprocessor, text_hash
+
+
+@pytest.fixture(scope="module")
+def pre() -> Preprocessor:
+    return Preprocessor(PreprocessSettings())
+
+
+def test_lemmas_drop_stop_words_and_contractions_without_apostrophes(pre: Preprocessor) -> None:
+    record = {"title": "Im so tired &amp; I dont know what to do", "body":
+              "Ive been teaching 3rd graders for years, but my students cant focus. "
+              "Classroom management ideas? See https://example.com and u/someone"}
+    (result,) = pre.process([record])
+    lemmas = result.lemmas.split()
+    assert "teach" in lemmas and "student" in lemmas and "classroom" in lemmas
+    assert not set(lemmas) & {"im", "dont", "ive", "cant", "nt", "ve", "amp", "https", "someone"}
+    assert result.usable and result.reason is None and result.language == "en"
+    assert "&amp;" not in result.text and "https" not in result.text
+
+
+@pytest.mark.parametrize(("record", "reason"), [
+    ({"title": "Help", "body": "[removed]", "is_deleted": True}, "deleted"),
+    ({"title": "", "body": "[removed]"}, "empty"),
+    ({"title": "Los estudiantes no quieren hacer la tarea", "body":
+      "Mis alumnos de secundaria nunca hacen la tarea de matemáticas y no sé qué hacer con ellos"},
+     "non_english"),
+    ({"title": "Great resource", "body": "", "link_url": "https://example.com/x"}, "link_only"),
+    ({"title": "Thanks!", "body": "lol ok"}, "too_short"),
+])
+def test_unusable_docs_carry_a_reason(pre: Preprocessor, record: dict, reason: str) -> None:
+    (result,) = pre.process([record])
+    assert not result.usable
+    assert result.reason == reason
+
+
+def test_settings_digest_changes_with_settings() -> None:
+    assert PreprocessSettings().digest() == PreprocessSettings().digest()
+    assert PreprocessSettings(min_tokens=3).digest() != PreprocessSettings().digest()
+    assert text_hash("a", "b") != text_hash("ab", "")
+    assert {"im", "dont", "ive"} <= EXTRA_STOP_WORDS
+
+
+def test_real_posts_get_docs_and_a_rerun_processes_nothing(tmp_lake) -> None:  # noqa: ANN001
+    from conftest import CORPORA, make_config
+
+    from edumine.pipelines.runner import run_pipeline
+
+    sources = [{"kind": "reddit.dumps.v1", "paths": [str(CORPORA / "reddit-teaching-2017-18" / "*.zst")],
+                "subreddits": ["teachingresources"]}]
+    config = make_config(tmp_lake, sources, topics={"enabled": False})
+    first = run_pipeline(config, only=["preprocess"]).outputs["preprocess"]
+    docs = ds.dataset(tmp_lake / "docs", format="parquet", partitioning="hive").to_table()
+    assert first["processed"] == first["docs"] == docs.num_rows > 1500
+    assert 0.3 < first["usable"] / first["docs"] < 0.95
+    assert set(docs.column_names) >= {"uid", "text", "lemmas", "n_tokens", "language", "usable", "reason"}
+    usable = docs.filter(docs["usable"])
+    assert min(usable["n_tokens"].to_pylist()) >= 5
+    second = run_pipeline(config, only=["preprocess"]).outputs["preprocess"]
+    assert second["processed"] == 0 and second["partitions_rewritten"] == 0 and second["kept"] == first["docs"]

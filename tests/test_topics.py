@@ -1,0 +1,128 @@
+"""Topic stage on real r/teaching posts: tables, scores, determinism, save/load, incremental reruns."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import CORPORA, make_config
+
+TOPICS = {"n_clusters": 12, "min_df": 3, "bootstrap_resamples": 200}
+
+
+def _sources(until: str) -> list[dict]:
+    return [{"kind": "reddit.dumps.v1", "paths": [str(CORPORA / "reddit-teaching-2017-18" / "teaching_submissions.zst")],
+             "subreddits": ["teaching"], "since": "2017-07-01", "until": until}]
+
+
+def _run(lake, until: str, **topics):  # noqa: ANN001, ANN202
+    from edumine.pipelines.runner import run_pipeline
+
+    config = make_config(lake, _sources(until), topics={**TOPICS, **topics}, windows={"unit": "month"})
+    return run_pipeline(config, only=["preprocess", "topics"])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):  # noqa: ANN001, ANN201
+    """Three runs on one lake: Jul-Sep 2017, the same again, then with October added."""
+    lake = tmp_path_factory.mktemp("topics") / "lake"
+    first = _run(lake, "2017-09-30")
+    first_assignments = pq.read_table(lake / "doc_topics" / "part-0.parquet")
+    second = _run(lake, "2017-09-30")
+    second_assignments = pq.read_table(lake / "doc_topics" / "part-0.parquet")
+    third = _run(lake, "2017-10-31")
+    return lake, (first, first_assignments), (second, second_assignments), third
+
+
+def test_tables_scores_and_readable_labels(runs) -> None:  # noqa: ANN001
+    lake, _, _, last = runs  # the tables on disk are the last run's
+    assignments = pq.read_table(lake / "doc_topics" / "part-0.parquet")
+    summary = last.outputs["topics"]
+    scores = json.loads(last.manifest_path.read_text())["scores"]["topics"]
+    assert scores == summary["scores"]
+    assert 2 <= scores["n_topics"] <= 12 and 0 <= scores["outlier_share"] < 0.6
+    assert -1 < scores["npmi"] < 1 and 0 < scores["diversity"] <= 1
+    topics = pq.read_table(lake / "topics" / "part-0.parquet").to_pylist()
+    real = [t for t in topics if t["topic_id"] != -1]
+    assert all(t["label"] and len(t["top_terms"]) == 10 and t["representative_docs"] for t in real)
+    assert not {w for t in real for w in t["top_terms"]} & {"im", "dont", "ive", "nt", "amp"}
+    assert sum(t["size"] for t in topics) == assignments.num_rows == summary["docs"]
+    prevalence = pq.read_table(lake / "topic_prevalence" / "part-0.parquet").to_pandas()
+    assert set(prevalence["window"]) == {"2017-07", "2017-08", "2017-09", "2017-10"}
+    totals = prevalence.groupby(["window", "community"])["share"].sum()
+    assert np.allclose(totals, 1.0)
+    filled = prevalence[prevalence.docs > 0]
+    assert (filled.share_low <= filled.share).all() and (filled.share <= filled.share_high).all()
+    windows = pq.read_table(lake / "topic_windows" / "part-0.parquet").to_pandas()
+    assert (windows.topic_id != -1).all() and windows.terms.map(len).min() > 0
+
+
+def test_same_config_and_data_give_identical_topics(runs) -> None:  # noqa: ANN001
+    _, (_, first), (second_run, second), _ = runs
+    assert first.select(["uid", "topic_id"]).equals(second.select(["uid", "topic_id"]))
+    assert second_run.outputs["preprocess"]["processed"] == 0
+    assert second_run.outputs["topics"]["embedding"]["embedded"] == 0
+
+
+def test_one_new_month_is_preprocessed_and_embedded_alone(runs) -> None:  # noqa: ANN001
+    lake, (first, _), _, third = runs
+    docs = ds.dataset(lake / "docs", format="parquet", partitioning="hive").to_table().to_pandas()
+    october = docs[docs.month == "2017-10"]
+    assert len(october) > 100
+    assert third.outputs["preprocess"]["processed"] == len(october)
+    assert third.outputs["preprocess"]["kept"] == first.outputs["preprocess"]["docs"]
+    assert third.outputs["topics"]["embedding"]["embedded"] == int(october.usable.sum())
+    assert third.outputs["topics"]["embedding"]["from_cache"] == first.outputs["topics"]["docs"]
+
+
+def test_saved_model_loads_and_transforms(runs, tmp_path) -> None:  # noqa: ANN001
+    from edumine.models.embeddings import EmbeddingCache, make_embedder
+    from edumine.models.topics import TopicModel
+
+    lake, _, _, third = runs
+    folder = lake / "models" / "topics" / third.run_id
+    assert (folder / "bertopic" / "topics.json").exists() and (folder / "edumine.safetensors").exists()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["corpus_size"] == third.outputs["topics"]["docs"] and manifest["libraries"]["bertopic"]
+
+    docs = ds.dataset(lake / "docs", format="parquet", partitioning="hive").to_table(
+        filter=ds.field("usable") == True).to_pandas().sort_values("uid")  # noqa: E712
+    embedder = make_embedder("embeddings.tfidf_svd.v1")
+    assert embedder.load_state(EmbeddingCache(lake / "_cache" / "embeddings", embedder.key).folder)
+    vectors = embedder.encode(docs.lemmas.tolist())
+    model = TopicModel(n_clusters=8, min_df=3, kmeans_trim=0.0).fit(docs.lemmas.tolist(), vectors)
+    model.save(tmp_path / "model", {"corpus_size": len(docs)})
+    loaded = TopicModel.load(tmp_path / "model")
+    assert loaded.topic_ids() == model.topic_ids() and loaded.label(0) == model.label(0)
+    topics, scores = loaded.transform(docs.lemmas.tolist()[:200], vectors[:200])
+    # A loaded model assigns the nearest topic embedding; k-means assigned the nearest centre in the same
+    # (centred, normalised) space, so they agree for most documents.
+    assert np.mean(topics == model.topics_[:200]) > 0.8
+    assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_embedding_cache_and_registry(tmp_path) -> None:  # noqa: ANN001
+    from edumine.models.embeddings import (EmbeddingCache, MissingArtefactError, embed_with_cache, embedders,
+                                           make_embedder)
+
+    assert {"embeddings.minilm.v1", "embeddings.static.v1", "embeddings.tfidf_svd.v1"} <= set(embedders.names())
+    texts = ["student behaviour classroom management", "math lesson fraction worksheet", "job interview district",
+             "classroom management behaviour plan", "fraction lesson math game"] * 4
+    uids = [f"u{i}" for i in range(len(texts))]
+    hashes = ["h"] * len(texts)
+    embedder = make_embedder("embeddings.tfidf_svd.v1", dims=3, min_df=1, max_df=1.0)
+    first, info = embed_with_cache(embedder, tmp_path, uids, hashes, texts)
+    assert info["embedded"] == len(texts) and first.shape == (len(texts), 3)
+    again, info = embed_with_cache(make_embedder("embeddings.tfidf_svd.v1", dims=3, min_df=1, max_df=1.0),
+                                   tmp_path, uids + ["new"], hashes + ["h"], texts + ["math worksheet"])
+    assert info["embedded"] == 1 and info["from_cache"] == len(texts)
+    assert np.array_equal(again[: len(texts)], first)
+    changed, info = embed_with_cache(embedder, tmp_path, uids[:1], ["edited"], texts[:1])
+    assert info["embedded"] == 1  # an edited text is embedded again
+    assert len(EmbeddingCache(tmp_path, embedder.key)) == len(texts) + 2
+    with pytest.raises(MissingArtefactError, match="distill_static.sh"):
+        make_embedder("embeddings.static.v1", path=tmp_path / "absent").encode(["text"])
