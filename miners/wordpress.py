@@ -58,6 +58,25 @@ def _later(current: float | None, record: dict, item: dict) -> float | None:
     return value if current is None else max(current, value)
 
 
+class _HighWaterMark:
+    """The newest creation time read so far and the ids created in that second (WordPress dates have seconds)."""
+
+    def __init__(self, newest: float | None, ids_at_newest: list) -> None:
+        self.newest, self.ids = newest, set(ids_at_newest)
+        self._stored = (newest, frozenset(ids_at_newest))
+
+    def seen(self, created: float, item_id: Any) -> bool:
+        """Read by an earlier run (at or before the stored mark)."""
+        newest, ids = self._stored
+        return newest is not None and (created < newest or (created == newest and item_id in ids))
+
+    def advance(self, created: float, item_id: Any) -> None:
+        if self.newest is None or created > self.newest:
+            self.newest, self.ids = created, {item_id}
+        elif created == self.newest:
+            self.ids.add(item_id)
+
+
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -161,29 +180,16 @@ class WordPressSource(LiveSource):
         low = time_bounds(self.since, None)[0] if self.since is not None else None
         new_mark = dict(mark)
         seen_posts: set[int] = set()
-        post_mark, post_ids = mark.get("posts_newest"), set(mark.get("posts_ids_at_newest", []))
-        after = post_mark if post_mark is not None else low
-        params = {"orderby": "date", "order": "asc", "_embed": "author"}
-        if after is not None:
-            params["after"] = _iso(after - 1)  # `after` is exclusive: ids at the mark's second are skipped below
-        newest, ids = post_mark, set(post_ids)
-        for item, retrieved in self._pages(client, f"{API}/posts", params, "posts"):
-            try:
-                record = self._post(item, retrieved)
-            except BadRecord as exc:
-                yield Rejected(f"{self.url}{API}/posts/{item.get('id')}", exc.reason, exc.detail, repr(item)[:2000])
+        posts = _HighWaterMark(mark.get("posts_newest"), mark.get("posts_ids_at_newest", []))
+        for entry in self._new_since(client, "posts", {"_embed": "author"}, self._post, posts, low):
+            if isinstance(entry, Rejected):
+                yield entry
                 continue
-            created = record["created_at"].timestamp()
-            if post_mark is not None and (created < post_mark or (created == post_mark and item["id"] in post_ids)):
-                continue
+            item, record = entry
             seen_posts.add(item["id"])
             modified_newest = _later(modified_newest, record, item)
             counts["posts"] += 1
             yield record
-            if newest is None or created > newest:
-                newest, ids = created, {item["id"]}
-            elif created == newest:
-                ids.add(item["id"])
         if mark.get("modified_newest") is not None:
             edited = {"orderby": "modified", "order": "asc", "_embed": "author",
                       "modified_after": _iso(mark["modified_newest"])}
@@ -193,41 +199,44 @@ class WordPressSource(LiveSource):
                 try:
                     record = self._post(item, retrieved)
                 except BadRecord as exc:
-                    yield Rejected(f"{self.url}{API}/posts/{item.get('id')}", exc.reason, exc.detail, repr(item)[:2000])
+                    yield self._rejected("posts", item, exc)
                     continue
                 modified_newest = _later(modified_newest, record, item)
                 counts["updated"] += 1
                 yield record
-        new_mark.update(posts_newest=newest, posts_ids_at_newest=sorted(ids), modified_newest=modified_newest)
+        new_mark.update(posts_newest=posts.newest, posts_ids_at_newest=sorted(posts.ids),
+                        modified_newest=modified_newest)
         if self.comments:
-            yield from self._rest_comments(client, mark, new_mark, low, counts)
+            comments = _HighWaterMark(mark.get("comments_newest"), mark.get("comments_ids_at_newest", []))
+            for entry in self._new_since(client, "comments", {}, self._comment, comments, low):
+                if not isinstance(entry, Rejected):
+                    counts["comments"] += 1
+                    entry = entry[1]
+                yield entry
+            new_mark.update(comments_newest=comments.newest, comments_ids_at_newest=sorted(comments.ids))
         self._pending["rest"] = new_mark
 
-    def _rest_comments(self, client: HttpClient, mark: dict, new_mark: dict, low: float | None,
-                       counts: Any) -> Iterator[dict | Rejected]:
-        comment_mark, comment_ids = mark.get("comments_newest"), set(mark.get("comments_ids_at_newest", []))
-        after = comment_mark if comment_mark is not None else low
-        params: dict[str, Any] = {"orderby": "date", "order": "asc"}
+    def _new_since(self, client: HttpClient, endpoint: str, extra: dict, parse: Any, mark: _HighWaterMark,
+                   low: float | None) -> Iterator[tuple[dict, dict] | Rejected]:
+        """(item, record) for every item created after ``mark``, oldest first; ``mark`` advances past each."""
+        after = mark.newest if mark.newest is not None else low
+        params: dict[str, Any] = {"orderby": "date", "order": "asc", **extra}
         if after is not None:
-            params["after"] = _iso(after - 1)
-        newest, ids = comment_mark, set(comment_ids)
-        for item, retrieved in self._pages(client, f"{API}/comments", params, "comments"):
+            params["after"] = _iso(after - 1)  # `after` is exclusive: ids at the mark's second are skipped below
+        for item, retrieved in self._pages(client, f"{API}/{endpoint}", params, endpoint):
             try:
-                record = self._comment(item, retrieved)
+                record = parse(item, retrieved)
             except BadRecord as exc:
-                yield Rejected(f"{self.url}{API}/comments/{item.get('id')}", exc.reason, exc.detail, repr(item)[:2000])
+                yield self._rejected(endpoint, item, exc)
                 continue
             created = record["created_at"].timestamp()
-            if comment_mark is not None and (created < comment_mark or
-                                             (created == comment_mark and item["id"] in comment_ids)):
+            if mark.seen(created, item["id"]):
                 continue
-            counts["comments"] += 1
-            yield record
-            if newest is None or created > newest:
-                newest, ids = created, {item["id"]}
-            elif created == newest:
-                ids.add(item["id"])
-        new_mark.update(comments_newest=newest, comments_ids_at_newest=sorted(ids))
+            yield item, record
+            mark.advance(created, item["id"])
+
+    def _rejected(self, endpoint: str, item: dict, exc: BadRecord) -> Rejected:
+        return Rejected(f"{self.url}{API}/{endpoint}/{item.get('id')}", exc.reason, exc.detail, repr(item)[:2000])
 
     def _pages(self, client: HttpClient, path: str, params: dict, what: str) -> Iterator[tuple[dict, datetime]]:
         page, total = 1, None
