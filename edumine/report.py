@@ -270,15 +270,13 @@ def lineage_section(data: Data, charts: Charts, labels: dict[Any, str]) -> Secti
         columns = data.columns("topic_events")
         window = _pick(columns, WINDOW_COLUMNS)
         events = data.frame(f'SELECT * EXCLUDE ("{window}"), CAST("{window}" AS VARCHAR) AS window FROM topic_events')
-    # Lineage is computed for the whole corpus (community 'all') and per community: chart the whole corpus.
-    if "community" in lineage and (lineage["community"] == "all").any():
-        lineage = lineage[lineage["community"] == "all"]
-    if events is not None and "community" in events and (events["community"] == "all").any():
-        events = events[events["community"] == "all"]
     if lineage.empty:
         parts.append('<p class="missing">The lineage table is empty (one window only, or no topic carried over).</p>')
     else:
         parts.append(charts.embed(lineage_figure(lineage, events, labels)))
+    if events is not None and "community" in events and (events["community"] == "all").any():
+        # The chart has a menu per community; the tables count the whole corpus once, not once per community.
+        events = events[events["community"] == "all"]
     if events is not None:
         counts = events.groupby(["window", "event"]).size().unstack(fill_value=0).reset_index()
         parts.append("<h3>Events per window</h3>" + html_table(counts))
