@@ -145,3 +145,20 @@ def test_prefect_artifacts_inside_a_flow_run(lakes: dict[str, Path]) -> None:
     table = Artifact.get("edumine-community-activity")
     assert markdown is not None and "| activity | ok |" in markdown.data
     assert table is not None and "teachingresources" in str(table.data) and "response_rate" in str(table.data)
+
+
+def test_lineage_event_tables_count_the_whole_corpus_once(lakes: dict[str, Path], tmp_path: Path) -> None:
+    """Regression: events are written for community 'all' and per community; the tables must not mix them."""
+    import pandas as pd
+
+    from edumine.report import build_report
+    from summary_fixtures import write_parquet
+
+    lake = copy_lake(lakes["full"], tmp_path / "lake")
+    events = pd.DataFrame({"window": ["2018H1"] * 3, "community": ["all", "all", "teachingresources"],
+                           "topic_id": [0, 1, 98765], "event": ["persisted", "grew", "faded"],
+                           "related_topic_ids": [[0], [1], []], "score": [0.9, 0.8, 0.7]})
+    write_parquet(lake, "topic_events", events)
+    page = Path(build_report(lake)["path"]).read_text(encoding="utf-8")
+    lineage = page[page.index('id="lineage"'):page.index('id="themes"')]
+    assert "98765" not in lineage and "grew" in lineage
