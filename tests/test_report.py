@@ -161,4 +161,6 @@ def test_lineage_event_tables_count_the_whole_corpus_once(lakes: dict[str, Path]
     write_parquet(lake, "topic_events", events)
     page = Path(build_report(lake)["path"]).read_text(encoding="utf-8")
     lineage = page[page.index('id="lineage"'):page.index('id="themes"')]
-    assert "98765" not in lineage and "grew" in lineage
+    counts = lineage[lineage.index("Events per window"):lineage.index("<h3>Events</h3>")]
+    assert "grew" in counts and "faded" not in counts  # the per-community 'faded' is not counted again
+    assert "98,765" not in lineage and "98765" not in lineage
