@@ -10,6 +10,12 @@ min_df=2), as in ../shared/notes/measurements.md); NPMI (gensim's c_npmi, window
 (top 25), topics and outlier share of both. With ``--minilm-dir`` the baseline's MiniLM vectors come
 from benchmarks/device_embed_minilm.py (a GPU) and its CPU embedding time is EXTRAPOLATED from the CPU
 sample's docs/s; the JSON says so (``baseline.embed_seconds_extrapolated``).
+
+``ours`` is scored on the lemmas with edumine's topic words, ``baseline`` on BERTopic's own tokens with its
+own topic words: different references, so those two NPMI figures are not comparable. ``same_reference``
+puts both clusterings through one words-from-clusters step and scores them on one reference, each way:
+``lemma_reference`` (edumine's representation, TopicsConfig settings, over the usable docs' lemmas) and
+``bertopic_reference`` (BERTopic's default representation over its tokens of all docs).
 """
 
 from __future__ import annotations
@@ -89,6 +95,52 @@ def quality(top_words: list[list[str]], tokens: list[list[str]], topics: np.ndar
             "outlier_share": round(float(np.mean(np.asarray(topics) == -1)), 4)}
 
 
+class _GivenClusters:
+    """A "clusterer" that returns labels computed elsewhere: puts another model's clusters through a
+    representation, so two clusterings can be scored with the same words-from-clusters step and reference."""
+
+    def __init__(self, labels: np.ndarray) -> None:
+        self.labels = np.asarray(labels)
+
+    def fit(self, X: Any, y: Any = None) -> _GivenClusters:
+        self.labels_ = self.labels
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.labels[: len(X)]
+
+
+def ours_representation(params: dict[str, Any], labels: np.ndarray, lemmas: list[str], vectors: np.ndarray,
+                        reference: list[list[str]]) -> dict[str, Any]:
+    """Given clusters through edumine's representation (binary lemma counts, c-TF-IDF with the TopicsConfig
+    settings), scored on the lemma reference."""
+    from edumine.models.topics import TopicModel
+
+    class Given(TopicModel):
+        def _clusterer(self, n_docs: int) -> Any:
+            return _GivenClusters(labels)
+
+    model = Given(**params).fit(lemmas, vectors)
+    ids = [t for t in model.topic_ids() if t != -1]
+    return quality([[w for w, _ in model.top_terms(t, 25)] for t in ids], reference, np.asarray(labels))
+
+
+def baseline_representation(labels: np.ndarray, texts: list[str], vectors: np.ndarray,
+                            reference: list[list[str]]) -> dict[str, Any]:
+    """Given clusters through BERTopic's default representation (CountVectorizer(stop_words="english",
+    min_df=2) over the clean text, default c-TF-IDF), scored on BERTopic's own token reference."""
+    from bertopic import BERTopic
+    from bertopic.dimensionality import BaseDimensionalityReduction
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    bt = BERTopic(umap_model=BaseDimensionalityReduction(), hdbscan_model=_GivenClusters(labels),
+                  vectorizer_model=CountVectorizer(stop_words="english", min_df=2))
+    bt._save_representative_docs = lambda documents: None
+    topics, _ = bt.fit_transform(texts, embeddings=vectors)
+    ids = [t for t in sorted(set(topics)) if t != -1]
+    return quality([[w for w, _ in bt.get_topic(t)][:25] for t in ids], reference, np.asarray(topics))
+
+
 def minilm_vectors(directory: Path, n: int) -> np.ndarray:
     parts = sorted(directory.glob("minilm-*.npz"), key=lambda p: int(p.stem.split("-")[1]))
     quantised, scales = [], []
@@ -135,10 +187,11 @@ def main() -> None:
     config = TopicsConfig()
     embed: dict[str, Any] = {}
     started = time.perf_counter()
-    tfidf = make_embedder("embeddings.tfidf_svd.v1").fit(lemmas)
+    tfidf = make_embedder(config.embeddings.backend, **config.embeddings.params).fit(lemmas)
     ours_vectors = tfidf.encode(lemmas)
     seconds = time.perf_counter() - started
-    embed["embeddings.tfidf_svd.v1"] = {"docs_per_s": round(len(lemmas) / seconds, 1), "seconds": round(seconds, 1)}
+    embed["embeddings.tfidf_svd.v1"] = {"params": tfidf.params(), "docs_per_s": round(len(lemmas) / seconds, 1),
+                                        "seconds": round(seconds, 1)}
     static = make_embedder("embeddings.static.v1")
     if (static.path / "model.safetensors").exists():
         started = time.perf_counter()
@@ -162,8 +215,10 @@ def main() -> None:
     ids = [t for t in model.topic_ids() if t != -1]
     top_words = [[w for w, _ in model.top_terms(t, 25)] for t in ids]
     analyzer = model.model_.vectorizer_model.build_analyzer()
+    lemma_reference = [analyzer(x) for x in lemmas]
     ours = {"config": config.model_params(), "fit_seconds": round(fit, 1), "peak_rss_gb": rss.peak_gb,
-            **quality(top_words, [analyzer(x) for x in lemmas], model.topics_),
+            "reference": "lemmas of the usable docs (edumine's representation)",
+            **quality(top_words, lemma_reference, model.topics_),
             "labels": [model.label(t) for t in ids[:20]]}
     ours["total_seconds"] = round(result["preprocess"]["seconds"] + embed["embeddings.tfidf_svd.v1"]["seconds"]
                                   + fit, 1)
@@ -199,8 +254,26 @@ def main() -> None:
         bt_ids = [t for t in sorted(set(topics)) if t != -1]
         words = [[w for w, _ in bt.get_topic(t)][:25] for t in bt_ids]
         baseline.update({"fit_seconds": round(fit, 1), "peak_rss_gb": rss.peak_gb,
+                         "reference": "BERTopic's tokens of all docs (its own representation)",
                          **quality(words, tokens, np.asarray(topics)),
                          "labels": [", ".join(w[:4]) for w in words[:20]]})
+        # The two numbers above use different words-from-clusters steps and different reference corpora, so
+        # they are not comparable. Score both clusterings each way, same step and same reference:
+        # (a) edumine's representation over the lemma reference (the usable docs);
+        # (b) BERTopic's default representation over BERTopic's token reference (all docs; the unusable
+        #     docs, which edumine does not cluster, count as outliers of ours).
+        bt_usable = np.asarray(topics)[usable]
+        ours_all = np.full(len(all_texts), -1, dtype=np.int64)
+        ours_all[usable] = model.topics_
+        result["same_reference"] = {
+            "lemma_reference": {
+                "ours": ours_representation(config.model_params(), model.topics_, lemmas, ours_vectors,
+                                            lemma_reference),
+                "baseline": ours_representation(config.model_params(), bt_usable, lemmas, ours_vectors,
+                                                lemma_reference)},
+            "bertopic_reference": {
+                "ours": baseline_representation(ours_all, all_texts, vectors, tokens),
+                "baseline": {k: baseline[k] for k in ("npmi", "diversity", "n_topics", "outlier_share")}}}
         embed_seconds = baseline.get("embed_seconds", baseline.get("embed_seconds_extrapolated"))
         baseline["total_seconds"] = round(embed_seconds + fit, 1)
         result["baseline"] = baseline

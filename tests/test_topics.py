@@ -91,7 +91,10 @@ def test_saved_model_loads_and_transforms(runs, tmp_path) -> None:  # noqa: ANN0
 
     docs = ds.dataset(lake / "docs", format="parquet", partitioning="hive").to_table(
         filter=ds.field("usable") == True).to_pandas().sort_values("uid")  # noqa: E712
-    embedder = make_embedder("embeddings.tfidf_svd.v1")
+    from edumine.pipelines.stages.topics import EmbeddingsConfig
+
+    settings = EmbeddingsConfig()  # the stage's default backend and parameters, as the runs above used
+    embedder = make_embedder(settings.backend, **settings.params)
     assert embedder.load_state(EmbeddingCache(lake / "_cache" / "embeddings", embedder.key).folder)
     vectors = embedder.encode(docs.lemmas.tolist())
     model = TopicModel(n_clusters=8, min_df=3, kmeans_trim=0.0).fit(docs.lemmas.tolist(), vectors)
