@@ -147,6 +147,7 @@ def _print_rows(columns: list[str], rows: list[tuple], format: str) -> None:
         for row in rows:
             table.add_row(*("" if v is None else str(v) for v in row))
         Console().print(table)
+        sys.stdout.flush()
         console.print(f"{len(rows):,} row(s)")
 
 
