@@ -120,7 +120,7 @@ def ours_representation(params: dict[str, Any], labels: np.ndarray, lemmas: list
         def _clusterer(self, n_docs: int) -> Any:
             return _GivenClusters(labels)
 
-    model = Given(**params).fit(lemmas, vectors)
+    model = Given(**{**params, "outliers": "none"}).fit(lemmas, vectors)
     ids = [t for t in model.topic_ids() if t != -1]
     return quality([[w for w, _ in model.top_terms(t, 25)] for t in ids], reference, np.asarray(labels))
 
@@ -216,10 +216,20 @@ def main() -> None:
     top_words = [[w for w, _ in model.top_terms(t, 25)] for t in ids]
     analyzer = model.model_.vectorizer_model.build_analyzer()
     lemma_reference = [analyzer(x) for x in lemmas]
+    n_all = len(records)
     ours = {"config": config.model_params(), "fit_seconds": round(fit, 1), "peak_rss_gb": rss.peak_gb,
             "reference": "lemmas of the usable docs (edumine's representation)",
             **quality(top_words, lemma_reference, model.topics_),
+            # Counting the docs preprocessing set aside (link-only, too short, ...) as outliers too, as the
+            # baseline, which models every doc, would count them.
+            "outlier_share_all_docs": round((int(np.sum(model.topics_ == -1)) + n_all - len(usable)) / n_all, 4),
+            "core_share": round(float(np.mean(model.core_)), 4),
             "labels": [model.label(t) for t in ids[:20]]}
+    # The topic words come from the cores; with outliers: nearest, more docs are assigned than the cores
+    # hold. The stricter reading: words recomputed from every assigned doc, same representation otherwise.
+    core_labels = np.where(model.core_, model.topics_, -1)
+    ours["words_from_all_assigned_docs"] = ours_representation(config.model_params(), model.topics_, lemmas,
+                                                               ours_vectors, lemma_reference)
     ours["total_seconds"] = round(result["preprocess"]["seconds"] + embed["embeddings.tfidf_svd.v1"]["seconds"]
                                   + fit, 1)
     result["ours"] = ours
@@ -264,15 +274,20 @@ def main() -> None:
         #     docs, which edumine does not cluster, count as outliers of ours).
         bt_usable = np.asarray(topics)[usable]
         ours_all = np.full(len(all_texts), -1, dtype=np.int64)
-        ours_all[usable] = model.topics_
+        ours_all[usable] = core_labels  # words from the cores, as the model makes them
+        ours_outliers = {"outlier_share": ours["outlier_share_all_docs"], "core_share": ours["core_share"]}
         result["same_reference"] = {
+            "note": "ours: topic words from the cores (as the model makes them), outlier share of the final "
+                    "assignment; lemma_reference.ours_words_from_all_assigned_docs: words from every assigned doc",
             "lemma_reference": {
-                "ours": ours_representation(config.model_params(), model.topics_, lemmas, ours_vectors,
-                                            lemma_reference),
+                "ours": {**ours_representation(config.model_params(), core_labels, lemmas, ours_vectors,
+                                               lemma_reference), "outlier_share": ours["outlier_share"],
+                         "core_share": ours["core_share"]},
+                "ours_words_from_all_assigned_docs": ours["words_from_all_assigned_docs"],
                 "baseline": ours_representation(config.model_params(), bt_usable, lemmas, ours_vectors,
                                                 lemma_reference)},
             "bertopic_reference": {
-                "ours": baseline_representation(ours_all, all_texts, vectors, tokens),
+                "ours": {**baseline_representation(ours_all, all_texts, vectors, tokens), **ours_outliers},
                 "baseline": {k: baseline[k] for k in ("npmi", "diversity", "n_topics", "outlier_share")}}}
         embed_seconds = baseline.get("embed_seconds", baseline.get("embed_seconds_extrapolated"))
         baseline["total_seconds"] = round(embed_seconds + fit, 1)

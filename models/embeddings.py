@@ -213,7 +213,7 @@ class EmbeddingCache:
     def __init__(self, root: Path, key: str) -> None:
         self.folder = Path(root) / key
         self._index: dict[tuple[str, str], tuple[int, int]] | None = None
-        self._chunks: list[np.ndarray] = []
+        self._chunks: list[np.ndarray | Path] = []
 
     def _load(self) -> dict[tuple[str, str], tuple[int, int]]:
         if self._index is None:
@@ -237,12 +237,19 @@ class EmbeddingCache:
             hit = index.get(pair)
             if hit is None:
                 continue
-            chunk = self._chunks[hit[0]]
+            chunk = self._chunk(hit[0])
             if vectors is None:
                 vectors = np.zeros((len(uids), chunk.shape[1]), dtype=np.float32)
             vectors[row] = chunk[hit[1]]
             missing[row] = False
         return vectors, missing
+
+    def _chunk(self, number: int) -> np.ndarray:
+        chunk = self._chunks[number]
+        if isinstance(chunk, Path):
+            with np.load(chunk, allow_pickle=False) as data:
+                self._chunks[number] = chunk = data["vectors"]
+        return chunk
 
     def put(self, uids: list[str], hashes: list[str], vectors: np.ndarray) -> None:
         if not len(uids):
@@ -256,7 +263,7 @@ class EmbeddingCache:
             np.savez(handle, uids=np.array(uids, dtype=str), hashes=np.array(hashes, dtype=str),
                      vectors=np.asarray(vectors, dtype=np.float32))
         os.replace(tmp, self.folder / name)
-        self._chunks.append(np.asarray(vectors, dtype=np.float32))
+        self._chunks.append(self.folder / name)  # read back only if asked for: the caller holds the vectors
         for row, pair in enumerate(zip(uids, hashes)):
             index[pair] = (number, row)
 

@@ -9,11 +9,13 @@ instead of a Python loop over windows: at 100 k documents it takes seconds, not 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import islice
 
 import numpy as np
 
 EPSILON = 1e-12
+CHUNK_DOCS = 20_000  # texts turned into window incidence at a time: memory stays flat at a million docs
 
 
 def _present_spans(positions: list[int], window_size: int, n_windows: int) -> list[tuple[int, int]]:
@@ -77,15 +79,29 @@ def _incidence(texts: Sequence[Sequence[str]], vocab: dict[str, int], window_siz
     return matrix, n_windows
 
 
-def npmi_per_topic(topics: Sequence[Sequence[str]], texts: Sequence[Sequence[str]], *, top_n: int = 10,
+def _cooccurrence(texts: Iterable[Sequence[str]], vocab: dict[str, int],
+                  window_size: int | None) -> tuple[np.ndarray, int]:
+    """Windows holding each pair of words (the diagonal: each word), and the number of windows, summed over
+    chunks of CHUNK_DOCS texts (counts are integers, so the sum is exact whatever the chunking)."""
+    co = np.zeros((len(vocab), len(vocab)), dtype=np.float64)
+    n_windows = 0
+    iterator = iter(texts)
+    while chunk := list(islice(iterator, CHUNK_DOCS)):
+        matrix, windows = _incidence(chunk, vocab, window_size)
+        co += (matrix.T @ matrix).toarray()
+        n_windows += windows
+    return co, n_windows
+
+
+def npmi_per_topic(topics: Sequence[Sequence[str]], texts: Iterable[Sequence[str]], *, top_n: int = 10,
                    window_size: int | None = 10) -> np.ndarray:
-    """NPMI of each topic's first ``top_n`` words over ``texts`` (token lists). NaN for a topic with < 2 words."""
+    """NPMI of each topic's first ``top_n`` words over ``texts`` (token lists, any iterable: a generator keeps
+    a million tokenised docs out of memory). NaN for a topic with < 2 words."""
     words = sorted({word for topic in topics for word in list(topic)[:top_n]})
     vocab = {word: index for index, word in enumerate(words)}
-    matrix, n_windows = _incidence(texts, vocab, window_size)
+    co, n_windows = _cooccurrence(texts, vocab, window_size)
     if n_windows == 0:
         return np.full(len(topics), np.nan)
-    co = (matrix.T @ matrix).toarray()
     occurrences = np.diag(co).copy()
     scores = []
     for topic in topics:
@@ -106,7 +122,7 @@ def npmi_per_topic(topics: Sequence[Sequence[str]], texts: Sequence[Sequence[str
     return np.array(scores)
 
 
-def npmi_coherence(topics: Sequence[Sequence[str]], texts: Sequence[Sequence[str]], *, top_n: int = 10,
+def npmi_coherence(topics: Sequence[Sequence[str]], texts: Iterable[Sequence[str]], *, top_n: int = 10,
                    window_size: int | None = 10) -> float:
     """Mean NPMI over topics (gensim's c_npmi with the given window; ``None``: whole documents)."""
     scores = npmi_per_topic(topics, texts, top_n=top_n, window_size=window_size)

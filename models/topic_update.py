@@ -118,11 +118,9 @@ def write_pool(lake: Any, pool: pd.DataFrame) -> None:
 
 def _topic_matrix(model: Any) -> tuple[np.ndarray, np.ndarray]:
     """Unit topic embeddings of the real topics (outlier row dropped) and their ids."""
-    embeddings = np.asarray(model.model_.topic_embeddings_, dtype=np.float32)
-    offset = int(getattr(model.model_, "_outliers", 0))
-    ids = np.array(sorted(t for t in model.model_.get_topics() if t >= 0), dtype=np.int64)
-    matrix = embeddings[offset: offset + len(ids)]
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12), ids
+    from edumine.models.topics import topic_matrix
+
+    return topic_matrix(model.model_)
 
 
 class IncrementalTopicUpdate:
@@ -138,16 +136,14 @@ class IncrementalTopicUpdate:
 
     def fit(self, model: Any, uids: list[str], lemmas: list[str], embeddings: np.ndarray,
             pool: pd.DataFrame | None = None) -> IncrementalTopicUpdate:
-        from edumine.models.topics import normalise
+        from edumine.models.topics import nearest_topics, normalise
 
         if not (len(uids) == len(lemmas) == len(embeddings)):
             raise ValueError(f"{len(uids)} uids, {len(lemmas)} lemma strings and {len(embeddings)} embeddings")
         vectors = normalise(np.asarray(embeddings, np.float32), getattr(model, "center_", None))
         matrix, ids = _topic_matrix(model)
-        sims = vectors @ matrix.T if len(vectors) else np.zeros((0, len(ids)), np.float32)
-        best = sims.argmax(axis=1) if len(ids) else np.zeros(len(vectors), np.int64)
-        self.scores_ = sims.max(axis=1) if len(ids) else np.zeros(len(vectors), np.float32)
-        self.topics_ = np.where(self.scores_ >= self.assign_min_similarity, ids[best] if len(ids) else -1, -1)
+        best, self.scores_ = nearest_topics(vectors, matrix, ids)
+        self.topics_ = np.where(self.scores_ >= self.assign_min_similarity, best, -1)
         pooled = self.topics_ == -1
         fresh = pd.DataFrame({"uid": np.asarray(uids, dtype=object)[pooled],
                               "lemmas": np.asarray(lemmas, dtype=object)[pooled],
@@ -242,14 +238,20 @@ def _latest_model_dir(lake: Any) -> Path | None:
     return folder if (folder / "manifest.json").exists() else None
 
 
-def _previous_assignments(lake: Any) -> dict[str, int]:
+def _previous_assignments(lake: Any) -> tuple[dict[str, int], set[str]]:
+    """The last run's topic per uid, and the uids that were in their topic's core (``doc_topics.core``;
+    tables written before that column existed have no core docs)."""
     import pyarrow.dataset as ds
 
     folder = Path(lake.table_path("doc_topics"))
     if not folder.is_dir() or not any(folder.rglob("*.parquet")):
-        return {}
-    table = ds.dataset(folder, format="parquet").to_table(columns=["uid", "topic_id"])
-    return dict(zip(table["uid"].to_pylist(), table["topic_id"].to_pylist()))
+        return {}, set()
+    dataset = ds.dataset(folder, format="parquet")
+    has_core = "core" in dataset.schema.names
+    table = dataset.to_table(columns=["uid", "topic_id", "core"] if has_core else ["uid", "topic_id"])
+    uids = table["uid"].to_pylist()
+    cores = {uid for uid, core in zip(uids, table["core"].to_pylist()) if core} if has_core else set()
+    return dict(zip(uids, table["topic_id"].to_pylist())), cores
 
 
 def fit_or_update(ctx: Any, estimator: Any, uids: list[str], lemmas: list[str], vectors: np.ndarray, *,
@@ -283,6 +285,7 @@ def fit_or_update(ctx: Any, estimator: Any, uids: list[str], lemmas: list[str], 
         model = StableTopicModel(inner, mapping)
         model.topics_ = remap(inner.topics_, model.mapping)
         model.probabilities_ = inner.probabilities_
+        model.core_ = inner.core_
         write_pool(ctx.lake, pd.DataFrame({"uid": [], "lemmas": [], "vector": []}))
         kept = _kept_ids(ctx.lake, ctx.run_id) if stable.enabled else set()
         info.update(docs_new=len(uids), pooled=0, new_topics=[], topics=len(mapping),
@@ -316,13 +319,13 @@ def _update(ctx: Any, previous: Any, uids: list[str], lemmas: list[str], vectors
     from edumine.models.topics import normalise
 
     settings = ctx.config.lineage.update
-    known = _previous_assignments(ctx.lake)
+    known, cores = _previous_assignments(ctx.lake)
     pool = read_pool(ctx.lake)
     pooled_before = set(pool["uid"]) if pool is not None else set()
     fresh = np.array([uid not in known for uid in uids], dtype=bool)
     inner = previous.inner
     updater = IncrementalTopicUpdate(
-        assign_min_similarity=settings.assign_min_similarity, pool_min_docs=settings.pool_min_docs,
+        assign_min_similarity=assign_threshold(ctx.config), pool_min_docs=settings.pool_min_docs,
         new_topic_min_docs=settings.new_topic_min_docs, merge_min_similarity=settings.merge_min_similarity,
     ).fit(inner, [u for u, f in zip(uids, fresh) if f], [t for t, f in zip(lemmas, fresh) if f], vectors[fresh],
           pool=pool)
@@ -352,10 +355,19 @@ def _update(ctx: Any, previous: Any, uids: list[str], lemmas: list[str], vectors
         topics[row] = model.mapping[updater.resolved_[uid]] if uid in updater.resolved_ else int(known[uid])
     write_pool(ctx.lake, updater.pool_)
     model.topics_ = topics
+    # New and re-pooled docs were assigned by similarity: only docs of the last refit's cores stay core.
+    model.core_ = np.array([uid in cores and uid not in updater.resolved_ for uid in uids], dtype=bool) & ~fresh
     model.probabilities_ = _closeness(inner, normalise(vectors, inner.center_), remap(topics, model.inverse))
     new_topics = [{**t, "topic_id": model.mapping[t["topic_id"]]} for t in updater.new_topics_]
     return model, {"docs_new": int(fresh.sum()), "pooled": int(len(updater.pool_)),
                    "resolved_from_pool": int(len(set(updater.resolved_) & pooled_before)), "new_topics": new_topics}
+
+
+def assign_threshold(config: Any) -> float:
+    """The cosine a new doc needs to join a topic at night: ``lineage.update.assign_min_similarity``, or when
+    that is null the rule the fit itself assigned docs by (``topics.outlier_threshold``)."""
+    chosen = config.lineage.update.assign_min_similarity
+    return float(config.topics.outlier_threshold if chosen is None else chosen)
 
 
 def _closeness(inner: Any, vectors: np.ndarray, topics: np.ndarray) -> np.ndarray:

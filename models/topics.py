@@ -26,17 +26,41 @@ log = logging.getLogger(__name__)
 
 REDUCTIONS = ("umap", "pca", "none")
 CLUSTERINGS = ("hdbscan", "kmeans")
-OUTLIER_STRATEGIES = ("none", "embeddings", "c-tf-idf", "distributions")
+# "nearest": a doc outside every topic's core joins the topic whose embedding is nearest when the cosine is
+# at least ``outlier_threshold``; topic words stay those of the cores. The others are BERTopic's
+# ``reduce_outliers`` strategies, after which the topic words are recomputed from all assigned docs.
+OUTLIER_STRATEGIES = ("none", "nearest", "embeddings", "c-tf-idf", "distributions")
+AUTO_CLUSTERS = (10, 500)  # the range of n_clusters="auto" (the square root of the number of docs)
+
+
+def auto_clusters(n_docs: int) -> int:
+    """k-means topics for ``n_clusters="auto"``: about the square root of the corpus size (100 at 10 k docs,
+    316 at 100 k), within AUTO_CLUSTERS so a million docs still give a readable number of topics."""
+    low, high = AUTO_CLUSTERS
+    return int(min(high, max(low, round(n_docs ** 0.5))))
+
+
+BLOCK_ROWS = 65_536  # rows per block for per-doc arithmetic: temporaries stay ~64 MB at any corpus size
 
 
 def normalise(vectors: np.ndarray, center: np.ndarray | None) -> np.ndarray:
-    out = vectors - center if center is not None else vectors.copy()
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return (out / np.where(norms == 0, 1, norms)).astype(np.float32)
+    """Centred, unit-length float32 copy of ``vectors`` (one copy: a million 256-d docs are 1 GB each)."""
+    out = np.array(vectors, dtype=np.float32)
+    if center is not None:
+        out -= center.astype(np.float32, copy=False)
+    for start in range(0, len(out), BLOCK_ROWS):  # np.linalg.norm squares a full-size temporary
+        block = out[start: start + BLOCK_ROWS]
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        block /= np.where(norms == 0, 1, norms)
+    return out
 
 
 def _no_representative_docs(self: Any, documents: Any) -> None:
     self.representative_docs_ = {}
+
+
+def _no_reduction(embeddings: np.ndarray, y: Any = None, partial_fit: bool = False) -> np.ndarray:
+    return embeddings
 
 
 class TrimmedKMeans:
@@ -55,7 +79,11 @@ class TrimmedKMeans:
                                        random_state=self.random_state).fit(X)
         labels = self.kmeans_.labels_.astype(np.int64)
         if self.trim > 0:
-            distance = np.linalg.norm(X - self.kmeans_.cluster_centers_[labels], axis=1)
+            centers = self.kmeans_.cluster_centers_
+            distance = np.empty(len(X), dtype=X.dtype)
+            for start in range(0, len(X), BLOCK_ROWS):
+                stop = start + BLOCK_ROWS
+                distance[start:stop] = np.linalg.norm(X[start:stop] - centers[labels[start:stop]], axis=1)
             for cluster in range(self.n_clusters):
                 rows = np.flatnonzero(labels == cluster)
                 if len(rows) > 1:
@@ -68,9 +96,41 @@ class TrimmedKMeans:
         return self.kmeans_.predict(X)
 
 
+def topic_matrix(model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-length embeddings of a fitted BERTopic model's real topics (the outlier row left out), and their ids."""
+    ids = np.array(sorted(int(t) for t in model.get_topics() if t != -1), dtype=np.int64)
+    offset = int(getattr(model, "_outliers", 0))
+    matrix = np.asarray(model.topic_embeddings_, dtype=np.float32)[offset: offset + len(ids)]
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12), ids
+
+
+def nearest_topics(vectors: np.ndarray, matrix: np.ndarray, ids: np.ndarray, rows: np.ndarray | None = None,
+                   block: int = 32_768) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest topic id and its cosine for unit-length ``vectors`` (only ``rows`` of them, if given), in
+    blocks: a million docs by 500 topics at once would take 2 GB."""
+    rows = np.arange(len(vectors)) if rows is None else np.asarray(rows)
+    best = np.full(len(rows), -1, dtype=np.int64)
+    score = np.zeros(len(rows), dtype=np.float32)
+    for start in range(0, len(rows) if len(ids) else 0, block):
+        sims = vectors[rows[start: start + block]] @ matrix.T
+        best[start: start + block] = ids[sims.argmax(axis=1)]
+        score[start: start + block] = sims.max(axis=1)
+    return best, score
+
+
+def assign_to_nearest(vectors: np.ndarray, topics: np.ndarray, matrix: np.ndarray, ids: np.ndarray,
+                      threshold: float) -> np.ndarray:
+    """Outliers (-1) join their nearest topic when its cosine is at least ``threshold``; the rest stay -1."""
+    topics = np.asarray(topics).copy()
+    rows = np.flatnonzero(topics == -1)
+    best, score = nearest_topics(vectors, matrix, ids, rows)
+    topics[rows] = np.where(score >= threshold, best, -1)
+    return topics
+
+
 class TopicModel:
     def __init__(self, *, reduction: str = "pca", n_components: int = 10, umap_neighbors: int = 15,
-                 clustering: str = "kmeans", n_clusters: int = 50, kmeans_trim: float = 0.0,
+                 clustering: str = "kmeans", n_clusters: int | str = 50, kmeans_trim: float = 0.0,
                  min_cluster_size: int = 15,
                  min_samples: int | None = None, center: bool = True, min_df: int = 5, max_df: float = 0.5,
                  ngram_max: int = 1, binary: bool = True, top_n_words: int = 10,
@@ -126,7 +186,8 @@ class TopicModel:
             return HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
                            metric="euclidean", cluster_selection_method="eom", prediction_data=True)
         if self.clustering == "kmeans":
-            return TrimmedKMeans(n_clusters=min(self.n_clusters, max(2, n_docs // 5)), trim=self.kmeans_trim,
+            wanted = auto_clusters(n_docs) if self.n_clusters == "auto" else int(self.n_clusters)
+            return TrimmedKMeans(n_clusters=min(wanted, max(2, n_docs // 5)), trim=self.kmeans_trim,
                                  random_state=self.random_state)
         raise ValueError(f"unknown clustering {self.clustering!r}; use one of {', '.join(CLUSTERINGS)}")
 
@@ -167,19 +228,27 @@ class TopicModel:
         # BERTopic's representative documents would be lemma strings (and cost a c-TF-IDF pass per topic);
         # the topic stage picks readable ones from the clean text instead.
         model._save_representative_docs = _no_representative_docs.__get__(model)
+        if self.reduction == "none":
+            # BERTopic returns np.nan_to_num(reduced): a second copy of every vector, 1 GB at a million docs.
+            # Ours are finite (centred and normalised above), and "none" reduces nothing.
+            model._reduce_dimensionality = _no_reduction
         topics, probabilities = model.fit_transform(lemmas, embeddings=vectors)
         topics = np.asarray(topics)
-        if self.outliers != "none" and (topics == -1).any():
-            if self.outliers not in OUTLIER_STRATEGIES:
-                raise ValueError(f"unknown outlier strategy {self.outliers!r}; use one of "
-                                 f"{', '.join(OUTLIER_STRATEGIES)}")
+        if self.outliers not in OUTLIER_STRATEGIES:
+            raise ValueError(f"unknown outlier strategy {self.outliers!r}; use one of {', '.join(OUTLIER_STRATEGIES)}")
+        core = topics != -1
+        if self.outliers == "nearest":
+            topics = assign_to_nearest(vectors, topics, *topic_matrix(model), self.outlier_threshold)
+        elif self.outliers != "none" and (topics == -1).any():
             topics = np.asarray(model.reduce_outliers(lemmas, list(topics), strategy=self.outliers,
                                                       embeddings=vectors, threshold=self.outlier_threshold))
             model.update_topics(lemmas, topics=list(topics), vectorizer_model=model.vectorizer_model,
                                 ctfidf_model=model.ctfidf_model, top_n_words=max(self.top_n_words, 25))
             self._refresh_topic_embeddings(model, vectors, topics)
+            core = topics != -1
         self.model_ = model
         self.topics_ = topics
+        self.core_ = core
         self.probabilities_ = self._probabilities(vectors, topics, probabilities)
         self.n_docs_ = n_docs
         return self
@@ -199,10 +268,15 @@ class TopicModel:
 
     def _cosine_to_topic(self, vectors: np.ndarray, topics: np.ndarray) -> np.ndarray:
         # BERTopic keeps one embedding row per topic id in order, the outlier row (-1) first when present.
-        centroid = np.asarray(self.model_.topic_embeddings_, dtype=np.float32)[topics + self.model_._outliers]
-        norms = np.linalg.norm(centroid, axis=1) * np.linalg.norm(vectors, axis=1)
-        cosine = np.einsum("ij,ij->i", centroid, vectors) / np.where(norms == 0, 1, norms)
-        return np.clip(cosine, 0, 1).astype(np.float32)
+        embeddings = np.asarray(self.model_.topic_embeddings_, dtype=np.float32)
+        rows = np.asarray(topics) + self.model_._outliers
+        cosine = np.empty(len(vectors), dtype=np.float32)
+        for start in range(0, len(vectors), BLOCK_ROWS):
+            stop = start + BLOCK_ROWS
+            centroid, block = embeddings[rows[start:stop]], vectors[start:stop]
+            norms = np.linalg.norm(centroid, axis=1) * np.linalg.norm(block, axis=1)
+            cosine[start:stop] = np.einsum("ij,ij->i", centroid, block) / np.where(norms == 0, 1, norms)
+        return np.clip(cosine, 0, 1)
 
     def transform(self, lemmas: list[str], embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Topic and score of new documents: the nearest topic embedding (cosine), BERTopic's own rule."""

@@ -7,6 +7,7 @@ A run holds the lake's write lock from start to end, and always leaves a manifes
 from __future__ import annotations
 
 import logging
+import resource
 import threading
 import time
 from contextlib import contextmanager
@@ -40,6 +41,9 @@ class RunContext:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, Any] = field(default_factory=dict)
+    # The process's resident-memory high-water mark when each stage ended: a stage's own peak is at most
+    # its figure, and the first stage whose figure jumps is the one that set it.
+    peak_rss_mb: dict[str, int] = field(default_factory=dict)
 
     @property
     def manifest_path(self) -> Path:
@@ -52,6 +56,12 @@ class RunContext:
             yield
         finally:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 3)
+            self.peak_rss_mb[name] = peak_rss_mb()
+
+
+def peak_rss_mb() -> int:
+    """Peak resident memory of this process so far, in MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def build_source(config: ConfigBase, index: int) -> Any:
@@ -138,6 +148,7 @@ def write_manifest(ctx: RunContext, *, status: str, error: BaseException | None 
         "totals": totals,
         "outputs": ctx.outputs,
         "timings": ctx.timings,
+        "peak_rss_mb": ctx.peak_rss_mb,
         "scores": ctx.scores,
     }
     with _MANIFEST_LOCK:  # collection tasks on a Dask task runner's threads write it concurrently

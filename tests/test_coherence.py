@@ -72,3 +72,13 @@ def test_words_absent_from_the_reference_are_left_out(real_texts: list[list[str]
     topic = ["interview", "job", "position", "hire", "district"]
     with_ghost = npmi_per_topic([topic + ["zzzz-not-a-word"]], real_texts)[0]
     assert with_ghost == pytest.approx(npmi_per_topic([topic], real_texts)[0])
+
+
+def test_npmi_is_the_same_chunked_and_from_a_generator(real_texts: list[list[str]], monkeypatch) -> None:  # noqa: ANN001
+    """A million tokenised docs are scored from a generator, chunk by chunk: the score must not change."""
+    from edumine.models import evaluation
+
+    whole = npmi_per_topic(TOPICS, real_texts)
+    monkeypatch.setattr(evaluation, "CHUNK_DOCS", 7)
+    chunked = npmi_per_topic(TOPICS, (text for text in real_texts))
+    assert list(chunked) == pytest.approx(list(whole), abs=1e-12)

@@ -51,6 +51,9 @@ def test_edumine_run_runs_the_pipeline_flow_with_an_ephemeral_server(flow_run) -
     assert manifest["totals"]["added"] == 2216 and manifest["outputs"]["posts_rows"] == 2216
     assert manifest["config_hash"] and manifest["code_version"]["edumine"]
     assert "collect" in manifest["timings"]
+    # Resident memory high-water mark after each stage, non-decreasing in run order (a process-wide peak).
+    peaks = list(manifest["peak_rss_mb"].values())
+    assert "collect" in manifest["peak_rss_mb"] and peaks[0] > 50 and peaks == sorted(peaks)
     assert "manifest:" in result.stdout and str(work / "lake") in result.stdout
     assert "Finished in state Completed" in result.stderr
 

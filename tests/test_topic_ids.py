@@ -172,6 +172,11 @@ def test_pipeline_ids_are_stable_and_nightly_updates_add_only_new_docs(tmp_path:
     merged = tables["doc_topics"].merge(now, on="uid", suffixes=("_before", "_after"))
     assert len(merged) == len(tables["doc_topics"])
     assert (merged["topic_id_before"] == merged["topic_id_after"]).all()
+    assert (merged["core_before"] == merged["core_after"]).all() and merged["core_after"].any()
+    # New docs join an existing topic by the fit's own rule (topics.outlier_threshold), never as core docs.
+    new = now[~now["uid"].isin(tables["doc_topics"]["uid"])]
+    joined = new[new["topic_id"].isin(set(tables["doc_topics"]["topic_id"]) - {-1})]
+    assert not new["core"].any() and len(joined) > 0 and (joined["probability"] >= 0.35 - 1e-6).all()
     history = pd.read_parquet(lake / "topic_updates" / "part-0.parquet")
     assert history["mode"].tolist() == ["refit", "refit", "incremental"]
     assert set(now["window"]) >= {"2013"}

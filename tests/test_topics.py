@@ -79,8 +79,58 @@ def test_one_new_month_is_preprocessed_and_embedded_alone(runs) -> None:  # noqa
     assert third.outputs["topics"]["embedding"]["from_cache"] == first.outputs["topics"]["docs"]
 
 
-def test_saved_model_loads_and_transforms(runs, tmp_path) -> None:  # noqa: ANN001
+@pytest.fixture(scope="module")
+def usable_docs(runs):  # noqa: ANN001, ANN201
+    """The last run's usable docs (sorted by uid) and their vectors from the embedding cache."""
     from edumine.models.embeddings import EmbeddingCache, make_embedder
+    from edumine.pipelines.stages.topics import EmbeddingsConfig
+
+    lake = runs[0]
+    docs = ds.dataset(lake / "docs", format="parquet", partitioning="hive").to_table(
+        filter=ds.field("usable") == True).to_pandas().sort_values("uid")  # noqa: E712
+    settings = EmbeddingsConfig()  # the stage's default backend and parameters, as the runs above used
+    embedder = make_embedder(settings.backend, **settings.params)
+    assert embedder.load_state(EmbeddingCache(lake / "_cache" / "embeddings", embedder.key).folder)
+    return docs.lemmas.tolist(), embedder.encode(docs.lemmas.tolist())
+
+
+def test_doc_topics_mark_the_core_docs(runs) -> None:  # noqa: ANN001
+    lake = runs[0]
+    assignments = pq.read_table(lake / "doc_topics" / "part-0.parquet").to_pandas()
+    core, assigned = assignments.core, assignments.topic_id != -1
+    assert not (core & ~assigned).any()  # a core doc always has a topic
+    assert 0.3 < core.mean() < 0.7 and assigned.mean() > core.mean()
+
+
+def test_nearest_assignment_keeps_the_cores_topic_words(usable_docs) -> None:  # noqa: ANN001
+    from edumine.models.topics import TopicModel, normalise, topic_matrix
+
+    lemmas, vectors = usable_docs
+    settings = dict(n_clusters=8, min_df=3, kmeans_trim=0.5)
+    strict = TopicModel(**settings, outliers="none").fit(lemmas, vectors)
+    nearest = TopicModel(**settings, outliers="nearest", outlier_threshold=0.35).fit(lemmas, vectors)
+    assert nearest.topic_ids() == strict.topic_ids()
+    assert all(nearest.top_terms(t, 25) == strict.top_terms(t, 25) for t in strict.topic_ids())
+    assert np.array_equal(nearest.core_, strict.topics_ != -1) and np.array_equal(strict.core_, nearest.core_)
+    assert np.array_equal(nearest.topics_[nearest.core_], strict.topics_[strict.core_])
+    joined = ~nearest.core_ & (nearest.topics_ != -1)
+    left = nearest.topics_ == -1
+    assert joined.sum() > 0 and left.sum() > 0 and left.mean() < (strict.topics_ == -1).mean()
+    # Each joined doc went to its nearest topic, at cosine >= 0.35; every doc left out is below 0.35 to all.
+    matrix, ids = topic_matrix(nearest.model_)
+    sims = normalise(vectors, nearest.center_) @ matrix.T
+    assert np.array_equal(nearest.topics_[joined], ids[sims[joined].argmax(axis=1)])
+    assert (sims[joined].max(axis=1) >= 0.35).all() and (sims[left].max(axis=1) < 0.35).all()
+
+
+def test_auto_clusters_follow_the_square_root_of_the_corpus() -> None:
+    from edumine.models.topics import TopicModel, auto_clusters
+
+    assert [auto_clusters(n) for n in (50, 10_000, 100_000, 1_000_000)] == [10, 100, 316, 500]
+    assert TopicModel(n_clusters="auto")._clusterer(2_500).n_clusters == 50
+
+
+def test_saved_model_loads_and_transforms(runs, usable_docs, tmp_path) -> None:  # noqa: ANN001
     from edumine.models.topics import TopicModel
 
     lake, _, _, third = runs
@@ -89,19 +139,12 @@ def test_saved_model_loads_and_transforms(runs, tmp_path) -> None:  # noqa: ANN0
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["corpus_size"] == third.outputs["topics"]["docs"] and manifest["libraries"]["bertopic"]
 
-    docs = ds.dataset(lake / "docs", format="parquet", partitioning="hive").to_table(
-        filter=ds.field("usable") == True).to_pandas().sort_values("uid")  # noqa: E712
-    from edumine.pipelines.stages.topics import EmbeddingsConfig
-
-    settings = EmbeddingsConfig()  # the stage's default backend and parameters, as the runs above used
-    embedder = make_embedder(settings.backend, **settings.params)
-    assert embedder.load_state(EmbeddingCache(lake / "_cache" / "embeddings", embedder.key).folder)
-    vectors = embedder.encode(docs.lemmas.tolist())
-    model = TopicModel(n_clusters=8, min_df=3, kmeans_trim=0.0).fit(docs.lemmas.tolist(), vectors)
-    model.save(tmp_path / "model", {"corpus_size": len(docs)})
+    lemmas, vectors = usable_docs
+    model = TopicModel(n_clusters=8, min_df=3, kmeans_trim=0.0).fit(lemmas, vectors)
+    model.save(tmp_path / "model", {"corpus_size": len(lemmas)})
     loaded = TopicModel.load(tmp_path / "model")
     assert loaded.topic_ids() == model.topic_ids() and loaded.label(0) == model.label(0)
-    topics, scores = loaded.transform(docs.lemmas.tolist()[:200], vectors[:200])
+    topics, scores = loaded.transform(lemmas[:200], vectors[:200])
     # A loaded model assigns the nearest topic embedding; k-means assigned the nearest centre in the same
     # (centred, normalised) space, so they agree for most documents.
     assert np.mean(topics == model.topics_[:200]) > 0.8
@@ -129,3 +172,18 @@ def test_embedding_cache_and_registry(tmp_path) -> None:  # noqa: ANN001
     assert len(EmbeddingCache(tmp_path, embedder.key)) == len(texts) + 2
     with pytest.raises(MissingArtefactError, match="distill_static.sh"):
         make_embedder("embeddings.static.v1", path=tmp_path / "absent").encode(["text"])
+
+
+def test_text_backends_get_the_texts_in_uid_order(runs) -> None:  # noqa: ANN001
+    """The topic stage reads no text column; backends that embed text get it read by uid, in order."""
+    from edumine.lake import Lake
+    from edumine.pipelines.stages.topics import read_texts_in_order, read_usable_docs
+
+    lake = Lake(runs[0])
+    table = read_usable_docs(lake, ["post"])
+    assert "text" not in table.column_names and table["uid"].to_pylist() == sorted(table["uid"].to_pylist())
+    uids = table["uid"].to_pylist()[::-37]
+    docs = ds.dataset(runs[0] / "docs", format="parquet", partitioning="hive").to_table(
+        columns=["uid", "text"]).to_pydict()
+    by_uid = dict(zip(docs["uid"], docs["text"]))
+    assert read_texts_in_order(lake, uids) == [by_uid[uid] for uid in uids]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from pydantic import Field
 
@@ -48,9 +48,9 @@ class UpdateConfig(StrictModel):
     refit_every_days: float = Field(90.0, gt=0)
     refit_new_share: float = Field(0.25, gt=0, description="docs added since the last refit, as a share of "
                                                            "the docs it saw, that force a refit")
-    assign_min_similarity: float = Field(0.3, ge=-1, le=1, description="a new doc less similar than this to "
-                                         "every topic joins the outlier pool (0.3: the lowest decile of fitted "
-                                         "docs' own similarity, measured)")
+    assign_min_similarity: Optional[float] = Field(None, ge=-1, le=1, description="a new doc less similar "
+                                                   "than this to every topic joins the outlier pool; null: "
+                                                   "topics.outlier_threshold, the rule the fit assigned docs by")
     pool_min_docs: int = Field(100, ge=2, description="pooled outliers needed before new topics are sought")
     new_topic_min_docs: int = Field(15, ge=2, description="docs a new topic needs (HDBSCAN min_cluster_size)")
     merge_min_similarity: float = Field(0.7, ge=0, le=1, description="a pooled group this similar to an "

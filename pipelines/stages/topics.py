@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
@@ -57,9 +57,11 @@ class TopicsConfig(StrictModel):
     n_components: int = Field(10, ge=2)
     umap_neighbors: int = Field(15, ge=2)
     clustering: Literal["hdbscan", "kmeans"] = "kmeans"
-    n_clusters: int = Field(100, ge=2, description="topics for kmeans")
+    n_clusters: Union[Annotated[int, Field(ge=2)], Literal["auto"]] = Field(
+        "auto", description="topics for kmeans; auto: the square root of the number of docs, 10 to 500")
     kmeans_trim: float = Field(0.5, ge=0, lt=1, description="share of each k-means cluster, farthest from its "
-                                                             "centre, that becomes outliers")
+                                                             "centre, left out of the cluster's core (the docs "
+                                                             "its topic words and embedding come from)")
     min_cluster_size: int = Field(15, ge=2, description="smallest topic for hdbscan")
     min_samples: Optional[int] = None
     center: bool = Field(True, description="subtract the corpus mean vector before clustering")
@@ -70,8 +72,13 @@ class TopicsConfig(StrictModel):
     ngram_max: int = Field(1, ge=1, le=3)
     top_n_words: int = Field(10, ge=3)
     reduce_frequent_words: bool = False
-    outliers: Literal["none", "embeddings", "c-tf-idf", "distributions"] = "none"
-    outlier_threshold: float = 0.0
+    outliers: Literal["none", "nearest", "embeddings", "c-tf-idf", "distributions"] = Field(
+        "nearest", description="docs outside every core: none: they stay outliers; nearest: each joins its "
+                               "nearest topic if the cosine is at least outlier_threshold, topic words stay "
+                               "the cores'; embeddings|c-tf-idf|distributions: BERTopic's reduce_outliers, "
+                               "then topic words from all assigned docs")
+    outlier_threshold: float = Field(0.35, ge=-1, le=1, description="cosine a doc needs to join a topic "
+                                     "(nearest, embeddings); nightly updates use it too (lineage.update)")
     n_representative: int = Field(3, ge=1)
     random_state: int = 0
     npmi_window: Optional[int] = Field(10, description="sliding window of NPMI (gensim's c_npmi: 10); null: docs")
@@ -82,42 +89,68 @@ class TopicsConfig(StrictModel):
         return {name: getattr(self, name) for name in type(self).model_fields if name not in skip}
 
 
-def read_usable_docs(lake: Any, kinds: list[str]) -> Any:
-    """Usable docs of the given kinds with their community, sorted by uid (a stable order for the fit)."""
-    import pyarrow.compute as pc
+def _docs_dataset(lake: Any) -> Any:
     import pyarrow.dataset as ds
 
     root = lake.table_path("docs")
     if not any(root.glob("*/*/*/*.parquet")):
         return None
-    dataset = ds.dataset(root, format="parquet", partitioning="hive")
-    table = dataset.to_table(columns=["uid", "kind", "created_at", "text", "lemmas", "text_hash", "community"],
+    return ds.dataset(root, format="parquet", partitioning="hive")
+
+
+def read_usable_docs(lake: Any, kinds: list[str]) -> Any:
+    """Usable docs of the given kinds with their community, sorted by uid (a stable order for the fit).
+    The clean text is left out: it is half the table at a million docs, and ``read_texts`` fetches the few
+    texts the stage shows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    dataset = _docs_dataset(lake)
+    if dataset is None:
+        return None
+    table = dataset.to_table(columns=["uid", "kind", "created_at", "lemmas", "text_hash", "community"],
                              filter=(ds.field("usable") == True) & ds.field("kind").isin(kinds))  # noqa: E712
-    return table.take(pc.sort_indices(table, sort_keys=[("uid", "ascending")]))
+    table = table.take(pc.sort_indices(table, sort_keys=[("uid", "ascending")]))
+    pa.default_memory_pool().release_unused()  # the unsorted copy's memory goes back to the system
+    return table
 
 
-def embed_docs(config: TopicsConfig, lake: Any, table: Any) -> tuple[Any, dict[str, Any]]:
+def read_texts(lake: Any, uids: list[str]) -> dict[str, str]:
+    """Clean text of the given docs, by uid."""
+    import pyarrow.dataset as ds
+
+    table = _docs_dataset(lake).to_table(columns=["uid", "text"], filter=ds.field("uid").isin(sorted(set(uids))))
+    return dict(zip(table["uid"].to_pylist(), table["text"].to_pylist()))
+
+
+def embed_docs(config: TopicsConfig, lake: Any, table: Any, uids: list[str], lemmas: list[str]) \
+        -> tuple[Any, dict[str, Any]]:
     from edumine.models.embeddings import embed_with_cache, make_embedder
 
     settings = config.embeddings
     embedder = make_embedder(settings.backend, **settings.params)
     cache_root = Path(settings.cache_dir) if settings.cache_dir else lake.root / "_cache" / "embeddings"
-    column = "lemmas" if embedder.uses == "lemmas" else "text"
-    return embed_with_cache(embedder, cache_root, table["uid"].to_pylist(), table["text_hash"].to_pylist(),
-                            table[column].to_pylist())
+    inputs = lemmas if embedder.uses == "lemmas" else read_texts_in_order(lake, uids)
+    return embed_with_cache(embedder, cache_root, uids, table["text_hash"].to_pylist(), inputs)
 
 
-def representative(model: Any, texts: list[str], uids: list[str], scores: Any, n: int,
+def read_texts_in_order(lake: Any, uids: list[str]) -> list[str]:
+    """Clean texts for backends that embed text rather than lemmas, in the order of ``uids``."""
+    texts = read_texts(lake, uids)
+    return [texts[uid] for uid in uids]
+
+
+def representative(model: Any, lake: Any, uids: list[str], scores: Any, n: int,
                    max_chars: int = 300) -> dict[int, tuple[list[str], list[str]]]:
-    """The ``n`` documents nearest each topic's embedding, as readable clean text."""
+    """The ``n`` documents nearest each topic's embedding, as readable clean text (read from the lake for
+    these docs alone)."""
     import numpy as np
 
-    picked: dict[int, tuple[list[str], list[str]]] = {}
-    for topic_id in model.topic_ids():
-        rows = np.flatnonzero(model.topics_ == topic_id)
-        best = rows[np.argsort(-scores[rows], kind="stable")[:n]]
-        picked[topic_id] = ([texts[i][:max_chars] for i in best], [uids[i] for i in best])
-    return picked
+    best = {topic_id: np.flatnonzero(model.topics_ == topic_id) for topic_id in model.topic_ids()}
+    best = {t: rows[np.argsort(-scores[rows], kind="stable")[:n]] for t, rows in best.items()}
+    texts = read_texts(lake, [uids[i] for rows in best.values() for i in rows])
+    return {t: ([texts[uids[i]][:max_chars] for i in rows], [uids[i] for i in rows]) for t, rows in best.items()}
 
 
 def run_topics(ctx: Any) -> dict[str, Any]:
@@ -138,13 +171,15 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     if table is None or table.num_rows < 10:
         log.warning("topics: fewer than 10 usable docs; run preprocess first or add data")
         return {"skipped": "fewer than 10 usable docs", "docs": 0 if table is None else table.num_rows}
-    uids, lemmas, texts = table["uid"].to_pylist(), table["lemmas"].to_pylist(), table["text"].to_pylist()
+    uids, lemmas = table["uid"].to_pylist(), table["lemmas"].to_pylist()
     communities = table["community"].to_pylist()
+    starts = window_starts(table["created_at"], unit)
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    vectors, embedding_info = embed_docs(config, ctx.lake, table)
+    vectors, embedding_info = embed_docs(config, ctx.lake, table, uids, lemmas)
     timings["embed"] = time.perf_counter() - started
+    del table  # what the stage needs is in Python lists now
 
     started = time.perf_counter()
     # Refit or nightly update, topic ids stable across runs (lineage.update, lineage.stable_ids; docs/lineage.md).
@@ -160,7 +195,7 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     real_ids = [t for t in ids if t != -1]
     top = {t: model.top_terms(t, 25) for t in ids}
     analyzer = model.model_.vectorizer_model.build_analyzer()
-    tokenised = [analyzer(text) for text in lemmas]
+    tokenised = (analyzer(text) for text in lemmas)  # a generator: scored chunk by chunk
     top_words = [[w for w, _ in top[t]] for t in real_ids]
     scores = {
         "npmi": round(npmi_coherence(top_words, tokenised, top_n=10, window_size=config.npmi_window), 5),
@@ -173,8 +208,9 @@ def run_topics(ctx: Any) -> dict[str, Any]:
 
     started = time.perf_counter()
     normalised = normalise(vectors, model.center_)
+    del vectors  # the raw vectors are cached on disk; 1 GB at a million docs
     closeness = model._cosine_to_topic(normalised, topics)
-    reps = representative(model, texts, uids, closeness, config.n_representative)
+    reps = representative(model, ctx.lake, uids, closeness, config.n_representative)
     sizes = {t: int(np.sum(topics == t)) for t in ids}
     run_id = ctx.run_id
     topics_table = pa.table({
@@ -188,11 +224,11 @@ def run_topics(ctx: Any) -> dict[str, Any]:
         "representative_uids": [reps[t][1] for t in ids],
         "run_id": [run_id] * len(ids),
     })
-    starts = window_starts(table["created_at"], unit)
     start_dates = starts.astype("datetime64[D]").astype(object)
     doc_topics = pa.table({
         "uid": pa.array(uids, pa.string()), "topic_id": pa.array(topics, pa.int64()),
-        "probability": pa.array(model.probabilities_, pa.float32()), "community": communities,
+        "probability": pa.array(model.probabilities_, pa.float32()),
+        "core": pa.array(model.core_, pa.bool_()), "community": communities,
         "window_start": pa.array(start_dates, pa.date32()),
         "window": [window_label(d, unit) for d in start_dates], "run_id": [run_id] * len(uids),
     })
