@@ -15,7 +15,10 @@ sample's docs/s; the JSON says so (``baseline.embed_seconds_extrapolated``).
 own topic words: different references, so those two NPMI figures are not comparable. ``same_reference``
 puts both clusterings through one words-from-clusters step and scores them on one reference, each way:
 ``lemma_reference`` (edumine's representation, TopicsConfig settings, over the usable docs' lemmas) and
-``bertopic_reference`` (BERTopic's default representation over its tokens of all docs).
+``bertopic_reference`` (BERTopic's default representation over its tokens of all docs). Our topic words come
+from the topic cores (``kmeans_trim``) while more docs are assigned (``outliers: nearest``), so the words
+are scored from the core labels, the outlier share from the final assignment, and
+``ours_words_from_all_assigned_docs`` gives the stricter reading: words recomputed from every assigned doc.
 """
 
 from __future__ import annotations
