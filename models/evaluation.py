@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from itertools import islice
+from typing import Any
 
 import numpy as np
 
@@ -134,3 +135,20 @@ def topic_diversity(topics: Sequence[Sequence[str]], *, top_n: int = 25) -> floa
     """Share of unique words among all topics' first ``top_n`` words (1.0: no word shared)."""
     words = [word for topic in topics for word in list(topic)[:top_n]]
     return len(set(words)) / len(words) if words else float("nan")
+
+
+def label_coverage(counts: Any, vocabulary: dict[str, int], label_words: dict[int, list[str]], topics: np.ndarray,
+                   mask: np.ndarray) -> dict[int, float | None]:
+    """Share of each topic's docs (those where ``mask`` holds, e.g. its core) that use at least one of its
+    label words, from the (docs x vocabulary) ``counts``. A coherent topic's label words are in most of its
+    docs; a catch-all cluster of short or unrelated posts gets a label of words that few of them use (under
+    0.2 on real posts, against 0.6 to 1.0). None when the topic has no such docs or no label word."""
+    coverage: dict[int, float | None] = {}
+    for topic_id, words in label_words.items():
+        rows = np.flatnonzero((topics == topic_id) & mask)
+        columns = [vocabulary[word] for word in words if word in vocabulary]
+        if not len(rows) or not columns:
+            coverage[topic_id] = None
+            continue
+        coverage[topic_id] = round(float(np.mean(counts[rows][:, columns].getnnz(axis=1) > 0)), 4)
+    return coverage

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from edumine.models.evaluation import npmi_coherence, npmi_per_topic, topic_diversity
@@ -82,3 +83,18 @@ def test_npmi_is_the_same_chunked_and_from_a_generator(real_texts: list[list[str
     monkeypatch.setattr(evaluation, "CHUNK_DOCS", 7)
     chunked = npmi_per_topic(TOPICS, (text for text in real_texts))
     assert list(chunked) == pytest.approx(list(whole), abs=1e-12)
+
+
+def test_label_coverage_is_the_share_of_docs_using_a_label_word() -> None:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from edumine.models.evaluation import label_coverage
+
+    docs = ["math lesson", "math test", "lesson plan", "field trip", "bus trip", "lunch duty"]
+    vectorizer = CountVectorizer(token_pattern=r"\S+")
+    counts = vectorizer.fit_transform(docs)
+    topics = np.array([0, 0, 0, 1, 1, 1])
+    core = np.array([True, True, True, True, True, False])
+    coverage = label_coverage(counts, vectorizer.vocabulary_, {0: ["math", "ghost"], 1: ["trip"], 2: ["math"]},
+                              topics, core)
+    assert coverage == {0: pytest.approx(2 / 3, abs=1e-4), 1: 1.0, 2: None}  # doc 5 is not core; topic 2 has no docs

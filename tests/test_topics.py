@@ -49,6 +49,8 @@ def test_tables_scores_and_readable_labels(runs) -> None:  # noqa: ANN001
     topics = pq.read_table(lake / "topics" / "part-0.parquet").to_pylist()
     real = [t for t in topics if t["topic_id"] != -1]
     assert all(t["label"] and len(t["top_terms"]) == 10 and t["representative_docs"] for t in real)
+    assert all(0 < t["label_coverage"] <= 1 for t in real if t["label_coverage"] is not None)
+    assert sum(t["label_coverage"] is not None for t in real) >= len(real) // 2
     assert not {w for t in real for w in t["top_terms"]} & {"im", "dont", "ive", "nt", "amp"}
     assert sum(t["size"] for t in topics) == assignments.num_rows == summary["docs"]
     prevalence = pq.read_table(lake / "topic_prevalence" / "part-0.parquet").to_pandas()

@@ -160,7 +160,7 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     from edumine.config import hash_config
     from edumine.lake import write_parquet_atomic
     from edumine.manifest import library_versions
-    from edumine.models.evaluation import npmi_coherence, topic_diversity
+    from edumine.models.evaluation import label_coverage, npmi_coherence, topic_diversity
     from edumine.models.topic_windows import prevalence_table, window_representations
     from edumine.models.topics import TopicModel, normalise
     from edumine.windows import window_label, window_starts
@@ -212,6 +212,10 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     closeness = model._cosine_to_topic(normalised, topics)
     reps = representative(model, ctx.lake, uids, closeness, config.n_representative)
     sizes = {t: int(np.sum(topics == t)) for t in ids}
+    vectorizer = model.model_.vectorizer_model
+    counts = vectorizer.transform(lemmas)
+    coverage = label_coverage(counts, vectorizer.vocabulary_, {t: [w for w, _ in top[t][:4]] for t in real_ids},
+                              topics, model.core_)
     run_id = ctx.run_id
     topics_table = pa.table({
         "topic_id": pa.array(ids, pa.int64()),
@@ -220,6 +224,7 @@ def run_topics(ctx: Any) -> dict[str, Any]:
         "term_weights": [[float(s) for _, s in top[t][: config.top_n_words]] for t in ids],
         "size": [sizes[t] for t in ids],
         "share": [sizes[t] / len(uids) for t in ids],
+        "label_coverage": pa.array([coverage.get(t) for t in ids], pa.float64()),
         "representative_docs": [reps[t][0] for t in ids],
         "representative_uids": [reps[t][1] for t in ids],
         "run_id": [run_id] * len(ids),
@@ -235,9 +240,8 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     prevalence = pa.table(prevalence_table(starts, communities, topics, ids, unit,
                                            resamples=config.bootstrap_resamples, seed=config.random_state))
     prevalence = prevalence.append_column("run_id", pa.array([run_id] * prevalence.num_rows, pa.string()))
-    counts = model.model_.vectorizer_model.transform(lemmas)
     windows = window_representations(starts, topics, ids, counts, model.model_.ctfidf_model,
-                                     model.model_.vectorizer_model.get_feature_names_out(), normalised, unit,
+                                     vectorizer.get_feature_names_out(), normalised, unit,
                                      top_n=config.top_n_words)
     windows_table = pa.table({**{k: v for k, v in windows.items() if k != "centroid"},
                               "centroid": pa.array(windows["centroid"], pa.list_(pa.float32()))})
