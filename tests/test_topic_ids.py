@@ -158,6 +158,9 @@ def test_pipeline_ids_are_stable_and_nightly_updates_add_only_new_docs(tmp_path:
     refit = {"lineage": {"update": {"mode": "refit"}}}
     first = run_pipeline(_config(lake, "2013-06-01", **refit), only=stages)
     assert first.outputs["topic_update"]["mode"] == "refit"
+    # Lineage reads the topic stage's own embedding cache (regression: it built the backend without the
+    # stage's parameters, missed the cache on every fresh lake and fell back to c-TF-IDF).
+    assert first.outputs["lineage"]["compared_by"] == "embeddings"
     tables = {name: _read(lake, name) for name in ("doc_topics", "topic_events", "topic_lineage")}
     second = run_pipeline(_config(lake, "2013-06-01", **refit), only=stages)
     assert second.outputs["topic_update"]["stable_ids_kept"] == second.outputs["topic_update"]["topics"] - 1

@@ -118,33 +118,20 @@ def lineage_inputs(lake: Any) -> Any:
     return frame.sort_values("uid", kind="stable").reset_index(drop=True)
 
 
-def embedding_backend_name(config: Any) -> str | None:
-    """The embedding backend the topic stage used, from its config section (None if not found)."""
-    for section_name in ("embeddings", "topics"):
-        section = getattr(config, section_name, None)
-        for field in ("backend", "embedding", "embeddings", "embedding_backend"):
-            value = getattr(section, field, None)
-            if isinstance(value, str) and value.startswith("embeddings."):
-                return value
-            inner = getattr(value, "backend", None)
-            if isinstance(inner, str):
-                return inner
-    return None
-
-
 def cached_embeddings(ctx: Any, frame: Any) -> Any:
     """The topic stage's cached vectors for ``frame``'s docs, or None when any is missing (nothing is embedded
     here)."""
-    from edumine.models.embeddings import EmbeddingCache, make_embedder
+    from edumine.models.embeddings import EmbeddingCache
+    from edumine.pipelines.stages.topics import stage_embedder
 
-    name = embedding_backend_name(ctx.config)
-    if name is None or "text_hash" not in frame:
+    if "text_hash" not in frame:
         return None
-    cache = EmbeddingCache(Path(ctx.lake.root) / "_cache" / "embeddings", make_embedder(name).key)
+    embedder, cache_root = stage_embedder(ctx.config.topics, ctx.lake)
+    cache = EmbeddingCache(cache_root, embedder.key)
     vectors, missing = cache.get(frame["uid"].tolist(), frame["text_hash"].tolist())
     if vectors is None or missing.any():
         log.warning("lineage: %d of %d docs have no cached %s embedding; comparing topics by c-TF-IDF only",
-                    int(missing.sum()), len(frame), name)
+                    int(missing.sum()), len(frame), embedder.key)
         return None
     return vectors
 

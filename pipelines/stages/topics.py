@@ -124,13 +124,21 @@ def read_texts(lake: Any, uids: list[str]) -> dict[str, str]:
     return dict(zip(table["uid"].to_pylist(), table["text"].to_pylist()))
 
 
-def embed_docs(config: TopicsConfig, lake: Any, table: Any, uids: list[str], lemmas: list[str]) \
-        -> tuple[Any, dict[str, Any]]:
-    from edumine.models.embeddings import embed_with_cache, make_embedder
+def stage_embedder(config: TopicsConfig, lake: Any) -> tuple[Any, Path]:
+    """The topic stage's embedding backend, with its parameters, and its cache folder. Lineage reads the
+    same cache, so it must build the backend the same way: its cache key depends on the parameters."""
+    from edumine.models.embeddings import make_embedder
 
     settings = config.embeddings
     embedder = make_embedder(settings.backend, **settings.params)
-    cache_root = Path(settings.cache_dir) if settings.cache_dir else lake.root / "_cache" / "embeddings"
+    return embedder, Path(settings.cache_dir) if settings.cache_dir else Path(lake.root) / "_cache" / "embeddings"
+
+
+def embed_docs(config: TopicsConfig, lake: Any, table: Any, uids: list[str], lemmas: list[str]) \
+        -> tuple[Any, dict[str, Any]]:
+    from edumine.models.embeddings import embed_with_cache
+
+    embedder, cache_root = stage_embedder(config, lake)
     inputs = lemmas if embedder.uses == "lemmas" else read_texts_in_order(lake, uids)
     return embed_with_cache(embedder, cache_root, uids, table["text_hash"].to_pylist(), inputs)
 
