@@ -116,13 +116,6 @@ def write_pool(lake: Any, pool: pd.DataFrame) -> None:
     write_parquet_atomic(table, Path(lake.table_path(POOL_TABLE)) / "part-0.parquet")
 
 
-def _topic_matrix(model: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Unit topic embeddings of the real topics (outlier row dropped) and their ids."""
-    from edumine.models.topics import topic_matrix
-
-    return topic_matrix(model.model_)
-
-
 class IncrementalTopicUpdate:
     def __init__(self, *, assign_min_similarity: float = 0.3, pool_min_docs: int = 100,
                  new_topic_min_docs: int = 15, min_samples: int = 5, merge_min_similarity: float = 0.7,
@@ -136,12 +129,12 @@ class IncrementalTopicUpdate:
 
     def fit(self, model: Any, uids: list[str], lemmas: list[str], embeddings: np.ndarray,
             pool: pd.DataFrame | None = None) -> IncrementalTopicUpdate:
-        from edumine.models.topics import nearest_topics, normalise
+        from edumine.models.topics import nearest_topics, normalise, topic_matrix
 
         if not (len(uids) == len(lemmas) == len(embeddings)):
             raise ValueError(f"{len(uids)} uids, {len(lemmas)} lemma strings and {len(embeddings)} embeddings")
-        vectors = normalise(np.asarray(embeddings, np.float32), getattr(model, "center_", None))
-        matrix, ids = _topic_matrix(model)
+        vectors = normalise(embeddings, getattr(model, "center_", None))
+        matrix, ids = topic_matrix(model.model_)
         best, self.scores_ = nearest_topics(vectors, matrix, ids)
         self.topics_ = np.where(self.scores_ >= self.assign_min_similarity, best, -1)
         pooled = self.topics_ == -1
@@ -160,6 +153,8 @@ class IncrementalTopicUpdate:
     def _cluster_pool(self, model: Any, matrix: np.ndarray, ids: np.ndarray) -> None:
         from sklearn.cluster import HDBSCAN
 
+        from edumine.models.topics import topic_matrix
+
         pool_vectors = np.vstack([np.asarray(v, np.float32) for v in self.pool_["vector"]])
         labels = HDBSCAN(min_cluster_size=self.new_topic_min_docs, min_samples=self.min_samples,
                          copy=True).fit_predict(pool_vectors)
@@ -175,7 +170,7 @@ class IncrementalTopicUpdate:
             docs = self.pool_["lemmas"][members].tolist()
             topic_id = add_topic(model, centroid, docs, top_n=self.top_n_words)
             assigned[members] = topic_id
-            matrix, ids = _topic_matrix(model)
+            matrix, ids = topic_matrix(model.model_)
             self.new_topics_.append({"topic_id": topic_id, "size": int(members.sum()),
                                      "terms": [w for w, _ in model.top_terms(topic_id, 10)]})
         hit = assigned >= 0
@@ -356,7 +351,7 @@ def _update(ctx: Any, previous: Any, uids: list[str], lemmas: list[str], vectors
     write_pool(ctx.lake, updater.pool_)
     model.topics_ = topics
     # New and re-pooled docs were assigned by similarity: only docs of the last refit's cores stay core.
-    model.core_ = np.array([uid in cores and uid not in updater.resolved_ for uid in uids], dtype=bool) & ~fresh
+    model.core_ = np.array([uid in cores and uid not in updater.resolved_ for uid in uids], dtype=bool)
     model.probabilities_ = _closeness(inner, normalise(vectors, inner.center_), remap(topics, model.inverse))
     new_topics = [{**t, "topic_id": model.mapping[t["topic_id"]]} for t in updater.new_topics_]
     return model, {"docs_new": int(fresh.sum()), "pooled": int(len(updater.pool_)),
@@ -371,8 +366,6 @@ def assign_threshold(config: Any) -> float:
 
 
 def _closeness(inner: Any, vectors: np.ndarray, topics: np.ndarray) -> np.ndarray:
-    """Cosine of each doc to its topic's embedding; 0 for docs in no topic."""
-    matrix, ids = _topic_matrix(inner)
-    position = np.searchsorted(ids, np.maximum(topics, 0))
-    cosine = np.einsum("ij,ij->i", matrix[np.minimum(position, len(ids) - 1)], vectors)
-    return np.where(topics >= 0, np.clip(cosine, 0, 1), 0).astype(np.float32)
+    """Cosine of each doc to its topic's embedding (the model's own rule, in blocks); 0 for docs in no topic.
+    Topics added at night get the next id and the next embedding row (``add_topic``), so ids stay rows."""
+    return np.where(topics >= 0, inner._cosine_to_topic(vectors, topics), 0).astype(np.float32)
