@@ -5,6 +5,8 @@ Each migration is idempotent and checks file footers only, so it is cheap to run
 
 - ``window-label`` (2026-12): the window label column was ``window``, a SQL reserved word analysts trip on;
   it is ``window_label`` in every table now, beside ``window_start``.
+- ``event-scope`` (2026-12): ``topic_events`` says which rows count the whole corpus (``scope = 'all'``) and
+  which one community (``scope = 'community'``); it mixed both, so a plain count counted events twice.
 """
 
 from __future__ import annotations
@@ -32,6 +34,19 @@ def _rename_columns(path: Path, renames: dict[str, str]) -> bool:
     return True
 
 
+def _add_event_scope(path: Path) -> bool:
+    import pyarrow as pa
+
+    names = pq.read_schema(path).names
+    if "scope" in names or "community" not in names:
+        return False
+    table = pq.read_table(path)
+    scope = pa.array(["all" if c == "all" else "community" for c in table.column("community").to_pylist()],
+                     pa.string())
+    write_parquet_atomic(table.add_column(names.index("community") + 1, "scope", scope), path)
+    return True
+
+
 def migrate_lake(root: str | Path) -> list[str]:
     """Apply every migration to the lake at ``root``; returns the files rewritten (relative paths)."""
     root = Path(root)
@@ -46,4 +61,8 @@ def migrate_lake(root: str | Path) -> list[str]:
             changed.append(str(path.relative_to(root)))
     if changed:
         log.info("migrated %d lake file(s): column `window` is now `window_label`", len(changed))
-    return changed
+    scoped = [str(path.relative_to(root)) for path in sorted((root / "topic_events").rglob("*.parquet"))
+              if not path.name.startswith(".") and _add_event_scope(path)] if (root / "topic_events").is_dir() else []
+    if scoped:
+        log.info("migrated %d topic_events file(s): column `scope` added (all | community)", len(scoped))
+    return changed + [p for p in scoped if p not in changed]

@@ -52,17 +52,20 @@ def _by_size(frame: pd.DataFrame, weight: str) -> list[str]:
 
 
 def _community_menu(fig: Any, owners: list[str], communities: list[str], title: str) -> None:
-    """Show one community at a time, chosen from a menu (the largest first)."""
+    """Show one community at a time, chosen from a menu (the largest first). The menu sits in its own band
+    between the title and the plot, so it covers neither."""
     if len(communities) == 1:
         fig.update_layout(title_text=f"{title}: {esc(communities[0])}")
     if len(communities) < 2:
         return
-    buttons = [{"label": esc(c), "method": "update",
-                "args": [{"visible": [o == c for o in owners]}, {"title.text": f"{title}: {esc(c)}"}]}
+    names = {c: "all communities" if c == "all" else esc(c) for c in communities}
+    buttons = [{"label": names[c], "method": "update",
+                "args": [{"visible": [o == c for o in owners]}, {"title.text": f"{title}: {names[c]}"}]}
                for c in communities]
-    fig.update_layout(title_text=f"{title}: {esc(communities[0])}", margin_t=100, title_y=0.97,
-                      updatemenus=[{"buttons": buttons, "x": 0.0, "xanchor": "left", "y": 1.12,
-                                    "yanchor": "bottom", "showactive": True}])
+    fig.update_layout(title_text=f"{title}: {names[communities[0]]}", margin_t=110,
+                      title={"y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 12}},
+                      updatemenus=[{"buttons": buttons, "x": 0.0, "xanchor": "left", "y": 1.0,
+                                    "yanchor": "bottom", "pad": {"b": 8}, "showactive": True}])
 
 
 def _ordered_windows(fig: Any, labels: Any) -> None:
@@ -90,18 +93,30 @@ def activity_figure(activity: pd.DataFrame) -> Any:
 
 
 def people_figure(activity: pd.DataFrame) -> Any:
-    """Contributors, posters, responders and new contributors per window (a menu picks the community)."""
+    """Contributors, posters, responders and new contributors per window (a menu picks the community).
+    A window whose contributions all lack an author (sources without authors) is unknown, not zero: no point,
+    and a grey band says so."""
     title = "People per window"
     fig = _figure(title=title, yaxis_title="distinct pseudonyms")
+    unknown_column = "unknown_author_contributions"
     communities = [c for c in _by_size(activity, "contributors")
                    if activity.loc[activity["community"] == c, "contributors"].any()] or _by_size(activity, "posts")
     owners = []
     for community in communities:
         rows = activity[activity["community"] == community]
+        unknown = (rows[unknown_column] >= rows["contributions"]) if unknown_column in rows else \
+            pd.Series(False, index=rows.index)
         for column in ("contributors", "posters", "responders", "new_contributors", "one_time_contributors"):
-            fig.add_scatter(x=rows["window_label"], y=rows[column], mode="lines+markers",
+            values = rows[column].astype(float).where(~unknown)
+            fig.add_scatter(x=rows["window_label"], y=values, mode="lines+markers", connectgaps=False,
                             name=column.replace("_", " "), visible=community == communities[0])
             owners.append(community)
+        labels = rows.loc[unknown, "window_label"].astype(str).tolist()
+        fig.add_bar(x=labels, y=[1] * len(labels), yaxis="y2", name="unknown: no author in the source",
+                    marker_color="rgba(140,150,160,0.25)", hovertemplate="%{x}: authors unknown<extra></extra>",
+                    visible=community == communities[0], showlegend=bool(labels))
+        owners.append(community)
+    fig.update_layout(yaxis2={"overlaying": "y", "range": [0, 1], "visible": False}, bargap=0)
     _community_menu(fig, owners, communities, title)
     _ordered_windows(fig, activity["window_label"])
     return fig
@@ -128,25 +143,53 @@ def rates_figure(activity: pd.DataFrame) -> Any:
     return fig
 
 
-def prevalence_figure(frame: pd.DataFrame, *, series: str, title: str, labels: dict[Any, str]) -> Any:
-    """Share per window of each series (topic or theme), one line per series, with the 95 % interval as
-    error bars when the table has one. Several communities: a menu picks the community shown."""
-    fig = _figure(title=title, yaxis_title="share of documents", height=480)
-    communities = _by_size(frame, "docs") if frame["docs"].notna().any() else sorted(frame["community"].unique())
+def _rgba(colour: str, alpha: float) -> str:
+    colour = colour.lstrip("#")
+    red, green, blue = (int(colour[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def prevalence_figure(frame: pd.DataFrame, *, series: str, title: str, labels: dict[Any, str], min_docs: int = 30,
+                      unreliable: dict[Any, str] | None = None) -> Any:
+    """Share per window of each series (topic or theme), one line per series, its 95 % interval as a band.
+
+    Windows with fewer than ``min_docs`` documents in the community are gaps (no point: a share of 1 of 1
+    doc says nothing); the y axis fits the points drawn. Series in ``unreliable`` (key: why) are dotted grey
+    and say so in their name. Several communities: a menu picks the community shown (``all`` first)."""
+    unreliable = unreliable or {}
+    fig = _figure(title=title, yaxis_title="share of documents", height=500)
+    communities = _by_size(frame, "hits") if frame["hits"].notna().any() else sorted(frame["community"].unique())
+    if "all" in communities:
+        communities = ["all"] + [c for c in communities if c != "all"]
+    keys = sorted(frame[series].unique(), key=str)
+    colours = dict(zip(keys, _palette(len(keys))))
+    windows = sorted({str(v) for v in frame["window_label"]})
     owners = []
     for community in communities:
         for key, rows in frame[frame["community"] == community].groupby(series, sort=True):
+            rows = rows.set_index(rows["window_label"].astype(str)).reindex(windows)
+            shown = rows["total"] >= min_docs
             name = esc(labels.get(key, str(key)))
-            error = None
-            if "low" in rows and "high" in rows and rows["low"].notna().any():
-                error = {"type": "data", "symmetric": False, "array": (rows["high"] - rows["share"]).tolist(),
-                         "arrayminus": (rows["share"] - rows["low"]).tolist(), "thickness": 1}
-            fig.add_scatter(x=rows["window_label"], y=rows["share"], mode="lines+markers", name=name, error_y=error,
-                            visible=community == communities[0], customdata=rows["docs"],
-                            hovertemplate=name + "<br>%{x}: %{y:.1%} (%{customdata} docs)<extra></extra>")
+            colour = "#8a94a0" if key in unreliable else colours[key]
+            if key in unreliable:
+                name += f" ({esc(unreliable[key])})"
+            visible = community == communities[0]
+            if rows["low"].notna().any():
+                for bound, fill in (("high", None), ("low", "tonexty")):
+                    fig.add_scatter(x=windows, y=rows[bound].where(shown).tolist(), mode="lines",
+                                    line={"width": 0}, fill=fill, fillcolor=_rgba(colour, 0.15), hoverinfo="skip",
+                                    showlegend=False, legendgroup=name, visible=visible, connectgaps=False)
+                    owners.append(community)
+            fig.add_scatter(x=windows, y=rows["share"].where(shown).tolist(), mode="lines+markers", name=name,
+                            legendgroup=name, visible=visible, connectgaps=False, meta={"community": community},
+                            line={"color": colour, "dash": "dot" if key in unreliable else "solid"},
+                            marker={"color": colour}, customdata=rows[["hits", "total", "low", "high"]].values,
+                            hovertemplate=name + "<br>%{x}: %{y:.1%} (95 % %{customdata[2]:.1%}–"
+                                                 "%{customdata[3]:.1%}; %{customdata[0]} of %{customdata[1]} docs)"
+                                                 "<extra></extra>")
             owners.append(community)
     _community_menu(fig, owners, communities, title)
-    fig.update_yaxes(tickformat=".0%")
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     _ordered_windows(fig, frame["window_label"])
     return fig
 

@@ -60,37 +60,42 @@ def manifest_rows(root: Path) -> list[dict[str, Any]]:
         except (OSError, ValueError) as exc:
             log.warning("skipping unreadable manifest %s: %s", path, exc)
             continue
-        totals = manifest.get("totals") or {}
-        code = manifest.get("code_version") or {}
-        config = manifest.get("config") or {}
-        rows.append({
-            "run_id": manifest.get("run_id") or path.parent.name,
-            "flow": manifest.get("flow"),
-            "status": manifest.get("status"),
-            "started_at": _timestamp(manifest.get("started_at")),
-            "finished_at": _timestamp(manifest.get("finished_at")),
-            "config_hash": manifest.get("config_hash"),
-            "window_unit": (config.get("windows") or {}).get("unit"),
-            "edumine_version": code.get("edumine"),
-            "git_commit": code.get("git_commit"),
-            "git_dirty": code.get("git_dirty"),
-            "pseudonym_key_id": manifest.get("pseudonym_key_id"),
-            "sources": len(manifest.get("inputs") or []),
-            "records": totals.get("records"),
-            "added": totals.get("added"),
-            "updated": totals.get("updated"),
-            "duplicates": totals.get("duplicates"),
-            "filtered": totals.get("filtered"),
-            "quarantined": totals.get("quarantined_total"),
-            "posts_rows": (manifest.get("outputs") or {}).get("posts_rows"),
-            "seconds": round(sum((manifest.get("timings") or {}).values()), 3),
-            "stages": ",".join(k for k in (manifest.get("outputs") or {}) if k != "posts_rows") or None,
-            "scores": json.dumps(manifest.get("scores") or {}, sort_keys=True, default=str),
-            "timings": json.dumps(manifest.get("timings") or {}, sort_keys=True),
-            "error": manifest.get("error"),
-            "manifest_path": str(path.resolve()),
-        })
+        rows.append(manifest_row(manifest, path))
     return rows
+
+
+def manifest_row(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The ``runs`` row of one manifest."""
+    totals = manifest.get("totals") or {}
+    code = manifest.get("code_version") or {}
+    config = manifest.get("config") or {}
+    return {
+        "run_id": manifest.get("run_id") or path.parent.name,
+        "flow": manifest.get("flow"),
+        "status": manifest.get("status"),
+        "started_at": _timestamp(manifest.get("started_at")),
+        "finished_at": _timestamp(manifest.get("finished_at")),
+        "config_hash": manifest.get("config_hash"),
+        "window_unit": (config.get("windows") or {}).get("unit"),
+        "edumine_version": code.get("edumine"),
+        "git_commit": code.get("git_commit"),
+        "git_dirty": code.get("git_dirty"),
+        "pseudonym_key_id": manifest.get("pseudonym_key_id"),
+        "sources": len(manifest.get("inputs") or []),
+        "records": totals.get("records"),
+        "added": totals.get("added"),
+        "updated": totals.get("updated"),
+        "duplicates": totals.get("duplicates"),
+        "filtered": totals.get("filtered"),
+        "quarantined": totals.get("quarantined_total"),
+        "posts_rows": (manifest.get("outputs") or {}).get("posts_rows"),
+        "seconds": round(sum((manifest.get("timings") or {}).values()), 3),
+        "stages": ",".join(k for k in (manifest.get("outputs") or {}) if k != "posts_rows") or None,
+        "scores": json.dumps(manifest.get("scores") or {}, sort_keys=True, default=str),
+        "timings": json.dumps(manifest.get("timings") or {}, sort_keys=True),
+        "error": manifest.get("error"),
+        "manifest_path": str(path.resolve()),
+    }
 
 
 RUNS_COLUMNS = {
@@ -166,6 +171,31 @@ def _create_runs(con: Any, rows: list[dict[str, Any]]) -> None:
     if rows:
         marks = ", ".join("?" for _ in RUNS_COLUMNS)
         con.executemany(f"INSERT INTO runs VALUES ({marks})", [[row[c] for c in RUNS_COLUMNS] for row in rows])
+
+
+def refresh_runs(lake_root: str | Path, manifest: dict[str, Any]) -> bool:
+    """Replace the ``runs`` row of ``manifest``'s run in the store (the store stage ran while the run was still
+    ``running``; the runner calls this once the final manifest is written). One transaction; False when
+    the store is absent."""
+    import duckdb
+
+    root = Path(lake_root)
+    target = root / STORE_FILE
+    if not target.is_file():
+        return False
+    row = manifest_row(manifest, root / "runs" / str(manifest.get("run_id")) / "manifest.json")
+    con = duckdb.connect(str(target))
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM runs WHERE run_id = ?", [row["run_id"]])
+        con.execute(f"INSERT INTO runs VALUES ({', '.join('?' for _ in RUNS_COLUMNS)})",
+                    [row[c] for c in RUNS_COLUMNS])
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return True
 
 
 # -- PostgreSQL copy -----------------------------------------------------------------------------------

@@ -128,9 +128,28 @@ def close_run(ctx: RunContext, status: str, error: BaseException | None = None) 
     with ctx.stage("summarise"):
         ctx.outputs["posts_rows"] = ctx.lake.count_posts()
     write_manifest(ctx, status=status, error=error)
+    refresh_outputs(ctx)
     ctx.lake.unlock()
     log.info("run %s %s; manifest %s", ctx.run_id, status, ctx.manifest_path)
     return ctx.manifest_path
+
+
+def refresh_outputs(ctx: RunContext) -> None:
+    """The store and the report are written while the run is still ``running``: bring the store's ``runs``
+    row and the report's provenance to the final manifest, so that they and the manifest agree."""
+    import json
+
+    from edumine.report import refresh_provenance
+    from edumine.store import refresh_runs
+
+    manifest = json.loads(ctx.manifest_path.read_text(encoding="utf-8"))
+    for name, refresh in (("store", refresh_runs), ("report", refresh_provenance)):
+        if name not in ctx.outputs:
+            continue
+        try:
+            refresh(ctx.lake.root, manifest)
+        except Exception:  # noqa: BLE001  (the run's work is done; a stale status must not fail it)
+            log.exception("could not write the final status of run %s into the %s", ctx.run_id, name)
 
 
 def write_manifest(ctx: RunContext, *, status: str, error: BaseException | None = None) -> None:

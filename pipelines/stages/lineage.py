@@ -7,8 +7,10 @@ alone rather than embed anything). Writes, rewritten whole on every run (determi
 
 - ``topic_lineage/part-0.parquet``: community, from_window, from_window_start, from_topic, to_window,
   to_window_start, to_topic, similarity;
-- ``topic_events/part-0.parquet``: window, window_start, community, topic_id, event, related_topics,
-  from_window, docs and prevalence (share and 95 % interval) before and after, similarity, score.
+- ``topic_events/part-0.parquet``: window_label, window_start, community, scope (``all`` for the whole
+  corpus, whose community is ``all``; ``community`` for a community's own rows), topic_id, event,
+  related_topics, from_window, docs and prevalence (share and 95 % interval) before and after, similarity,
+  score.
 
 The ``lineage`` section also holds the settings of stable topic ids (``stable_ids``) and of the nightly
 update (``update``) that the topic stage applies through ``edumine.models.topic_ids`` and
@@ -136,6 +138,14 @@ def cached_embeddings(ctx: Any, frame: Any) -> Any:
     return vectors
 
 
+def event_scope(communities: Any) -> list[str]:
+    """``all`` for the whole corpus's rows, ``community`` for a community's own: a plain filter on scope
+    counts every event once."""
+    from edumine.models.lineage import ALL_SCOPE
+
+    return ["all" if c == ALL_SCOPE else "community" for c in communities]
+
+
 def write_lineage_tables(lake: Any, model: Any) -> None:
     import pyarrow as pa
 
@@ -146,12 +156,13 @@ def write_lineage_tables(lake: Any, model: Any) -> None:
         lineage[column] = lineage[column].astype("datetime64[s]").dt.date
     events = model.events_.copy()
     events["window_start"] = events["window_start"].astype("datetime64[s]").dt.date
+    events.insert(events.columns.get_loc("community") + 1, "scope", event_scope(events["community"]))
     lineage_schema = pa.schema([("community", pa.string()), ("from_window", pa.string()),
                                 ("from_window_start", pa.date32()), ("from_topic", pa.int64()),
                                 ("to_window", pa.string()), ("to_window_start", pa.date32()),
                                 ("to_topic", pa.int64()), ("similarity", pa.float64())])
     event_fields = [("window_label", pa.string()), ("window_start", pa.date32()), ("community", pa.string()),
-                    ("topic_id", pa.int64()), ("event", pa.string()), ("related_topics", pa.list_(pa.int64())),
+                    ("scope", pa.string()), ("topic_id", pa.int64()), ("event", pa.string()), ("related_topics", pa.list_(pa.int64())),
                     ("from_window", pa.string()), ("docs_before", pa.int64()), ("docs_after", pa.int64())]
     event_fields += [(name, pa.float64()) for name in events.columns if name.startswith("prevalence_")]
     event_fields += [("similarity", pa.float64()), ("score", pa.float64())]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from typing import Literal, Optional
+
 from pydantic import Field
 
 from edumine import registry
@@ -18,15 +20,26 @@ class ReportConfig(StrictModel):
 
     enabled: bool = True
     max_series: int = Field(10, ge=1, le=50, description="topics (and themes) drawn in the prevalence charts")
+    lineage_topics: int = Field(20, ge=1, le=200, description="most changing topics shown in the lineage timeline")
+    min_window_docs: int = Field(30, ge=1, description="docs a window needs in a community for its shares to be "
+                                 "drawn; smaller windows are gaps with a note")
+    catch_all_coverage: float = Field(0.2, ge=0, le=1, description="topics whose label_coverage is under this are "
+                                      "catch-alls, folded into one 'unclear / spam' row")
+    lineage_view: Literal["timeline", "sankey"] = Field("timeline", description="timeline (default) or the old "
+                                                        "Sankey of every link, kept for comparison")
+    reliability_floor: Optional[float] = Field(None, ge=0, le=1, description="theme F1 under which a theme is "
+                                               "marked unreliable; null: themes.reliability_floor, else 0.5")
 
 
 def run_report(ctx: Any) -> dict[str, Any]:
-    from edumine.report import build_report
+    from edumine.report import ReportSettings, build_report
 
     manifest = None
     if ctx.manifest_path.is_file():  # this run's manifest, as written after the stages before this one
         manifest = json.loads(ctx.manifest_path.read_text(encoding="utf-8"))
-    return build_report(ctx.lake.root, manifest=manifest, max_series=ctx.config.report.max_series)
+    config: ReportConfig = ctx.config.report
+    settings = ReportSettings(**config.model_dump(exclude={"enabled"}))
+    return build_report(ctx.lake.root, manifest=manifest, settings=settings)
 
 
 STAGE = registry.stages.register("report")(

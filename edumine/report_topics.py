@@ -1,0 +1,101 @@
+"""Topic detail blocks: top terms, representative posts (pseudonymised text, as the lake holds it), prevalence
+over the windows with its 95 % interval (a small inline SVG: band, line, gaps for windows under the minimum)
+and the topic's events. The lineage view and the prevalence chart link here (``#topic-<id>``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from edumine.report_data import ALL
+from edumine.report_html import esc, html_table, percent, short
+
+WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 560, 120, 46, 20, 8
+
+
+def sparkline(rows: pd.DataFrame, windows: list[str], min_docs: int) -> str:
+    """Share per window with its interval as a band; windows under ``min_docs`` are gaps (grey ticks)."""
+    if rows.empty or not windows:
+        return '<p class="note">No prevalence for this topic.</p>'
+    rows = rows.set_index("window_label")
+    valid = [w for w in windows if w in rows.index and rows.loc[w, "total"] >= min_docs]
+    top = max([float(rows.loc[w, "high"]) if pd.notna(rows.loc[w, "high"]) else float(rows.loc[w, "share"])
+               for w in valid] or [0.0]) or 0.01
+    step = (WIDTH - LEFT - 10) / max(len(windows) - 1, 1)
+
+    def x(i: int) -> float:
+        return LEFT + i * step
+
+    def y(v: float) -> float:
+        return TOP + (HEIGHT - TOP - BOTTOM) * (1 - v / top)
+
+    parts = [f'<line x1="{LEFT}" y1="{y(0):.1f}" x2="{WIDTH - 10}" y2="{y(0):.1f}" class="axis"/>',
+             f'<text x="{LEFT - 4}" y="{y(top) + 4:.1f}" text-anchor="end">{percent(top, 1)}</text>',
+             f'<text x="{LEFT - 4}" y="{y(0) + 4:.1f}" text-anchor="end">0 %</text>',
+             f'<text x="{LEFT}" y="{HEIGHT - 4}">{esc(windows[0])}</text>',
+             f'<text x="{WIDTH - 10}" y="{HEIGHT - 4}" text-anchor="end">{esc(windows[-1])}</text>']
+    run: list[int] = []
+    runs = []
+    for i, w in enumerate(windows):
+        if w in valid:
+            run.append(i)
+        else:
+            if run:
+                runs.append(run)
+            run = []
+            parts.append(f'<rect x="{x(i) - step / 2:.1f}" y="{TOP}" width="{step:.1f}" height="{HEIGHT - TOP - BOTTOM}"'
+                         f' class="gap"><title>{esc(w)}: under {min_docs} docs, not shown</title></rect>')
+    if run:
+        runs.append(run)
+    for run in runs:
+        lows = [rows.loc[windows[i], "low"] for i in run]
+        highs = [rows.loc[windows[i], "high"] for i in run]
+        if all(pd.notna(v) for v in lows + highs):
+            band = [f"{x(i):.1f},{y(float(h)):.1f}" for i, h in zip(run, highs)]
+            band += [f"{x(i):.1f},{y(float(lo)):.1f}" for i, lo in reversed(list(zip(run, lows)))]
+            parts.append(f'<polygon points="{" ".join(band)}" class="band"/>')
+        line = " ".join(f"{x(i):.1f},{y(float(rows.loc[windows[i], 'share'])):.1f}" for i in run)
+        parts.append(f'<polyline points="{line}" class="line"/>')
+        for i in run:
+            r = rows.loc[windows[i]]
+            parts.append(f'<circle cx="{x(i):.1f}" cy="{y(float(r["share"])):.1f}" r="2.5" class="pt">'
+                         f'<title>{esc(windows[i])}: {percent(r["share"])} ({percent(r["low"])}–'
+                         f'{percent(r["high"])}), {int(r["hits"]):,} of {int(r["total"]):,} docs</title></circle>')
+    return f'<svg class="spark" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}">{"".join(parts)}</svg>'
+
+
+def detail_blocks(topic_ids: set[int], topics: pd.DataFrame, shares: pd.DataFrame, events: pd.DataFrame,
+                  min_docs: int) -> str:
+    """One block per topic in ``topic_ids`` (ordered by id), prevalence over the whole corpus."""
+    if not topic_ids:
+        return '<p class="note">No topic is named in the lineage view.</p>'
+    info = {int(r["topic_id"]): r for r in topics.to_dict("records")} if not topics.empty else {}
+    corpus = shares[shares["community"] == ALL] if not shares.empty else shares
+    windows = (corpus.drop_duplicates("window_label").sort_values(["window_start", "window_label"])["window_label"]
+               .tolist() if not corpus.empty else [])
+    blocks = []
+    for topic in sorted(topic_ids):
+        row: dict[str, Any] = info.get(topic, {})
+        terms = ", ".join(row.get("terms") or []) or "(no terms)"
+        coverage = row.get("coverage")
+        flags = []
+        if row.get("catch_all"):
+            flags.append('<span class="flag">unclear / spam: few of its posts use its label words</span>')
+        meta = [f"{int(row['size']):,} docs" if row.get("size") is not None and pd.notna(row.get("size")) else "",
+                f"label coverage {coverage:.2f}" if coverage is not None else ""]
+        posts = "".join(f"<li>{esc(short(text, 400))}</li>" for text in row.get("docs") or [])
+        own = events[events["topic_id"] == topic] if not events.empty else events
+        table = '<p class="note">No events recorded.</p>'
+        if not own.empty:
+            shown = own.assign(related=[", ".join(f"#{t}" for t in r) for r in own["related"]])
+            table = html_table(shown[["community", "window_label", "event", "related", "from_window"]]
+                               .sort_values(["community", "window_label"]), limit=30)
+        line = sparkline(corpus[corpus["topic_id"] == topic], windows, min_docs) if not corpus.empty else ""
+        blocks.append(
+            f'<div class="topic-detail" id="topic-{topic}"><h3>#{topic} {esc(terms)} {"".join(flags)}</h3>'
+            f'<p class="note">{esc(" · ".join(m for m in meta if m))}</p>'
+            f"<h4>Representative posts</h4>{'<ol class=posts>' + posts + '</ol>' if posts else '<p class=note>None stored.</p>'}"
+            f"<h4>Share of all communities' docs per window (95 % interval as a band)</h4>{line}"
+            f"<h4>Events</h4>{table}</div>")
+    return "".join(blocks)
