@@ -144,8 +144,11 @@ def rates_figure(activity: pd.DataFrame) -> Any:
 
 
 def _rgba(colour: str, alpha: float) -> str:
-    colour = colour.lstrip("#")
-    red, green, blue = (int(colour[i:i + 2], 16) for i in (0, 2, 4))
+    """``#rrggbb`` or ``rgb(r, g, b)`` (plotly's palettes use both) with an alpha."""
+    if colour.startswith("rgb"):
+        red, green, blue = (int(float(v)) for v in colour[colour.index("(") + 1:colour.index(")")].split(",")[:3])
+    else:
+        red, green, blue = (int(colour.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4))
     return f"rgba({red},{green},{blue},{alpha})"
 
 

@@ -29,6 +29,7 @@ EVENT_MARKS = {"emerged": ("E", "#2ca02c"), "grew": ("G", "#1f77b4"), "split": (
                "persisted": ("", "")}
 MAX_FAMILIES = 6
 MAX_FAMILY_NODES = 6
+MAX_LISTED = 40  # catch-all topics listed (and given detail blocks) under the unclear row
 
 
 def normalise_events(events: pd.DataFrame | None) -> pd.DataFrame:
@@ -115,8 +116,8 @@ def timeline_table(scope: str, topics: list[int], shares: pd.DataFrame, events: 
         cells = "".join(_cell(w, sizes.get(w), unclear.loc[w, "share"] if w in unclear.index else np.nan,
                               np.nan, np.nan, unclear.loc[w, "hits"] if w in unclear.index else 0, peak, "",
                               min_docs) for w in windows)
-        links = ", ".join(f'<a href="#topic-{t}">#{t}</a>' for t in catch_all[:40])
-        more = f" and {len(catch_all) - 40} more" if len(catch_all) > 40 else ""
+        links = ", ".join(f'<a href="#topic-{t}">#{t}</a>' for t in catch_all[:MAX_LISTED])
+        more = f" and {len(catch_all) - MAX_LISTED} more" if len(catch_all) > MAX_LISTED else ""
         rows.append(f'<tr class="unclear"><th class="topic"><details><summary class="name">unclear / spam '
                     f'({len(catch_all)} topics)</summary><span class="list">{links}{more}</span></details></th>'
                     f'{cells}<td class="peak">{percent(peak)}</td></tr>')
@@ -196,7 +197,7 @@ def lineage_view(events: pd.DataFrame, lineage: pd.DataFrame | None, shares: pd.
     catch_all = sorted(int(t) for t in topics.loc[topics["catch_all"].astype(bool), "topic_id"]) \
         if not topics.empty else []
     scopes = [ALL] + sorted(set(events["community"]) - {ALL}) if not events.empty else [ALL]
-    named: set[int] = set(catch_all)
+    named: set[int] = set()
     blocks, options = [], []
     for index, scope in enumerate(scopes):
         scope_events = events[events["community"] == scope]
@@ -205,14 +206,15 @@ def lineage_view(events: pd.DataFrame, lineage: pd.DataFrame | None, shares: pd.
             continue
         chosen = rank_topics(scope_events, scope_shares, set(catch_all), n_topics)
         named.update(chosen)
-        in_scope = [t for t in catch_all if not scope_shares.empty and
-                    scope_shares.loc[scope_shares["topic_id"] == t, "hits"].sum() > 0]
+        present = set(scope_shares.loc[scope_shares["hits"] > 0, "topic_id"]) if not scope_shares.empty else set()
+        in_scope = [t for t in catch_all if t in present]
+        named.update(in_scope[:MAX_LISTED])  # the unclear row links these
         body = timeline_table(scope, chosen, scope_shares, scope_events, info, in_scope, min_docs)
         scope_lineage = lineage[lineage["community"] == scope] if lineage is not None and "community" in lineage \
             else lineage
         family_list = families(scope_events, scope_lineage) if scope_lineage is not None else []
         for family in family_list:
-            named.update(int(t) for t in family["edges"]["from_topic"]) 
+            named.update(int(t) for t in family["edges"]["from_topic"])
             named.update(int(t) for t in family["edges"]["to_topic"])
         split_merge = ("<h4>Split and merge families</h4>" + "".join(family_svg(f, info) for f in family_list)
                        if family_list else '<p class="note">No topic split or merged in this scope.</p>')

@@ -194,6 +194,11 @@ def test_lineage_stage_writes_contract_tables(tmp_path: Path) -> None:
     assert set(events["event"]) <= {"emerged", "persisted", "grew", "declined", "faded", "split", "merged"}
     assert set(events["window_label"]) <= {"2010", "2011", "2012", "2013"}
     assert set(events["community"]) >= {"all", "teachers", "tefl"}
+    # An explicit scope: a plain filter counts the corpus's events once (the summary counts community 'all').
+    assert list(events.columns[2:4]) == ["community", "scope"]
+    assert ((events["scope"] == "all") == (events["community"] == "all")).all()
+    assert set(events["scope"]) == {"all", "community"}
+    assert int((events["scope"] == "all").sum()) == sum(summary["events_all"].values())
     # Same lake, second run: the same tables, row for row.
     run_pipeline(config, only=["lineage"])
     pd.testing.assert_frame_equal(ds.dataset(lake / "topic_events").to_table().to_pandas(), events)

@@ -50,3 +50,19 @@ def test_migrate_command(tmp_path: Path) -> None:
 def _mk(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def test_topic_events_get_an_explicit_scope(tmp_path: Path) -> None:
+    """Regression: topic_events mixed the whole corpus's rows with each community's, so a plain count of
+    'emerged' counted events twice; old lakes get the scope column."""
+    lake = tmp_path / "lake"
+    table = pa.table({"window_label": ["2018H1"] * 3, "community": ["all", "teaching", "all"], "topic_id": [1, 1, 2],
+                      "event": ["emerged"] * 3})
+    pq.write_table(table, _mk(lake / "topic_events" / "part-0.parquet"))
+
+    assert migrate_lake(lake) == ["topic_events/part-0.parquet"]
+    after = pq.read_table(lake / "topic_events" / "part-0.parquet")
+    assert after.column_names == ["window_label", "community", "scope", "topic_id", "event"]
+    assert after.column("scope").to_pylist() == ["all", "community", "all"]
+    assert after.column("topic_id").to_pylist() == [1, 1, 2]
+    assert migrate_lake(lake) == []  # idempotent

@@ -122,3 +122,17 @@ def test_lineage_tables_count_the_whole_corpus_once(lakes: dict[str, Path], tmp_
     counts = lineage[lineage.index("<details class=\"tables\">"):]
     assert "grew" in counts and "faded" not in counts  # the per-community 'faded' is not counted again
     assert "98,765" not in counts and "98765" not in counts
+
+
+def test_prevalence_chart_draws_more_series_than_one_palette_has() -> None:
+    """Regression: past ten series the palette switches to rgb() strings, which the band colour could not
+    read (the section failed)."""
+    import pandas as pd
+
+    from edumine.report_charts import prevalence_figure
+
+    frame = pd.DataFrame([{"window_label": w, "community": "all", "topic": t, "share": 0.05, "hits": 5, "total": 100,
+                           "low": 0.03, "high": 0.08} for w in ("2018H1", "2018H2") for t in range(14)])
+    figure = prevalence_figure(frame, series="topic", title="t", labels={}, min_docs=30)
+    bands = [trace.fillcolor for trace in figure.data if trace.fill == "tonexty"]
+    assert len(bands) == 14 and all(colour.startswith("rgba(") for colour in bands)
