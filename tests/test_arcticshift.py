@@ -215,3 +215,22 @@ def test_config_keys_are_the_contract(tmp_lake: Path) -> None:
                                 "requests_per_minute": 0}])
     with pytest.raises(ConfigError, match="timeout"):
         make_config(tmp_lake, [{"kind": "reddit.arcticshift.v1", "subreddits": ["Teachers"], "timeout": 5}])
+
+
+def test_the_example_config_collects_the_last_month(arctic: ArcticShiftDouble, tmp_path: Path) -> None:
+    from conftest import ROOT
+    from edumine.config import load_config
+    from edumine.pipelines.runner import run_collect
+
+    arctic.clock = time.time() - 40 * 86400
+    old = arctic.seed("Teachers", 5, comments_per_post=1)
+    arctic.clock = time.time() - 10 * 86400
+    recent = arctic.seed("Teachers", 5, comments_per_post=2, start=10)
+    config = load_config(ROOT / "configs" / "arcticshift-example.yaml",
+                         [f"lake={tmp_path / 'lake'}", f"privacy.key_file={tmp_path / 'key'}",
+                          f"sources.0.base_url={arctic.url}", "sources.0.requests_per_minute=6000"])
+    report = json.loads(run_collect(config).manifest_path.read_text())["inputs"][0]
+    assert report["added"] == 5 * 3
+    rows = lake_rows(tmp_path / "lake")
+    assert {f"reddit:post:{p['id']}" for p in recent} <= set(rows)
+    assert not {f"reddit:post:{p['id']}" for p in old} & set(rows)
