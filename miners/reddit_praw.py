@@ -53,7 +53,8 @@ class RedditPrawConfig(LiveSourceConfig):
     subreddits: list[str] = Field(min_length=1)
     listing: Literal["new", "top"] = Field("new", description="new: nightly increments; top: backfill")
     time_filter: Literal["hour", "day", "week", "month", "year", "all"] = "all"
-    comments: bool = Field(True, description="collect comment trees (MoreComments expanded up to more_limit)")
+    comments: bool = Field(True, description="collect comments: the subreddit's comment stream and comment trees "
+                                             "(MoreComments expanded up to more_limit)")
     more_limit: int | None = Field(32, ge=0, description="MoreComments stubs expanded per thread (null: all)")
     lookback_days: float = Field(3.0, ge=0, description="re-read threads this young at the previous successful "
                                                         "run for edits and deletions")
@@ -255,7 +256,7 @@ class RedditPrawSource(LiveSource):
                 recent[pid] = entry
         new_mark = dict(mark)
         if self.comments and self.listing == "new":
-            new_mark.update((yield from self._comment_stream(reddit, name, mark, low, recent, counts, note)))
+            new_mark.update((yield from self._comment_stream(reddit, name, mark, low, horizon, recent, counts, note)))
         for pid in sorted(set(recent) - fetched):
             counts["threads_refetched"] += 1
             entry = recent[pid]
@@ -277,11 +278,13 @@ class RedditPrawSource(LiveSource):
             note["previous_mark"] = from_epoch(hwm).isoformat()
 
     def _comment_stream(self, reddit: Any, name: str, mark: dict[str, Any], low: float | None,
-                        recent: dict[str, Any], counts: Any, note: dict[str, Any]) -> Any:
+                        horizon: float | None, recent: dict[str, Any], counts: Any, note: dict[str, Any]) -> Any:
         """Yield the subreddit's comments newer than the comment mark (replies to threads of any age);
         returns the new comment mark."""
         hwm = mark.get("comments_newest_created")
         hwm_ids = set(mark.get("comments_newest_ids", []))
+        if hwm is None and mark.get("last_success") and horizon is not None:
+            low = max(low, horizon) if low is not None else horizon  # marks from before the stream: no false gap
         listed, reached = self._listing(reddit, f"r/{name}/comments", f"r/{name} comments page", hwm, hwm_ids, low,
                                         self.listing_cap)
         truncated = not reached and (hwm is not None or low is not None or len(listed) >= self.listing_cap)

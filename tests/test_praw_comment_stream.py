@@ -141,3 +141,22 @@ def _arctic_comment(comment) -> dict:  # noqa: ANN001
             "link_id": f"t3_{comment.post.id}", "name": f"t1_{comment.id}", "parent_id": comment.parent,
             "permalink": f"/r/Teachers/comments/{comment.post.id}/x/{comment.id}/", "retrieved_on":
             int(comment.created_utc) + 15, "score": 1, "subreddit": "Teachers", "subreddit_id": "t5_2qh3l"}
+
+
+def test_marks_from_before_the_comment_stream_record_no_false_gap(reddit: RedditDouble, tmp_lake: Path,
+                                                                  clock: list[float]) -> None:
+    reddit.listing_cap = 20
+    threads = old_threads(reddit, n=10, comments=3)                  # 30 comments: more than the listing holds
+    run(tmp_lake, reddit, listing_cap=20)
+    state = next((tmp_lake / "_state").glob("reddit.praw.v1--*.json"))
+    data = json.loads(state.read_text())
+    for key in ("comments_newest_created", "comments_newest_ids"):  # as an older version wrote them
+        del data["marks"]["teachers"][key]
+    state.write_text(json.dumps(data))
+    clock[0] = T0 + DAY
+    reddit.clock = T0 + 600
+    late = [reddit.add_comment(threads[0], "A late reply.")]
+    report = run(tmp_lake, reddit, listing_cap=20)
+    note = report["notes"]["subreddits"]["Teachers"]
+    assert note["comments_truncated"] is False and "comment_gap" not in note
+    assert report["added"] == 1 and f"reddit:comment:{late[0].id}" in lake_rows(tmp_lake)
