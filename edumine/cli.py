@@ -116,6 +116,17 @@ def query(
     _print_rows(columns, rows, format)
 
 
+@app.command()
+def migrate(lake: Annotated[Path, typer.Option("--lake", help="lake folder to bring up to date")]) -> None:
+    """Rename columns of an older lake to the current names (every run also does this at its start)."""
+    from edumine.migrations import migrate_lake
+
+    if not lake.is_dir():
+        _fail(EdumineError(f"no lake at {lake}: pass the folder a config's `lake:` names"))
+    changed = migrate_lake(lake)
+    console.print(f"{len(changed)} file(s) migrated" + "".join(f"\n  {path}" for path in changed))
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
         return value.isoformat()

@@ -21,6 +21,7 @@ from edumine.config import ConfigBase, config_as_dict
 from edumine.errors import ConfigError
 from edumine.lake import Lake
 from edumine.manifest import code_version, library_versions, new_run_id, write_json_atomic
+from edumine.migrations import migrate_lake
 from edumine.miners.ingest import SourceReport, ingest_source
 from edumine.privacy import Pseudonymiser, load_key
 from edumine.schema import UTC
@@ -103,6 +104,9 @@ def open_run(config: ConfigBase, flow: str) -> RunContext:
         lake.unlock()
         raise
     ctx = RunContext(config=config, run_id=new_run_id(), lake=lake, pseudonymiser=Pseudonymiser(key), flow=flow)
+    migrated = migrate_lake(lake.root)
+    if migrated:
+        ctx.outputs["migrated_files"] = migrated
     write_manifest(ctx, status="running")
     log.info("run %s started; lake %s", ctx.run_id, lake.root)
     return ctx

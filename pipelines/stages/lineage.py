@@ -150,7 +150,7 @@ def write_lineage_tables(lake: Any, model: Any) -> None:
                                 ("from_window_start", pa.date32()), ("from_topic", pa.int64()),
                                 ("to_window", pa.string()), ("to_window_start", pa.date32()),
                                 ("to_topic", pa.int64()), ("similarity", pa.float64())])
-    event_fields = [("window", pa.string()), ("window_start", pa.date32()), ("community", pa.string()),
+    event_fields = [("window_label", pa.string()), ("window_start", pa.date32()), ("community", pa.string()),
                     ("topic_id", pa.int64()), ("event", pa.string()), ("related_topics", pa.list_(pa.int64())),
                     ("from_window", pa.string()), ("docs_before", pa.int64()), ("docs_after", pa.int64())]
     event_fields += [(name, pa.float64()) for name in events.columns if name.startswith("prevalence_")]

@@ -243,7 +243,7 @@ def run_topics(ctx: Any) -> dict[str, Any]:
         "probability": pa.array(model.probabilities_, pa.float32()),
         "core": pa.array(model.core_, pa.bool_()), "community": communities,
         "window_start": pa.array(start_dates, pa.date32()),
-        "window": [window_label(d, unit) for d in start_dates], "run_id": [run_id] * len(uids),
+        "window_label": [window_label(d, unit) for d in start_dates], "run_id": [run_id] * len(uids),
     })
     prevalence = pa.table(prevalence_table(starts, communities, topics, ids, unit,
                                            resamples=config.bootstrap_resamples, seed=config.random_state))
@@ -272,7 +272,7 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     log.info("topics: %d docs, %d topics, NPMI %.4f, diversity %.3f, outliers %.1f%%", len(uids),
              scores["n_topics"], scores["npmi"], scores["diversity"], 100 * scores["outlier_share"])
     return {"docs": len(uids), "embedding": embedding_info, "model_dir": str(model_dir), "scores": scores,
-            "windows": sorted({w for w in doc_topics["window"].to_pylist()}),
+            "windows": sorted({w for w in doc_topics["window_label"].to_pylist()}),
             "seconds": {k: round(v, 2) for k, v in timings.items()}}
 
 
