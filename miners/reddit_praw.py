@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -36,6 +35,7 @@ from pydantic import Field, SecretStr, field_validator
 from edumine import registry
 from edumine.miners.base import ReadStats, Rejected, time_bounds
 from edumine.miners.live import FetchFailed, LiveSource, LiveSourceConfig, call_with_retries, retry_after_seconds
+from edumine.miners.reddit_auth import resolve_credentials, session_with_timeout
 from edumine.miners.reddit_gaps import gap_note
 from edumine.miners.reddit_records import comment_record, post_record
 from edumine.schema import UTC, from_epoch
@@ -43,8 +43,6 @@ from edumine.schema import UTC, from_epoch
 log = logging.getLogger(__name__)
 
 SECRET_KEYS = frozenset({"client_id", "client_secret", "password", "username", "refresh_token"})
-ENV = {"client_id": "REDDIT_CLIENT_ID", "client_secret": "REDDIT_CLIENT_SECRET",
-       "username": "REDDIT_USERNAME", "password": "REDDIT_PASSWORD"}
 PAGE = 100
 
 
@@ -89,28 +87,6 @@ class RedditPrawConfig(LiveSourceConfig):
                              "REDDIT_CLIENT_SECRET (and REDDIT_USERNAME / REDDIT_PASSWORD) in the environment, "
                              "use a praw.ini `site:` or a Prefect Secret `credentials_block:` instead")
         return value
-
-
-def resolve_credentials(*, site: str | None, credentials_block: str | None,
-                        explicit: dict[str, SecretStr | None]) -> dict[str, str]:
-    """Credentials for praw.Reddit: explicit fields, else a Prefect Secret block, else the environment.
-
-    With none of those and a praw.ini ``site``, praw reads the site's own keys (returns {}).
-    """
-    found = {key: value.get_secret_value() for key, value in explicit.items() if value is not None}
-    if not found and credentials_block:
-        from prefect.blocks.system import Secret
-
-        value = Secret.load(credentials_block).get()
-        data = json.loads(value) if isinstance(value, str) else dict(value)
-        found = {key: str(data[key]) for key in ENV if data.get(key)}
-    if not found:
-        found = {key: os.environ[env] for key, env in ENV.items() if os.environ.get(env)}
-    if not found and site is None:
-        raise FetchFailed("no Reddit credentials: set REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET (script apps also "
-                          "REDDIT_USERNAME and REDDIT_PASSWORD), or give the source a praw.ini `site:` or a "
-                          "Prefect Secret `credentials_block:`")
-    return found
 
 
 def _classify(exc: BaseException) -> tuple[bool, float | None]:
@@ -175,7 +151,7 @@ class RedditPrawSource(LiveSource):
         if settings.get("timeout"):
             # praw 8 reads `timeout` but prawcore's Session.request passes its own 16 s to every request, so the
             # setting would do nothing: a requests session (praw's documented requestor_kwargs) enforces it.
-            extra["requestor_kwargs"] = {"session": _session_with_timeout(float(settings["timeout"]))}
+            extra["requestor_kwargs"] = {"session": session_with_timeout(float(settings["timeout"]))}
         return praw.Reddit(self.site, **settings, **credentials, **extra) if self.site else \
             praw.Reddit(**settings, **credentials, **extra)
 
@@ -407,13 +383,3 @@ def _epoch_of(iso: Any) -> float | None:
         return datetime.fromisoformat(str(iso)).timestamp() if iso else None
     except ValueError:
         return None
-
-
-def _session_with_timeout(seconds: float) -> Any:
-    import requests
-
-    class TimeoutSession(requests.Session):
-        def request(self, *args: Any, timeout: Any = None, **kwargs: Any) -> Any:
-            return super().request(*args, timeout=min(float(timeout or seconds), seconds), **kwargs)
-
-    return TimeoutSession()

@@ -1,5 +1,6 @@
 """Stage ``paper_table`` (order 65, off by default): participation metrics laid out as Staudt Willet & Carpenter
-(2021) did (metrics x community x window) -> ``<lake>/paper_table/``, shown in the report (``edumine/report_paper.py``)."""
+(2021) did (metrics x community x window) -> ``<lake>/paper_table/``, shown in the report
+(``edumine/report_paper.py``)."""
 
 from __future__ import annotations
 
