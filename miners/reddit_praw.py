@@ -133,6 +133,7 @@ class RedditPrawSource(LiveSource):
         self._explicit = {"client_id": client_id, "client_secret": client_secret, "username": username,
                           "password": password}
         self.praw = dict(praw or {})
+        self._yielded: dict[str, str] = {}
 
     def identity(self) -> dict[str, Any]:
         return {"endpoint": self.praw.get("oauth_url", "https://oauth.reddit.com"), "listing": self.listing,
@@ -193,7 +194,7 @@ class RedditPrawSource(LiveSource):
         hwm = mark.get("newest_created") if self.listing == "new" else None
         hwm_ids = set(mark.get("newest_ids", []))
         low = time_bounds(self.since, None)[0] if self.since is not None else None
-        self._yielded: dict[str, str] = {}  # comment id -> digest yielded in this run (stream and threads overlap)
+        self._yielded = {}  # comment id -> digest yielded in this run (stream and threads overlap)
 
         submissions, reached = self._listing(reddit, f"r/{name}/{self.listing}", f"r/{name} {self.listing} page",
                                              hwm, hwm_ids, low, min(self.max_posts, self.listing_cap))
