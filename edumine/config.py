@@ -39,6 +39,9 @@ class PrivacyConfig(StrictModel):
 
     key_env: str = "EDUMINE_PSEUDONYM_KEY"
     key_file: Path = Path("~/.config/edumine/pseudonym.key")
+    user_profiles: Literal["exclude", "pseudonymise"] = Field(
+        "exclude", description="posts to a user's own profile (Reddit's u_<name> pseudo-subreddits): left out and "
+                               "counted as filtered, or kept under the community u_<pseudonym>")
 
 
 class CollectConfig(StrictModel):

@@ -44,10 +44,14 @@ class BadRecord(ValueError):
 
 @dataclass(slots=True)
 class Rejected:
+    """A record that could not be read. ``raw`` is the input line, or the row as a dict whose ``personal``
+    fields hold usernames (``("*",)``: its columns cannot be aligned, any bare name-like field may be one)."""
+
     location: str
     reason: str
     detail: str
-    raw: str = ""
+    raw: str | dict = ""
+    personal: tuple[str, ...] = ()
 
 
 @dataclass
