@@ -179,14 +179,14 @@ def prevalence_figure(frame: pd.DataFrame, *, series: str, title: str, labels: d
             visible = community == communities[0]
             if rows["low"].notna().any():
                 for bound, fill in (("high", None), ("low", "tonexty")):
-                    fig.add_scatter(x=windows, y=rows[bound].where(shown).tolist(), mode="lines",
+                    fig.add_scatter(x=windows, y=rows[bound].where(shown).round(5).tolist(), mode="lines",
                                     line={"width": 0}, fill=fill, fillcolor=_rgba(colour, 0.15), hoverinfo="skip",
                                     showlegend=False, legendgroup=name, visible=visible, connectgaps=False)
                     owners.append(community)
-            fig.add_scatter(x=windows, y=rows["share"].where(shown).tolist(), mode="lines+markers", name=name,
+            fig.add_scatter(x=windows, y=rows["share"].where(shown).round(5).tolist(), mode="lines+markers", name=name,
                             legendgroup=name, visible=visible, connectgaps=False, meta={"community": community},
                             line={"color": colour, "dash": "dot" if key in unreliable else "solid"},
-                            marker={"color": colour}, customdata=rows[["hits", "total", "low", "high"]].values,
+                            marker={"color": colour}, customdata=rows[["hits", "total", "low", "high"]].round(4).values,
                             hovertemplate=name + "<br>%{x}: %{y:.1%} (95 % %{customdata[2]:.1%}–"
                                                  "%{customdata[3]:.1%}; %{customdata[0]} of %{customdata[1]} docs)"
                                                  "<extra></extra>")

@@ -75,17 +75,22 @@ def _windows(shares: pd.DataFrame, events: pd.DataFrame) -> list[str]:
 def _cell(window: str, total: Any, share: Any, low: Any, high: Any, hits: Any, peak: float, event: str,
           min_docs: int) -> str:
     if total is None or pd.isna(total) or total < min_docs:
-        docs = "no docs" if total is None or pd.isna(total) or total == 0 else f"only {int(total):,} docs"
-        return f'<td class="gap" title="{esc(window)}: {docs}, under the {min_docs}-doc minimum: not shown"></td>'
-    alpha = 0.0 if not peak or pd.isna(share) else 0.08 + 0.8 * float(share) / peak
-    interval = "" if pd.isna(low) or pd.isna(high) else f" (95 % {percent(low)}–{percent(high)})"
-    title = f"{window}: {percent(share)}{interval}, {int(hits or 0):,} of {int(total):,} docs"
+        docs = "no docs" if total is None or pd.isna(total) or total == 0 else f"{int(total):,} docs"
+        return f'<td class="gap" title="{esc(window)}: {docs}, under {min_docs}: not shown"></td>'
+    shade = 0 if not peak or pd.isna(share) else 1 + min(9, int(9 * float(share) / peak))  # classes s0..s10
+    interval = "" if pd.isna(low) or pd.isna(high) else f" ({percent(low)}–{percent(high)})"
+    title = f"{window}: {percent(share)}{interval}, {int(hits or 0):,}/{int(total):,}"
     mark = ""
     if event and EVENT_MARKS.get(event, ("", ""))[0]:
-        letter, colour = EVENT_MARKS[event]
-        mark = f'<span class="ev" style="background:{colour}">{letter}</span>'
-        title += f"; {event}"
-    return f'<td class="c" style="background:rgba(29,53,87,{alpha:.2f})" title="{esc(title)}">{mark}</td>'
+        mark = f'<span class="ev e-{event}">{EVENT_MARKS[event][0]}</span>'
+        title += f", {event}"
+    return f'<td class="s{shade}" title="{esc(title)}">{mark}</td>'
+
+
+def shade_style() -> str:
+    """The cell shades (s0..s10) and event colours, once for the page rather than per cell."""
+    shades = "".join(f"table.timeline td.s{i}{{background:rgba(29,53,87,{0.04 + 0.085 * i:.2f})}}" for i in range(11))
+    return shades + "".join(f".ev.e-{e}{{background:{c}}}" for e, (letter, c) in EVENT_MARKS.items() if letter)
 
 
 def timeline_table(scope: str, topics: list[int], shares: pd.DataFrame, events: pd.DataFrame,
@@ -127,28 +132,33 @@ def timeline_table(scope: str, topics: list[int], shares: pd.DataFrame, events: 
 
 
 def legend(min_docs: int) -> str:
-    marks = "".join(f'<span class="item"><span class="ev" style="background:{c}">{letter}</span>{esc(e)}</span>'
-                    for e, (letter, c) in EVENT_MARKS.items() if letter)
+    marks = "".join(f'<span class="item"><span class="ev e-{e}">{letter}</span>{esc(e)}</span>'
+                    for e, (letter, _) in EVENT_MARKS.items() if letter)
     return (f'<p class="legend">{marks}<span class="item"><span class="swatch"></span>darker: larger share of the '
             f'window (relative to the topic\'s peak, shown at the right)</span><span class="item">'
             f'<span class="swatch gap"></span>window under {min_docs} docs: not shown</span></p>')
 
 
 # -- split / merge families ------------------------------------------------------------------------------
-def families(events: pd.DataFrame, lineage: pd.DataFrame) -> list[dict[str, Any]]:
-    """Connected groups of edges between two windows around each split / merge event (largest first)."""
+def families(events: pd.DataFrame, lineage: pd.DataFrame, shown: list[int]) -> list[dict[str, Any]]:
+    """Groups of edges between two windows around split / merge events (largest first): the event's topics
+    with their predecessors and those predecessors' successors. Events of the topics ``shown`` in the
+    timeline come first; at most ``MAX_FAMILIES``."""
+    candidates = events[events["event"].isin(("split", "merged"))]
+    candidates = candidates.assign(other=~candidates["topic_id"].isin(shown)).sort_values(
+        ["other", "window_label"], kind="stable").head(10 * MAX_FAMILIES)
+    by_window = {str(w): g for w, g in lineage.groupby(lineage["to_window"].astype(str))}
     found: dict[tuple, dict[str, Any]] = {}
-    for record in events[events["event"].isin(("split", "merged"))].itertuples(index=False):
-        edges = lineage[lineage["to_window"].astype(str) == record.window_label]
-        left: set[int] = set()
+    for record in candidates.itertuples(index=False):
+        edges = by_window.get(record.window_label)
+        if edges is None:
+            continue
         right: set[int] = {int(record.topic_id)} | set(record.related if record.event == "split" else [])
-        left |= set(record.related) if record.event == "merged" else set()
-        for _ in range(1):  # one step along the window pair's edges: the predecessors and their successors
-            linked = edges[edges["to_topic"].isin(right) | edges["from_topic"].isin(left)]
-            left |= set(linked["from_topic"].astype(int))
-            right |= set(linked["to_topic"].astype(int))
+        left = set(record.related) if record.event == "merged" else set()
+        left |= set(edges.loc[edges["to_topic"].isin(right), "from_topic"].astype(int))
+        right |= set(edges.loc[edges["from_topic"].isin(left), "to_topic"].astype(int))
         linked = edges[edges["to_topic"].isin(right) & edges["from_topic"].isin(left)]
-        if linked.empty:
+        if linked.empty or (linked["from_topic"].nunique() < 2 and linked["to_topic"].nunique() < 2):
             continue
         linked = linked.nlargest(3 * MAX_FAMILY_NODES, "similarity")
         key = (record.window_label, frozenset(linked["from_topic"]), frozenset(linked["to_topic"]))
@@ -199,7 +209,7 @@ def lineage_view(events: pd.DataFrame, lineage: pd.DataFrame | None, shares: pd.
     scopes = [ALL] + sorted(set(events["community"]) - {ALL}) if not events.empty else [ALL]
     named: set[int] = set()
     blocks, options = [], []
-    for index, scope in enumerate(scopes):
+    for scope in scopes:
         scope_events = events[events["community"] == scope]
         scope_shares = shares[shares["community"] == scope] if not shares.empty else shares
         if scope_events.empty:
@@ -212,7 +222,7 @@ def lineage_view(events: pd.DataFrame, lineage: pd.DataFrame | None, shares: pd.
         body = timeline_table(scope, chosen, scope_shares, scope_events, info, in_scope, min_docs)
         scope_lineage = lineage[lineage["community"] == scope] if lineage is not None and "community" in lineage \
             else lineage
-        family_list = families(scope_events, scope_lineage) if scope_lineage is not None else []
+        family_list = families(scope_events, scope_lineage, chosen) if scope_lineage is not None else []
         for family in family_list:
             named.update(int(t) for t in family["edges"]["from_topic"])
             named.update(int(t) for t in family["edges"]["to_topic"])
@@ -231,4 +241,5 @@ def lineage_view(events: pd.DataFrame, lineage: pd.DataFrame | None, shares: pd.
     if len(options) > 1:
         switch = ('<p class="switch"><label>Community: <select data-switch="lineage">' + "".join(options)
                   + "</select></label></p>")
-    return f'<div class="lineage-view">{switch}{legend(min_docs)}{"".join(blocks)}</div>', named
+    return (f'<style>{shade_style()}</style><div class="lineage-view">{switch}{legend(min_docs)}{"".join(blocks)}'
+            "</div>", named)

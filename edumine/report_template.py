@@ -39,6 +39,7 @@ table.timeline th.w{width:22px;min-width:22px;height:54px;padding:0;vertical-ali
  font-weight:normal;font-size:10px;color:#3b4652}
 table.timeline th.w span{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;display:inline-block}
 table.timeline td{width:22px;height:28px;padding:0;text-align:center;border:none}
+.topic-detail p.events{font-size:13px;margin:2px 0}
 table.timeline td.peak,table.timeline th.peak{width:52px;font-size:11px;color:#3b4652;text-align:right;
  background:#fff;padding-left:4px}
 table.timeline tr.unclear th{color:#7a4b00}

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from edumine.report_data import ALL
-from edumine.report_html import esc, html_table, percent, short
+from edumine.report_html import esc, percent, short
 
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 560, 120, 46, 20, 8
 
@@ -61,8 +61,24 @@ def sparkline(rows: pd.DataFrame, windows: list[str], min_docs: int) -> str:
             r = rows.loc[windows[i]]
             parts.append(f'<circle cx="{x(i):.1f}" cy="{y(float(r["share"])):.1f}" r="2.5" class="pt">'
                          f'<title>{esc(windows[i])}: {percent(r["share"])} ({percent(r["low"])}–'
-                         f'{percent(r["high"])}), {int(r["hits"]):,} of {int(r["total"]):,} docs</title></circle>')
+                         f'{percent(r["high"])}), {int(r["hits"]):,}/{int(r["total"]):,}</title></circle>')
     return f'<svg class="spark" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}">{"".join(parts)}</svg>'
+
+
+def event_summary(events: pd.DataFrame | None, limit: int = 24) -> str:
+    """The topic's changes over the whole corpus, one short item each, and how many per community."""
+    if events is None or events.empty:
+        return '<p class="note">No events recorded.</p>'
+    changes = events[events["event"] != "persisted"]
+    corpus = changes[changes["community"] == ALL].sort_values("window_label")
+    items = [f"{esc(w)} {esc(e)}" + (f" ({', '.join(f'#{t}' for t in r[:5])})" if len(r) else "")
+             for w, e, r in zip(corpus["window_label"], corpus["event"], corpus["related"])]
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    text = (" · ".join(items[:limit]) + more) if items else "no change over the whole corpus"
+    per_community = changes[changes["community"] != ALL].groupby("community").size().sort_values(ascending=False)
+    communities = ", ".join(f"{esc(c)} {n}" for c, n in per_community.head(12).items())
+    return (f'<p class="events">All communities: {text}.</p>'
+            + (f'<p class="note">Changes within communities: {communities}.</p>' if communities else ""))
 
 
 def detail_blocks(topic_ids: set[int], topics: pd.DataFrame, shares: pd.DataFrame, events: pd.DataFrame,
@@ -74,6 +90,8 @@ def detail_blocks(topic_ids: set[int], topics: pd.DataFrame, shares: pd.DataFram
     corpus = shares[shares["community"] == ALL] if not shares.empty else shares
     windows = (corpus.drop_duplicates("window_label").sort_values(["window_start", "window_label"])["window_label"]
                .tolist() if not corpus.empty else [])
+    by_topic = {int(t): g for t, g in events[events["topic_id"].isin(topic_ids)].groupby("topic_id")} \
+        if not events.empty else {}
     blocks = []
     for topic in sorted(topic_ids):
         row: dict[str, Any] = info.get(topic, {})
@@ -85,12 +103,7 @@ def detail_blocks(topic_ids: set[int], topics: pd.DataFrame, shares: pd.DataFram
         meta = [f"{int(row['size']):,} docs" if row.get("size") is not None and pd.notna(row.get("size")) else "",
                 f"label coverage {coverage:.2f}" if coverage is not None else ""]
         posts = "".join(f"<li>{esc(short(text, 400))}</li>" for text in row.get("docs") or [])
-        own = events[events["topic_id"] == topic] if not events.empty else events
-        table = '<p class="note">No events recorded.</p>'
-        if not own.empty:
-            shown = own.assign(related=[", ".join(f"#{t}" for t in r) for r in own["related"]])
-            table = html_table(shown[["community", "window_label", "event", "related", "from_window"]]
-                               .sort_values(["community", "window_label"]), limit=30)
+        table = event_summary(by_topic.get(topic))
         line = sparkline(corpus[corpus["topic_id"] == topic], windows, min_docs) if not corpus.empty else ""
         blocks.append(
             f'<div class="topic-detail" id="topic-{topic}"><h3>#{topic} {esc(terms)} {"".join(flags)}</h3>'
