@@ -112,7 +112,7 @@ def people_figure(activity: pd.DataFrame) -> Any:
                             name=column.replace("_", " "), visible=community == communities[0])
             owners.append(community)
         labels = rows.loc[unknown, "window_label"].astype(str).tolist()
-        fig.add_bar(x=labels, y=[1] * len(labels), yaxis="y2", name="unknown: no author in the source",
+        fig.add_bar(x=labels, y=[1] * len(labels), yaxis="y2", name="unknown: no authored contribution in the lake",
                     marker_color="rgba(140,150,160,0.25)", hovertemplate="%{x}: authors unknown<extra></extra>",
                     visible=community == communities[0], showlegend=bool(labels))
         owners.append(community)
@@ -152,6 +152,24 @@ def _rgba(colour: str, alpha: float) -> str:
     return f"rgba({red},{green},{blue},{alpha})"
 
 
+def _band(windows: list[str], low: pd.Series, high: pd.Series) -> tuple[list, list]:
+    """One closed shape per run of windows with an interval, separated by gaps (plotly's fill "toself" fills
+    each segment on its own, so a band never bridges a window that is not drawn)."""
+    xs: list = []
+    ys: list = []
+    run: list[int] = []
+    for i in range(len(windows) + 1):
+        if i < len(windows) and pd.notna(low.iloc[i]) and pd.notna(high.iloc[i]):
+            run.append(i)
+            continue
+        if run:
+            xs += [windows[j] for j in run] + [windows[j] for j in reversed(run)] + [None]
+            ys += [round(float(high.iloc[j]), 5) for j in run] + [round(float(low.iloc[j]), 5) for j in reversed(run)]
+            ys.append(None)
+        run = []
+    return xs, ys
+
+
 def prevalence_figure(frame: pd.DataFrame, *, series: str, title: str, labels: dict[Any, str], min_docs: int = 30,
                       unreliable: dict[Any, str] | None = None) -> Any:
     """Share per window of each series (topic or theme), one line per series, its 95 % interval as a band.
@@ -178,11 +196,11 @@ def prevalence_figure(frame: pd.DataFrame, *, series: str, title: str, labels: d
                 name += f" ({esc(unreliable[key])})"
             visible = community == communities[0]
             if rows["low"].notna().any():
-                for bound, fill in (("high", None), ("low", "tonexty")):
-                    fig.add_scatter(x=windows, y=rows[bound].where(shown).round(5).tolist(), mode="lines",
-                                    line={"width": 0}, fill=fill, fillcolor=_rgba(colour, 0.15), hoverinfo="skip",
-                                    showlegend=False, legendgroup=name, visible=visible, connectgaps=False)
-                    owners.append(community)
+                band_x, band_y = _band(windows, rows["low"].where(shown), rows["high"].where(shown))
+                fig.add_scatter(x=band_x, y=band_y, mode="lines", line={"width": 0}, fill="toself",
+                                fillcolor=_rgba(colour, 0.15), hoverinfo="skip", showlegend=False, legendgroup=name,
+                                visible=visible, connectgaps=False)
+                owners.append(community)
             fig.add_scatter(x=windows, y=rows["share"].where(shown).round(5).tolist(), mode="lines+markers", name=name,
                             legendgroup=name, visible=visible, connectgaps=False, meta={"community": community},
                             line={"color": colour, "dash": "dot" if key in unreliable else "solid"},

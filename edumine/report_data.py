@@ -30,13 +30,14 @@ def pick(columns: list[str], candidates: tuple[str, ...]) -> str | None:
 
 
 def latest_manifest(lake_root: Path) -> dict[str, Any] | None:
-    paths = sorted(Path(lake_root).glob("runs/*/manifest.json"))
-    for path in reversed(paths):
+    """The manifest of the run that started last (run ids sort by second only; two runs can share one)."""
+    manifests = []
+    for path in Path(lake_root).glob("runs/*/manifest.json"):
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            manifests.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             continue
-    return None
+    return max(manifests, key=lambda m: (str(m.get("started_at") or ""), str(m.get("run_id") or "")), default=None)
 
 
 class Data:

@@ -91,13 +91,28 @@ def activity_section(data: Data, charts: Charts) -> tuple[Section, pd.DataFrame 
         return Section("activity", "Activity and participation", missing("community_activity"), "missing"), None
     activity = data.frame("SELECT * FROM community_activity ORDER BY window_start, platform, community")
     body = (charts.embed(activity_figure(activity)) + charts.embed(people_figure(activity), "people")
-            + '<p class="note">Windows where no contribution has an author (sources without authors) are unknown: '
-              "no point is drawn and a grey band marks them.</p>"
+            + '<p class="note">Windows where no contribution has an author (sources without authors, or no data) '
+              "are unknown: no point is drawn and a grey band marks them.</p>"
             + charts.embed(rates_figure(activity))
             + "<h3>Metrics per window and community</h3>"
             + '<p class="note">Definitions: docs/metrics.md. Unknown (deleted) authors are never counted as people.</p>'
-            + html_table(activity.assign(window_start=activity["window_start"].astype(str))))
+            + html_table(people_unknown(activity.assign(window_start=activity["window_start"].astype(str)))))
     return Section("activity", "Activity and participation", body), activity
+
+
+PEOPLE = ("contributors", "posters", "responders", "new_contributors", "returning_contributors",
+          "one_time_contributors")
+
+
+def people_unknown(activity: pd.DataFrame) -> pd.DataFrame:
+    """Counts of people read "unknown" in windows where no contribution has an author (not 0)."""
+    if "unknown_author_contributions" not in activity:
+        return activity
+    unknown = activity["unknown_author_contributions"] >= activity["contributions"]
+    shown = activity.copy()
+    for column in (c for c in PEOPLE if c in shown):
+        shown[column] = [("unknown" if u else v) for u, v in zip(unknown, shown[column])]
+    return shown
 
 
 # -- prevalence -------------------------------------------------------------------------------------------

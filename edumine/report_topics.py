@@ -44,7 +44,8 @@ def sparkline(rows: pd.DataFrame, windows: list[str], min_docs: int) -> str:
             if run:
                 runs.append(run)
             run = []
-            parts.append(f'<rect x="{x(i) - step / 2:.1f}" y="{TOP}" width="{step:.1f}" height="{HEIGHT - TOP - BOTTOM}"'
+            left, right = max(LEFT, x(i) - step / 2), min(WIDTH - 10, x(i) + step / 2)
+            parts.append(f'<rect x="{left:.1f}" y="{TOP}" width="{right - left:.1f}" height="{HEIGHT - TOP - BOTTOM}"'
                          f' class="gap"><title>{esc(w)}: under {min_docs} docs, not shown</title></rect>')
     if run:
         runs.append(run)
@@ -56,12 +57,11 @@ def sparkline(rows: pd.DataFrame, windows: list[str], min_docs: int) -> str:
             band += [f"{x(i):.1f},{y(float(lo)):.1f}" for i, lo in reversed(list(zip(run, lows)))]
             parts.append(f'<polygon points="{" ".join(band)}" class="band"/>')
         line = " ".join(f"{x(i):.1f},{y(float(rows.loc[windows[i], 'share'])):.1f}" for i in run)
-        parts.append(f'<polyline points="{line}" class="line"/>')
-        for i in run:
-            r = rows.loc[windows[i]]
-            parts.append(f'<circle cx="{x(i):.1f}" cy="{y(float(r["share"])):.1f}" r="2.5" class="pt">'
-                         f'<title>{esc(windows[i])}: {percent(r["share"])} ({percent(r["low"])}–'
-                         f'{percent(r["high"])}), {int(r["hits"]):,}/{int(r["total"]):,}</title></circle>')
+        parts.append(f'<polyline points="{line}" class="line"><title>{esc(windows[run[0]])}–{esc(windows[run[-1]])}: '
+                     f'peak {percent(max(float(rows.loc[windows[i], "share"]) for i in run))}</title></polyline>')
+        if len(run) == 1:  # a lone window: a line cannot show it
+            r = rows.loc[windows[run[0]]]
+            parts.append(f'<circle cx="{x(run[0]):.1f}" cy="{y(float(r["share"])):.1f}" r="2.5" class="pt"/>')
     return f'<svg class="spark" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}">{"".join(parts)}</svg>'
 
 
@@ -102,7 +102,7 @@ def detail_blocks(topic_ids: set[int], topics: pd.DataFrame, shares: pd.DataFram
             flags.append('<span class="flag">unclear / spam: few of its posts use its label words</span>')
         meta = [f"{int(row['size']):,} docs" if row.get("size") is not None and pd.notna(row.get("size")) else "",
                 f"label coverage {coverage:.2f}" if coverage is not None else ""]
-        posts = "".join(f"<li>{esc(short(text, 400))}</li>" for text in row.get("docs") or [])
+        posts = "".join(f"<li>{esc(short(text, 280))}</li>" for text in row.get("docs") or [])
         table = event_summary(by_topic.get(topic))
         line = sparkline(corpus[corpus["topic_id"] == topic], windows, min_docs) if not corpus.empty else ""
         blocks.append(
