@@ -1,6 +1,7 @@
 """The report's size and build time at the scale of a 1 M-doc lake, from aggregate tables shaped as the
 stages write them (the report reads nothing else that grows with the corpus: the posts view only feeds the
-coverage table and the 15 most discussed threads, both bounded).
+coverage table and the 15 most discussed threads, and doc_topics x doc_themes the topics x themes heatmap,
+all bounded by communities, topics and themes, and left out here).
 
     python benchmarks/report_size.py [--topics 1000] [--windows 30] [--communities 10] [--out DIR]
 
@@ -81,7 +82,21 @@ def synthetic_lake(lake: Path, topics: int, windows: int, communities: int, docs
         len(theme_rows) // len(themes))[:len(theme_rows)]
     theme_rows["reliable"] = theme_rows["f1"] >= 0.5
     write(lake, "theme_prevalence", theme_rows)
-    return {"topic_prevalence": len(prevalence), "topic_events": sum(map(len, events)),
+    activity = prevalence.drop_duplicates(["window_label", "community"])[["window_start", "window_label", "community",
+                                                                          "total_docs"]].rename(
+        columns={"total_docs": "posts"})
+    activity["platform"], activity["comments"] = "reddit", activity["posts"] * 3
+    activity["contributions"] = activity["posts"] + activity["comments"]
+    activity["unknown_author_contributions"] = (activity["contributions"] * 0.1).astype(int)
+    for column, part in (("contributors", 0.5), ("posters", 0.3), ("responders", 0.4), ("new_contributors", 0.2),
+                         ("returning_contributors", 0.3), ("one_time_contributors", 0.25), ("reply_nodes", 0.4),
+                         ("reply_ties", 0.8), ("comments_without_post", 0.01)):
+        activity[column] = (activity["contributions"] * part).astype(int)
+    for column in ("response_rate", "responses_per_thread", "self_response_share", "mean_degree", "reciprocity",
+                   "transitivity"):
+        activity[column] = rng.uniform(0, 1, len(activity))
+    write(lake, "community_activity", activity)
+    return {"community_activity": len(activity), "topic_prevalence": len(prevalence), "topic_events": sum(map(len, events)),
             "topic_lineage": sum(map(len, edges)), "theme_prevalence": len(theme_rows)}
 
 

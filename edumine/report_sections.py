@@ -162,6 +162,11 @@ def topics_section(data: Data, charts: Charts, topics: pd.DataFrame, settings: R
     return Section("topics", "Topic prevalence over time", "".join(parts))
 
 
+def _flagged(reliable: Any) -> bool:
+    """True for a theme measured as unreliable (False); unknown (None / NaN) is not flagged."""
+    return reliable is not None and not (isinstance(reliable, float) and pd.isna(reliable)) and not bool(reliable)
+
+
 def themes_section(data: Data, charts: Charts, manifest: dict[str, Any] | None, settings: ReportSettings,
                    themes: pd.DataFrame) -> Section:
     if not data.has("theme_prevalence"):
@@ -169,7 +174,7 @@ def themes_section(data: Data, charts: Charts, manifest: dict[str, Any] | None, 
     column = pick(data.columns("theme_prevalence"), ("theme", "theme_id", "label"))
     labels = dict(zip(themes["theme"], themes["label"])) if not themes.empty else {}
     unreliable = {r["theme"]: ("unreliable: F1 " + ("unknown" if pd.isna(r["f1"]) else f"{float(r['f1']):.2f}"))
-                  for r in themes.to_dict("records") if r["reliable"] is False or r["reliable"] == False}  # noqa: E712
+                  for r in themes.to_dict("records") if _flagged(r["reliable"])}
     frame = prevalence(data, "theme_prevalence", column).rename(columns={column: "theme"})
     top = _top(frame, "theme", settings.max_series)
     frame = with_all_scope(frame, "theme", keep=top)

@@ -186,3 +186,20 @@ def test_old_sankey_labels_overlap_and_the_timeline_labels_do_not(lakes: dict[st
     _keep(shots, "dense")
     assert len(found["sankey"]) > 10, "the old Sankey should draw overlapping labels on a dense lineage"
     assert found["timeline"] == [], found["timeline"][:10]
+
+
+def test_the_point_check_sees_points_from_small_windows(lakes: dict[str, Path], tmp_path: Path) -> None:
+    """The check above can fail: with a minimum of 1 doc the small window's points are drawn, and found."""
+    from edumine.report import ReportSettings, build_report
+
+    report = build_report(lakes["full"], out=tmp_path / "every-window.html", settings=ReportSettings(min_window_docs=1))
+    page = _open(Path(report["path"]), tmp_path / "profile")
+    try:
+        points = page.evaluate(DRAWN_POINTS_JS)
+    finally:
+        page.close()
+    sizes = _window_sizes(lakes["full"])
+    small = {(p["chart"], p["community"], p["window"]) for p in points
+             if sizes[(p["chart"], p["community"], p["window"])] < MIN_DOCS}
+    assert ("topic-prevalence", "teachingresources", "2016H2") in small
+    assert ("topic-prevalence", "all", "2016H2") in small
