@@ -14,7 +14,7 @@ import pandas as pd
 
 from edumine.report_charts import activity_figure, heatmap_figure, people_figure, prevalence_figure, rates_figure
 from edumine.report_data import ALL, Data, pick, prevalence, theme_reliability, with_all_scope
-from edumine.report_html import Charts, Section, esc, html_table, missing
+from edumine.report_html import Charts, Section, esc, html_table, missing, short
 
 
 @dataclass
@@ -229,8 +229,18 @@ def threads_section(data: Data, limit: int = 15) -> Section:
     if top.empty:
         return Section("threads", "Most discussed threads",
                        '<p class="missing">No thread has comments in the lake.</p>', "missing")
-    top["title"] = [html.unescape(t) for t in top["title"]]  # Reddit's own &amp; entities; esc() re-escapes
-    return Section("threads", "Most discussed threads", html_table(top))
+    rows = []
+    for record in top.itertuples(index=False):
+        title = esc(short(html.unescape(record.title), 160))  # Reddit's own &amp; entities; esc() re-escapes
+        url = str(record.url or "")
+        if url.startswith(("https://", "http://")):  # the thread's own link instead of a column of long URLs
+            title = f'<a href="{esc(url)}" rel="noreferrer noopener" target="_blank">{title}</a>'
+        score = "" if pd.isna(record.score) else f"{int(record.score):,}"
+        rows.append(f"<tr><td>{esc(record.community)}</td><td>{esc(record.day)}</td><td>{title}</td>"
+                    f'<td class="num">{int(record.comments_in_lake):,}</td><td class="num">{score}</td></tr>')
+    table = ('<div class="table"><table class="threads"><thead><tr><th>community</th><th>day</th><th>thread</th>'
+             f'<th>comments in lake</th><th>score</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+    return Section("threads", "Most discussed threads", table)
 
 
 def themes_quality(data: Data, manifest: dict[str, Any] | None, settings: ReportSettings) -> pd.DataFrame:

@@ -55,6 +55,7 @@ svg.spark .line{fill:none;stroke:#1f77b4;stroke-width:1.5}svg.spark .pt{fill:#1f
 svg.spark .gap{fill:#eef0f3}
 details.tables{margin-top:12px}details.tables summary{cursor:pointer;color:#1d3557}
 table.trust td:last-child{max-width:640px}
+table.threads td:nth-child(2){white-space:nowrap}table.threads a{color:#1d3557}
 """
 
 # Draws every embedded figure; marks each chart and the page so a browser check can tell they drew.
