@@ -14,10 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from edumine import registry
-from edumine.config import ConfigBase, config_as_dict
+from edumine.config import ConfigBase, config_as_dict, input_problems
 from edumine.errors import ConfigError
 from edumine.lake import Lake
 from edumine.manifest import code_version, library_versions, new_run_id, write_json_atomic
@@ -75,21 +76,8 @@ def build_source(config: ConfigBase, index: int) -> Any:
 
 def check_inputs(config: ConfigBase) -> None:
     """Fail before any work when a file source matches no file at all, saying where to point it."""
-    problems = []
-    for index, source_config in enumerate(config.sources):  # type: ignore[attr-defined]
-        source = build_source(config, index)
-        if not hasattr(source, "files"):
-            continue
-        files, unmatched = source.files()
-        if not files:
-            shown = ", ".join(unmatched)
-            hint = ""
-            if any("shared" in pattern for pattern in unmatched):
-                hint = (" The default config reads the corpora in ../shared beside the project; without them, "
-                        "point this source at your own Pushshift/Arctic Shift dumps (*.zst) or CSV exports, e.g. "
-                        f"--set 'sources.{index}.paths=[\"data/raw/*.zst\"]'.")
-            problems.append((f"sources.{index}.paths", f"no file matches {shown} (working directory "
-                                                       f"{Path.cwd()}).{hint}"))
+    sources = [source.model_dump(mode="json") for source in config.sources]  # type: ignore[attr-defined]
+    problems = input_problems({"sources": sources}, Path.cwd())
     if problems:
         raise ConfigError("sources", problems)
 
@@ -160,6 +148,21 @@ def write_manifest(ctx: RunContext, *, status: str, error: BaseException | None 
         write_json_atomic(manifest, ctx.manifest_path)
 
 
+def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
+    """Run one stage of ``ctx``'s run, timing it and recording its summary in the manifest."""
+    with ctx.stage(stage.name):
+        summary = stage.run(ctx) or {}
+    ctx.outputs[stage.name] = summary
+    write_manifest(ctx, status="running")
+    return summary
+
+
+def run_stages(ctx: RunContext, stages: list[Any], call: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """The one stage loop, for the plain runner and the Prefect flow alike: ``call(stage)`` runs a stage
+    (``run_stage`` directly, or as a Prefect task that calls it) and returns its summary."""
+    return {stage.name: call(stage) for stage in stages}
+
+
 def run_collect(config: ConfigBase, flow: str = "collect") -> RunContext:
     """Collection alone, without Prefect: every source in order, then the manifest."""
     ctx = open_run(config, flow)
@@ -181,12 +184,8 @@ def run_pipeline(config: ConfigBase, *, only: list[str] | None = None) -> RunCon
     try:
         for index in range(len(config.sources)):  # type: ignore[attr-defined]
             collect_source(ctx, index)
-        for stage in pipeline_stages(config):
-            if only is not None and stage.name not in only:
-                continue
-            with ctx.stage(stage.name):
-                ctx.outputs[stage.name] = stage.run(ctx) or {}
-            write_manifest(ctx, status="running")
+        stages = pipeline_stages(config, only=only)
+        run_stages(ctx, stages, lambda stage: run_stage(ctx, stage))
     except BaseException as exc:
         close_run(ctx, "failed", exc)
         raise

@@ -68,5 +68,6 @@ def run_paper_table(ctx: Any) -> dict[str, Any]:
 
 
 STAGE = registry.stages.register("paper_table")(
-    Stage("paper_table", order=65, run=run_paper_table, section="paper_table",
+    Stage("paper_table", run=run_paper_table, inputs=("community_activity",), outputs=("paper_table",),
+          section="paper_table",
           description="participation metrics in the shape of Staudt Willet & Carpenter (2021)"))
