@@ -56,13 +56,24 @@ def _needs_shared(item: pytest.Item) -> bool:
         functions += [definition.func for definition in fixture_defs]
     if names & set(getattr(item, "fixturenames", ())):
         return True
-    for function in functions:
+    seen: set[object] = set()
+    while functions:  # the test, its fixtures, and the test helpers (tests/*.py) they call
+        function = functions.pop()
+        if function is None or function in seen:
+            continue
+        seen.add(function)
         try:
-            source = ast.parse(inspect.getsource(function).strip() if function else "")
+            source = ast.parse(inspect.getsource(function).strip())
         except (OSError, TypeError, SyntaxError):
             continue
         if _mentions(source, names) or _default_sources_call(source):
             return True
+        helpers = getattr(function, "__globals__", {})
+        for node in ast.walk(source):
+            called = helpers.get(node.id) if isinstance(node, ast.Name) else None
+            if inspect.isfunction(called) and Path(inspect.getfile(called)).is_relative_to(ROOT / "tests"):
+                if _mentions(ast.parse(inspect.getsource(inspect.getmodule(called))), _SHARED_NAMES - {"default_lake"}):
+                    functions.append(called)
     return False
 
 
