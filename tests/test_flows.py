@@ -46,6 +46,12 @@ def test_edumine_run_runs_the_pipeline_flow_with_an_ephemeral_server(flow_run) -
     assert len(manifests) == 1
     manifest = json.loads(manifests[0].read_text())
     assert manifest["status"] == "completed" and manifest["flow"] == "pipeline"
+    # The store and the report ran before the flow closed; both carry its final status, as the manifest does.
+    import duckdb
+
+    with duckdb.connect(str(work / "lake" / "summary.duckdb"), read_only=True) as store:
+        assert store.execute("SELECT status FROM runs").fetchall() == [("completed",)]
+    assert 'status <b class="status">completed</b>' in (work / "lake" / "report.html").read_text(encoding="utf-8")
     assert [i["label"] for i in manifest["inputs"]] == ["resources", "rmhd"]
     assert manifest["inputs"][0]["added"] == 920 + 1036 and manifest["inputs"][1]["added"] == 260
     assert manifest["totals"]["added"] == 2216 and manifest["outputs"]["posts_rows"] == 2216
