@@ -46,6 +46,9 @@ class Stage:
     optional_inputs: tuple[str, ...] = ()
     section: str | None = None
     description: str = ""
+    # Called with (ctx, final manifest) once the run has closed, for a stage that ran: a stage whose output
+    # records the run (the store's runs table, the report's provenance) brings it to the final status.
+    on_close: Callable[[Any, dict[str, Any]], Any] | None = None
 
     def __post_init__(self) -> None:
         for name in (*self.inputs, *self.optional_inputs, *self.outputs):

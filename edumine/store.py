@@ -223,8 +223,8 @@ def _quote_ident(name: str) -> str:
 
 
 def copy_to_postgres(store_path: str | Path, url: str, schema: str = "edumine",
-                     lock_timeout_s: int = 120) -> dict[str, int]:
-    """Copy every table of the store into ``schema`` on the PostgreSQL server at ``url``.
+                     lock_timeout_s: int = 120, tables: list[str] | None = None) -> dict[str, int]:
+    """Copy every table of the store (or those in ``tables``) into ``schema`` on the PostgreSQL server at ``url``.
 
     One transaction: the old tables are dropped and the new ones created and filled, so readers of the
     server see the previous copy until the commit. Views over the lake's Parquet are not copied (a server
@@ -239,8 +239,9 @@ def copy_to_postgres(store_path: str | Path, url: str, schema: str = "edumine",
     source = duckdb.connect(str(store_path), read_only=True)
     try:
         source.execute("SET TimeZone = 'UTC'")
-        tables = [row[0] for row in source.execute(
+        present = [row[0] for row in source.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY 1").fetchall()]
+        tables = [t for t in present if tables is None or t in tables]
         try:
             connection = psycopg.connect(url, connect_timeout=10)
         except psycopg.Error as exc:

@@ -130,21 +130,21 @@ def close_run(ctx: RunContext, status: str, error: BaseException | None = None) 
 
 
 def refresh_outputs(ctx: RunContext) -> None:
-    """The store and the report are written while the run is still ``running``: bring the store's ``runs``
-    row and the report's provenance to the final manifest, so that they and the manifest agree."""
+    """The store and the report are written while the run is still ``running``: each stage that ran and has an
+    ``on_close`` hook brings its output to the final manifest, so that they and the manifest agree."""
     import json
 
-    from edumine.report import refresh_provenance
-    from edumine.store import refresh_runs
+    from edumine.stages import discover_stages
 
+    discover_stages()
     manifest = json.loads(ctx.manifest_path.read_text(encoding="utf-8"))
-    for name, refresh in (("store", refresh_runs), ("report", refresh_provenance)):
-        if name not in ctx.outputs:
+    for name, stage in registry.stages.items():
+        if stage.on_close is None or name not in ctx.outputs:
             continue
         try:
-            refresh(ctx.lake.root, manifest)
+            stage.on_close(ctx, manifest)
         except Exception:  # noqa: BLE001  (the run's work is done; a stale status must not fail it)
-            log.exception("could not write the final status of run %s into the %s", ctx.run_id, name)
+            log.exception("could not write the final status of run %s into the %s stage's output", ctx.run_id, name)
 
 
 def write_manifest(ctx: RunContext, *, status: str, error: BaseException | None = None) -> None:

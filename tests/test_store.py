@@ -165,6 +165,10 @@ def test_postgres_copy_matches_the_duckdb_store(built_lake: Path, tmp_path: Path
         theirs = pg.execute("SELECT window_start, contributors, response_rate FROM analytics.community_activity "
                             "ORDER BY 1")
         assert ours.fetchall() == theirs.fetchall()
+        # The copy is made before the run closes; the run's row there gets its final status too.
+        assert pg.execute("SELECT status FROM analytics.runs WHERE run_id = %s", [ctx.run_id]).fetchone() == \
+            ("completed",)
+        assert duck.execute("SELECT status FROM runs WHERE run_id = ?", [ctx.run_id]).fetchone() == ("completed",)
         terms = pg.execute("SELECT top_terms FROM analytics.topics WHERE topic_id = 1").fetchone()[0]
         assert terms == ["worksheets", "math"]  # lists arrive as JSON
         # a second copy replaces the tables instead of appending

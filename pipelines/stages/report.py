@@ -42,6 +42,13 @@ def run_report(ctx: Any) -> dict[str, Any]:
     return build_report(ctx.lake.root, manifest=manifest, settings=settings)
 
 
+def close_report(ctx: Any, manifest: dict[str, Any]) -> None:
+    """The run has closed: the report's header and provenance show its final status."""
+    from edumine.report import refresh_provenance
+
+    refresh_provenance(ctx.lake.root, manifest)
+
+
 STAGE = registry.stages.register("report")(
     Stage("report", run=run_report, optional_inputs=REPORTED, outputs=("report.html",),
-          section="report", description="self-contained HTML report"))
+          section="report", description="self-contained HTML report", on_close=close_report))

@@ -35,6 +35,17 @@ def run_store(ctx: Any) -> dict[str, Any]:
     return summary
 
 
+def close_store(ctx: Any, manifest: dict[str, Any]) -> None:
+    """The run has closed: its ``runs`` row gets the final status, in the store and in the PostgreSQL copy."""
+    from edumine.store import STORE_FILE, copy_to_postgres, postgres_url, refresh_runs
+
+    if not refresh_runs(ctx.lake.root, manifest):
+        return
+    url = postgres_url(ctx.config.store)
+    if url and (ctx.outputs.get("store") or {}).get("postgres"):
+        copy_to_postgres(ctx.lake.root / STORE_FILE, url, ctx.config.store.postgres_schema, tables=["runs"])
+
+
 STAGE = registry.stages.register("store")(
     Stage("store", run=run_store, optional_inputs=STORED, outputs=("summary.duckdb",),
-          section="store", description="summary store (DuckDB, optional PostgreSQL)"))
+          section="store", description="summary store (DuckDB, optional PostgreSQL)", on_close=close_store))
