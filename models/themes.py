@@ -26,13 +26,14 @@ import numpy as np
 from edumine.errors import EdumineError
 from edumine.models.codebook import Codebook, load_codebook
 from edumine.models.themes_config import DEFAULT_CLASSIFIER, ThemesConfig
+from edumine.models.themes_calibration import ACC, PrevalenceModel, choose_method
 from edumine.models.themes_data import label_matrix, label_texts, labels_fingerprint, load_labels
 from edumine.models.themes_estimators import classifiers, make_estimator
-from edumine.models.themes_eval import cross_validate, out_of_fold, tune_thresholds
+from edumine.models.themes_eval import cross_validate, decision_layer, out_of_fold
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 __all__ = ["DEFAULT_CLASSIFIER", "ThemeModel", "ThemesConfig", "load_or_train", "predict_records"]
 
 
@@ -56,18 +57,48 @@ class ThemeModel:
         return make_estimator(self.classifier, self.codebook, self.params, cache_dir=self.cache_dir, seed=self.seed)
 
     def fit(self, texts: Sequence[str], Y: np.ndarray, *, threshold_folds: int = 5,
-            max_predicted_ratio: float = 3.0) -> ThemeModel:
+            max_predicted_ratio: float = 3.0, calibration: str | None = "platt") -> ThemeModel:
+        """Out-of-fold scores of the training set fit the per-theme calibration, then the thresholds (on
+        the calibrated scale) and the decisions' error rates; the estimator is refitted on everything."""
         texts = list(texts)
         inner = out_of_fold(self.new_estimator, texts, Y, threshold_folds, self.seed)
-        self.thresholds_ = tune_thresholds(Y, inner, max_predicted_ratio=max_predicted_ratio)
+        self.calibrator_, self.thresholds_, self.error_rates_ = decision_layer(
+            Y, inner, calibration=calibration, max_predicted_ratio=max_predicted_ratio)
         self.estimator_ = self.new_estimator().fit(texts, Y)
         return self
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether ``predict_proba`` returns calibrated probabilities (otherwise they are only scores)."""
+        return getattr(self, "calibrator_", None) is not None
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, len(self.theme_ids)))
-        return np.clip(self.estimator_.predict_proba(texts), 0.0, 1.0)
+        raw = np.clip(self.estimator_.predict_proba(texts), 0.0, 1.0)
+        return self.calibrator_.transform(raw) if self.calibrated else raw
+
+    def embedding_spec(self) -> tuple[str, dict[str, Any], str | None] | None:
+        """(backend name, parameters, text cache folder) of a model on an embedding backend, else None."""
+        estimator = getattr(self, "estimator_", None)
+        if estimator is None or not hasattr(estimator, "embedding_spec"):
+            return None
+        name, params = estimator.embedding_spec()
+        return name, params, estimator.cache_dir
+
+    def prevalence_model(self, method: str = "auto") -> PrevalenceModel:
+        """The quantification estimator for ``theme_prevalence``: ``method`` or, for auto, the one this
+        model's cross-validation measured best (adjusted counts when it is not calibrated)."""
+        if method == "auto":
+            method = self.info.get("prevalence_method", ACC)
+        if method != ACC and not self.calibrated:
+            method = ACC
+        errors = (self.info.get("evaluation") or {}).get("prevalence_errors") or {}
+        sd = errors.get("pcc_bias_sd")
+        return PrevalenceModel(method=method, rates=getattr(self, "error_rates_", None),
+                               pcc_bias_sd=None if sd is None else np.asarray(sd, dtype=float),
+                               group_errors={k: v for k, v in errors.items() if isinstance(v, float)})
 
     def decide(self, P: np.ndarray) -> np.ndarray:
         return (P >= self.thresholds_).astype(np.int8)
@@ -102,7 +133,7 @@ def training_set(settings: ThemesConfig, codebook: Codebook) -> list[dict]:
 def model_key(settings: ThemesConfig, codebook: Codebook, records: Sequence[dict]) -> str:
     parts = {"format": MODEL_FORMAT, "classifier": settings.classifier, "params": settings.params,
              "seed": settings.seed, "threshold_folds": settings.threshold_folds, "eval_folds": settings.eval_folds,
-             "max_predicted_ratio": settings.max_predicted_ratio,
+             "max_predicted_ratio": settings.max_predicted_ratio, "calibration": settings.calibration,
              "codebook": codebook.fingerprint(), "labels": labels_fingerprint(records)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -137,14 +168,17 @@ def train(settings: ThemesConfig, codebook: Codebook, records: Sequence[dict]) -
     Y = label_matrix(records, codebook.ids)
     model = ThemeModel(codebook, settings.classifier, settings.params, seed=settings.seed,
                        cache_dir=str(settings.cache_dir))
+    calibration = None if settings.calibration == "none" else settings.calibration
     started = time.perf_counter()
     evaluation = None
     if settings.eval_folds:
         evaluation = cross_validate(model.new_estimator, texts, Y, codebook.ids, n_splits=settings.eval_folds,
                                     inner_splits=settings.threshold_folds, seed=settings.seed,
-                                    max_predicted_ratio=settings.max_predicted_ratio)
+                                    max_predicted_ratio=settings.max_predicted_ratio, calibration=calibration,
+                                    groups=[f"{r.get('kind', 'post')}:{r.get('subreddit', '')}" for r in records])
     eval_seconds = time.perf_counter() - started
-    model.fit(texts, Y, threshold_folds=settings.threshold_folds, max_predicted_ratio=settings.max_predicted_ratio)
+    model.fit(texts, Y, threshold_folds=settings.threshold_folds, max_predicted_ratio=settings.max_predicted_ratio,
+              calibration=calibration)
     supports = dict(zip(codebook.ids, Y.sum(axis=0).astype(int).tolist()))
     model.info = {
         "trained_at": datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -155,6 +189,11 @@ def train(settings: ThemesConfig, codebook: Codebook, records: Sequence[dict]) -
         "n_imported": sum(1 for r in records if r.get("label_file") == settings.imported_labels.name),
         "n_no_theme": int((Y.sum(axis=1) == 0).sum()), "supports": supports,
         "thresholds": dict(zip(codebook.ids, np.round(model.thresholds_, 3).tolist())),
+        "calibration": settings.calibration,
+        "error_rates": {"tpr": dict(zip(codebook.ids, np.round(model.error_rates_.tpr, 4).tolist())),
+                        "fpr": dict(zip(codebook.ids, np.round(model.error_rates_.fpr, 4).tolist()))},
+        "prevalence_method": choose_method((evaluation or {}).get("prevalence_errors", {})) if calibration
+        else ACC,
         "evaluation": evaluation, "eval_seconds": round(eval_seconds, 1),
         "train_seconds": round(time.perf_counter() - started - eval_seconds, 1),
     }

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from conftest import CORPORA, SHARED, make_config
 from edumine.models.codebook import load_codebook
 from edumine.models.themes import load_or_train
+from edumine.models.themes_calibration import PCC
 from edumine.models.themes_data import read_jsonl
 from edumine.pipelines.runner import run_pipeline
 from edumine.themes_cli import themes_app
@@ -66,7 +67,14 @@ def test_stage_labels_every_usable_post_and_writes_prevalence(work: dict) -> Non
 
     prevalence = pq.read_table(lake / "theme_prevalence").to_pandas()
     assert list(prevalence.columns) == ["window_start", "window_label", "community", "theme", "theme_label", "docs",
-                                        "theme_docs", "share", "share_low", "share_high", "model"]
+                                        "theme_docs", "share", "share_low", "share_high", "model", "method", "f1",
+                                        "reliable"]
+    # calibrated, not evaluated (eval_folds 0): the mean calibrated probability, and no theme is reliable
+    assert set(prevalence["method"]) == {first["method"]} == {PCC}
+    assert prevalence["f1"].isna().all() and not prevalence["reliable"].any()
+    weighted = (prevalence["share"] * prevalence["docs"]).groupby(prevalence["theme"]).sum() / len(doc_themes)
+    mean_scores = pd.DataFrame([dict(s) for s in doc_themes["scores"]]).mean()
+    assert weighted.to_dict() == pytest.approx(mean_scores[weighted.index].to_dict(), abs=1e-6)
     assert {"2017H2", "2018H1", "2018H2", "2019H1", "2019H2"} <= set(prevalence["window_label"])
     assert len(prevalence) == prevalence[["window_label", "community"]].drop_duplicates().shape[0] * len(ids)
     per_window = prevalence.groupby(["window_label", "community"])["docs"].first().sum()
@@ -74,7 +82,6 @@ def test_stage_labels_every_usable_post_and_writes_prevalence(work: dict) -> Non
     assert (prevalence["share_low"] <= prevalence["share"] + 1e-12).all()
     assert (prevalence["share"] <= prevalence["share_high"] + 1e-12).all()
     row = prevalence[prevalence["theme_docs"] > 0].iloc[0]
-    assert row["share"] == pytest.approx(row["theme_docs"] / row["docs"])
     assert row["share_low"] < row["share_high"]
 
 
@@ -157,4 +164,4 @@ def test_stage_on_a_lake_without_usable_posts(tmp_path: Path) -> None:
 
     empty = pd.DataFrame({"uid": [], "community": [], "created_at": pd.to_datetime([], utc=True), "themes": []})
     table = theme_prevalence(empty, ["a", "b"], {"a": "A", "b": "B"}, "semester")
-    assert table.num_rows == 0 and "share_high" in table.column_names
+    assert table.num_rows == 0 and {"share_high", "method", "f1", "reliable"} <= set(table.column_names)
