@@ -87,11 +87,13 @@ def read_input(path: Path) -> Any:
 @themes_app.command()
 def predict(
     input: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet with `id` and `text` (or `title` + `body`)")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="output JSONL: {id, themes, scores} per line")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output JSONL: {id, themes, scores, calibrated} per line")],
     config: ConfigOpt = None, set_: SetOpt = None,
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Themes and per-theme probabilities for every row of INPUT (trains the model first if needed)."""
+    """Themes and per-theme scores for every row of INPUT (trains the model first if needed). The scores are
+    calibrated probabilities (`"calibrated": true`) unless the model was trained with `calibration: none` or
+    is zero-shot: then they only rank posts."""
     _setup(verbose)
     try:
         from edumine.models.themes import load_or_train, predict_records
@@ -111,7 +113,8 @@ def predict(
         _fail(exc)
         return
     skipped = int(empty.sum())
-    console.print(f"{len(frame) - skipped:,} row(s) labelled by {folder.name} -> {out}"
+    kind = "calibrated probabilities" if model.calibrated else "uncalibrated scores (rank posts; not probabilities)"
+    console.print(f"{len(frame) - skipped:,} row(s) labelled by {folder.name} ({kind}) -> {out}"
                   + (f"; {skipped:,} without text (written with no themes and \"skipped\")" if skipped else ""))
 
 

@@ -189,7 +189,7 @@ def train(settings: ThemesConfig, codebook: Codebook, records: Sequence[dict]) -
         "n_imported": sum(1 for r in records if r.get("label_file") == settings.imported_labels.name),
         "n_no_theme": int((Y.sum(axis=1) == 0).sum()), "supports": supports,
         "thresholds": dict(zip(codebook.ids, np.round(model.thresholds_, 3).tolist())),
-        "calibration": settings.calibration,
+        "calibration": settings.calibration, "reliability_floor": settings.reliability_floor,
         "error_rates": {"tpr": dict(zip(codebook.ids, np.round(model.error_rates_.tpr, 4).tolist())),
                         "fpr": dict(zip(codebook.ids, np.round(model.error_rates_.fpr, 4).tolist()))},
         "prevalence_method": choose_method((evaluation or {}).get("prevalence_errors", {})) if calibration
@@ -210,9 +210,11 @@ def _point_latest(model_dir: Path, folder: Path) -> None:
 
 
 def predict_records(model: ThemeModel, texts: Sequence[str], ids: Sequence[Any]) -> list[dict[str, Any]]:
-    """Output lines of ``edumine themes predict``: ``{"id", "themes", "scores"}`` per text."""
+    """Output lines of ``edumine themes predict``: ``{"id", "themes", "scores", "calibrated"}`` per text
+    (scores are probabilities only where ``calibrated`` is true)."""
     P = model.predict_proba(texts)
     themes = model.themes_of(P)
+    calibrated = model.calibrated
     return [{"id": identifier, "themes": chosen,
-             "scores": {t: round(float(p), 4) for t, p in zip(model.theme_ids, row)}}
+             "scores": {t: round(float(p), 4) for t, p in zip(model.theme_ids, row)}, "calibrated": calibrated}
             for identifier, chosen, row in zip(ids, themes, P)]

@@ -79,6 +79,7 @@ def model_card(model: Any) -> str:
         for theme, row in evaluation["confusion"].items():
             shown = ", ".join(f"{other} {count}" for other, count in list(row.items())[:4])
             lines.append(f"- {theme}: {shown}")
+        lines += calibration_lines(model, evaluation)
     else:
         lines.append("Not evaluated (`themes.eval_folds: 0`). Thresholds: " +
                      ", ".join(f"{t} {v:.2f}" for t, v in info["thresholds"].items()))
@@ -88,11 +89,12 @@ def model_card(model: Any) -> str:
                      ". With so few examples these themes rest mostly on the codebook text (definitions, cues, "
                      "example); their scores are unstable and their F1 is measured on a handful of posts. Label "
                      "more of them with `edumine themes export-for-labelling` / `import-labels`.")
-    weak = [t for t, m in (evaluation or {}).get("per_theme", {}).items() if m["f1"] < 0.25]
+    floor = model.info.get("reliability_floor", 0.5)
+    weak = [t for t, m in (evaluation or {}).get("per_theme", {}).items() if m["f1"] < floor]
     if weak:
-        lines.append("- **Not reliable as-is** (cross-validated F1 below 0.25): " + ", ".join(
-            f"{t} (F1 {evaluation['per_theme'][t]['f1']:.2f})" for t in weak) + ". Report their prevalence with "
-            "that caveat, or not at all.")
+        lines.append(f"- **Unreliable** (cross-validated F1 below `themes.reliability_floor` {floor} at training): " +
+                     ", ".join(f"{t} (F1 {evaluation['per_theme'][t]['f1']:.2f})" for t in weak) +
+                     ". `theme_prevalence` flags them `reliable = false`; the report shows them as flagged.")
     if any(Path(p).name == "sdl_train.jsonl" for p in info["label_files"]):
         lines.append("- The shipped labels are r/teaching and r/teachingresources self posts of 2017-18 with at least "
                      "25 words; other communities, years (pre-2014 top posts, 2023 scrapes), comments and very short "
@@ -102,7 +104,40 @@ def model_card(model: Any) -> str:
         "- Themes that are defined by the writer's stance rather than topic (offering vs seeking advice, reflecting, "
         "sharing an experience) are confused with each other and with emotional support.",
         "- MiniLM reads only the first ~256 word pieces of a post; long posts are judged on their beginning.",
-        "- Probabilities come from class-balanced models: they rank posts well but over-state rare themes; use the "
-        "tuned thresholds (the `themes` list), not 0.5, for decisions.",
+        ("- Probabilities are calibrated per theme (see Calibration); decisions use the tuned thresholds (the "
+         "`themes` list), not 0.5." if model.calibrated else
+         "- **Scores are not calibrated** (`themes.calibration: none`): they rank posts but are not probabilities; "
+         "prevalence uses adjusted classify-and-count."),
     ]
     return "\n".join(lines) + "\n"
+
+
+def calibration_lines(model: Any, evaluation: dict[str, Any]) -> list[str]:
+    """Calibration (Brier, ECE, reliability) and the prevalence estimators' measured errors."""
+    calibration = evaluation.get("calibration")
+    if not calibration:
+        return []
+    method = model.info.get("calibration", "platt")
+    lines = ["", "## Calibration", "",
+             f"Per-theme `{method}` calibration fitted on out-of-fold scores of each training set (nested CV, so the "
+             f"scores below are on posts the calibration never saw). Mean Brier score {calibration['brier_mean']:.4f}, "
+             f"mean expected calibration error (10 bins) {calibration['ece_mean']:.4f}.", "",
+             "| theme | labelled share | mean probability | Brier | ECE |", "|---|---|---|---|---|"]
+    for theme, m in calibration["per_theme"].items():
+        lines.append(f"| {theme} | {m['share']:.3f} | {m['mean_p']:.3f} | {m['brier']:.4f} | {m['ece']:.4f} |")
+    lines += ["", "Reliability (all themes pooled; out-of-fold):", "",
+              "| probability bin | (post, theme) pairs | mean probability | observed share |", "|---|---|---|---|"]
+    lines += [f"| {r['bin']} | {r['pairs']} | {r['mean_p']:.3f} | {r['observed']:.3f} |" for r in calibration["reliability"]]
+    errors = evaluation.get("prevalence_errors") or {}
+    if errors.get("groups"):
+        chosen = model.info.get("prevalence_method")
+        shown = ", ".join(f"{name} {errors[name]:.4f} (max {errors['max'][name]:.3f})"
+                          for name in ("classify-count", "adjusted-classify-count", "mean-calibrated-probability")
+                          if name in errors)
+        lines += ["", "## Prevalence", "",
+                  f"Mean absolute error of each theme's estimated share over {errors['groups']} groups of held-out "
+                  f"posts (CV fold x kind x community), averaged over themes: {shown}. `theme_prevalence` uses "
+                  f"**{chosen}** (`themes.prevalence_method: auto` picks the smaller error); its intervals add the "
+                  "classifier's measured uncertainty (Beta draws of the CV true/false-positive rates, or the CV "
+                  "spread of the mean probability's group error) to a bootstrap over docs."]
+    return lines

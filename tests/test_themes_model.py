@@ -160,7 +160,8 @@ def test_predict_command_reads_each_format_and_cleans_raw_text(tmp_path: Path, f
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["id"] for line in lines] == ["a", "b", "c"]
     codebook = load_codebook(CODEBOOK)
-    assert set(lines[0]) == {"id", "themes", "scores"} and set(lines[0]["scores"]) == set(codebook.ids)
+    assert set(lines[0]) == {"id", "themes", "scores", "calibrated"} and set(lines[0]["scores"]) == set(codebook.ids)
+    assert lines[0]["calibrated"] is True  # the default calibration (platt): the scores are probabilities
     assert all(0.0 <= p <= 1.0 for p in lines[0]["scores"].values())
     assert "navigate_career" in lines[0]["themes"]
     assert lines[2]["themes"] == [] and lines[2]["skipped"] == "no text"
