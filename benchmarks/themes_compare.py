@@ -36,6 +36,11 @@ APPROACHES: dict[str, tuple[str, dict]] = {
     "minilm_logreg.v2 (onnx int8, 128)": ("themes.minilm_logreg.v2", {"backend_params": {"max_seq_length": 128}}),
     "tfidf+minilm (onnx int8, 256)": ("themes.tfidf_minilm_logreg.v1", {}),
     "tfidf+minilm (onnx int8, 128)": ("themes.tfidf_minilm_logreg.v1", {"backend_params": {"max_seq_length": 128}}),
+    "tfidf1+minilm (onnx int8, 256)": ("themes.tfidf_minilm_logreg.v1", {"ngram_max": 1}),
+    "tfidf1+minilm (onnx int8, 128)": ("themes.tfidf_minilm_logreg.v1",
+                                       {"ngram_max": 1, "backend_params": {"max_seq_length": 128}}),
+    "tfidf1+minilm C=1 (256)": ("themes.tfidf_minilm_logreg.v1", {"ngram_max": 1, "C": 1.0}),
+    "tfidf1+minilm C=4 (256)": ("themes.tfidf_minilm_logreg.v1", {"ngram_max": 1, "C": 4.0}),
     "tfidf+minilm C=8 (256)": ("themes.tfidf_minilm_logreg.v1", {"C": 8.0}),
     "tfidf+minilm C=0.5 (256)": ("themes.tfidf_minilm_logreg.v1", {"C": 0.5}),
     "tfidf+minilm w=2 (256)": ("themes.tfidf_minilm_logreg.v1", {"minilm_weight": 2.0}),
@@ -48,6 +53,8 @@ def main() -> None:
     parser.add_argument("--cv", nargs="*", default=[], help="approach names (substring) for nested CV too")
     parser.add_argument("--calibration", default="platt", choices=["platt", "isotonic", "none"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--zero-shot", action="store_true", help="score themes.zeroshot.v2 (codebook only) on "
+                        "all labels over a grid of floor x margin")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "themes_compare.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -60,6 +67,10 @@ def main() -> None:
     groups = [f"{r.get('kind', 'post')}:{r.get('subreddit', '')}" for r in records]
     train, test = train_test_indices(Y, 0.2, seed=args.seed)
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if args.zero_shot:
+        results["zero-shot"] = zero_shot_grid(codebook, texts, Y, train, test)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1))
     for name, (registry_name, params) in APPROACHES.items():
         if args.only and not any(o in name for o in args.only):
             continue
@@ -80,6 +91,7 @@ def main() -> None:
             entry.update({"cv_macro_f1": cv["macro_f1"], "cv_micro_f1": cv["micro_f1"],
                           "cv_per_theme_f1": {t: m["f1"] for t, m in cv["per_theme"].items()},
                           "cv_calibration": cv["calibration"], "cv_prevalence_errors": cv["prevalence_errors"],
+                          "cv_prevalence_errors_pooled": cv.get("prevalence_errors_pooled"),
                           "cv_seconds": round(time.perf_counter() - started, 1)})
         key = f"{name} [{args.calibration}]"
         results[key] = entry
@@ -89,6 +101,30 @@ def main() -> None:
                  if "cv_macro_f1" in entry else ""), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1))
+
+
+def zero_shot_grid(codebook, texts, Y, train, test) -> dict:  # noqa: ANN001
+    """Macro-F1 of the codebook-only model over a grid; the best on the training rows is scored on the held-out."""
+    from edumine.models.themes_eval import theme_metrics
+    from edumine.models.themes_zeroshot import CodebookZeroShot
+
+    model = CodebookZeroShot(codebook=codebook, cache_dir=str(CACHE)).fit()
+    sims = model.similarity(texts)
+    grid = {}
+    for floor in (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35):
+        for margin in (0.0, 0.02, 0.05, 0.1, 0.15):
+            best = sims.max(axis=1, keepdims=True)
+            pred = ((sims >= floor) & (sims >= best - margin)).astype(np.int8)
+            grid[f"{floor}/{margin}"] = (theme_metrics(Y[train], pred[train], codebook.ids)["macro_f1"],
+                                         theme_metrics(Y[test], pred[test], codebook.ids))
+    chosen = max(grid, key=lambda k: grid[k][0])
+    scores = grid[chosen][1]
+    print(f"zero-shot floor/margin {chosen}: train-rows macro-F1 {grid[chosen][0]:.3f}, held-out macro-F1 "
+          f"{scores['macro_f1']:.3f} micro {scores['micro_f1']:.3f}; defaults 0.2/0.05: "
+          f"{grid['0.2/0.05'][1]['macro_f1']:.3f}", flush=True)
+    return {"chosen": chosen, "train_macro_f1": grid[chosen][0], "held_out": scores,
+            "default_held_out_macro_f1": grid["0.2/0.05"][1]["macro_f1"],
+            "grid_train_macro_f1": {k: v[0] for k, v in grid.items()}}
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ import numpy as np
 from edumine.errors import EdumineError
 from edumine.models.codebook import Codebook, load_codebook
 from edumine.models.themes_config import DEFAULT_CLASSIFIER, ThemesConfig
-from edumine.models.themes_calibration import ACC, PrevalenceModel, choose_method
+from edumine.models import themes_zeroshot  # noqa: F401  (registers themes.zeroshot.v2)
+from edumine.models.themes_calibration import ACC, ZERO_SHOT, PrevalenceModel, choose_method
 from edumine.models.themes_data import label_matrix, label_texts, labels_fingerprint, load_labels
 from edumine.models.themes_estimators import classifiers, make_estimator
 from edumine.models.themes_eval import cross_validate, decision_layer, out_of_fold
@@ -34,6 +35,7 @@ from edumine.models.themes_eval import cross_validate, decision_layer, out_of_fo
 log = logging.getLogger(__name__)
 
 MODEL_FORMAT = 2
+ZERO_SHOT_CLASSIFIER = "themes.zeroshot.v2"
 __all__ = ["DEFAULT_CLASSIFIER", "ThemeModel", "ThemesConfig", "load_or_train", "predict_records"]
 
 
@@ -90,6 +92,8 @@ class ThemeModel:
     def prevalence_model(self, method: str = "auto") -> PrevalenceModel:
         """The quantification estimator for ``theme_prevalence``: ``method`` or, for auto, the one this
         model's cross-validation measured best (adjusted counts when it is not calibrated)."""
+        if self.info.get("zero_shot"):
+            return PrevalenceModel(method=ZERO_SHOT)
         if method == "auto":
             method = self.info.get("prevalence_method", ACC)
         if method != ACC and not self.calibrated:
@@ -144,6 +148,10 @@ def load_or_train(settings: ThemesConfig, *, retrain: bool = False) -> tuple[The
     classifiers.get(settings.classifier)  # fail early on an unknown name
     codebook = load_codebook(settings.codebook)
     records = training_set(settings, codebook)
+    if not records and settings.classifier != ZERO_SHOT_CLASSIFIER:
+        log.warning("no theme labels: zero-shot themes from the codebook text (%s); label posts with "
+                    "`edumine themes export-for-labelling` / `import-labels` to train a classifier", ZERO_SHOT_CLASSIFIER)
+        settings = settings.model_copy(update={"classifier": ZERO_SHOT_CLASSIFIER, "params": {}})
     folder = settings.model_dir / f"{settings.classifier}-{model_key(settings, codebook, records)}"
     if not retrain and (folder / "model.pkl").is_file():
         model = ThemeModel.load(folder)
@@ -160,7 +168,29 @@ def load_or_train(settings: ThemesConfig, *, retrain: bool = False) -> tuple[The
     return model, folder, True
 
 
+def train_zero_shot(settings: ThemesConfig, codebook: Codebook, records: Sequence[dict]) -> ThemeModel:
+    """A model from the codebook text alone: not calibrated, no error rates, every theme unreliable."""
+    model = ThemeModel(codebook, ZERO_SHOT_CLASSIFIER, settings.params, seed=settings.seed,
+                       cache_dir=str(settings.cache_dir))
+    started = time.perf_counter()
+    model.estimator_ = model.new_estimator().fit([], None)
+    model.calibrator_, model.error_rates_ = None, None
+    model.thresholds_ = np.full(len(codebook.ids), 0.5)
+    model.info = {
+        "trained_at": datetime.now().astimezone().isoformat(timespec="seconds"), "zero_shot": True,
+        "classifier": ZERO_SHOT_CLASSIFIER, "params": settings.params, "seed": settings.seed,
+        "codebook": str(settings.codebook), "codebook_fingerprint": codebook.fingerprint(),
+        "label_files": [str(p) for p in settings.labels] + [str(settings.imported_labels)],
+        "labels_fingerprint": labels_fingerprint(records), "n_labelled": len(records), "n_imported": 0,
+        "n_no_theme": 0, "supports": {t: 0 for t in codebook.ids}, "calibration": "none",
+        "thresholds": dict(zip(codebook.ids, model.thresholds_.tolist())), "prevalence_method": ZERO_SHOT,
+        "evaluation": None, "eval_seconds": 0.0, "train_seconds": round(time.perf_counter() - started, 1)}
+    return model
+
+
 def train(settings: ThemesConfig, codebook: Codebook, records: Sequence[dict]) -> ThemeModel:
+    if settings.classifier == ZERO_SHOT_CLASSIFIER:
+        return train_zero_shot(settings, codebook, records)
     if len(records) < 2 * settings.threshold_folds:
         raise EdumineError(f"only {len(records)} labelled post(s): at least {2 * settings.threshold_folds} are needed "
                            "to tune thresholds; add labels (edumine themes import-labels FILE)")

@@ -187,9 +187,10 @@ def estimate(P: np.ndarray, decisions: np.ndarray, prevalence: PrevalenceModel, 
 def group_errors(Y: np.ndarray, P: np.ndarray, decisions: np.ndarray, groups: np.ndarray,
                  rates_per_row: list[ErrorRates] | None, min_size: int = 50) -> dict[str, Any]:
     """Mean absolute error of each estimator's share over groups of held-out docs (CV folds x kind x
-    community), macro over themes, plus the spread of the mean-probability error per theme."""
+    community), macro over themes, plus per theme the spread of the mean probability's group error beyond
+    the labels' own chance variation (the classifier term of its interval)."""
     errors: dict[str, list[np.ndarray]] = {"classify-count": [], ACC: [], PCC: []}
-    pcc_residuals = []
+    pcc_residuals, excess = [], []
     for group in np.unique(groups):
         rows = groups == group
         if rows.sum() < min_size:
@@ -202,11 +203,15 @@ def group_errors(Y: np.ndarray, P: np.ndarray, decisions: np.ndarray, groups: np
             errors[ACC].append(np.abs(adjusted_count(share, rates.tpr, rates.fpr) - truth))
         pcc_residuals.append(truth - P[rows].mean(axis=0))
         errors[PCC].append(np.abs(pcc_residuals[-1]))
+        # a calibrated model still misses a group's share by its labels' own chance variation,
+        # sum p (1 - p) / n^2: only the excess over that is the classifier's error
+        chance = (P[rows] * (1 - P[rows])).sum(axis=0) / rows.sum() ** 2
+        excess.append(pcc_residuals[-1] ** 2 - chance)
     out: dict[str, Any] = {name: round(float(np.mean(values)), 4) for name, values in errors.items() if values}
     out["max"] = {name: round(float(np.max(values)), 4) for name, values in errors.items() if values}
     out["groups"] = len(pcc_residuals)
-    out["pcc_bias_sd"] = np.sqrt(np.mean(np.square(pcc_residuals), axis=0)).round(4).tolist() \
-        if pcc_residuals else None
+    out["pcc_bias_sd"] = np.sqrt(np.maximum(np.mean(excess, axis=0), 0.0)).round(4).tolist() if excess else None
+    out["sizes"] = [int((groups == g).sum()) for g in np.unique(groups) if (groups == g).sum() >= min_size]
     return out
 
 

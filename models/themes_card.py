@@ -25,8 +25,30 @@ def _effective_params(model: Any) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in ("codebook", "cache_dir") and not hasattr(v, "get_params")}
 
 
+def zero_shot_card(model: Any) -> str:
+    info = model.info
+    return "\n".join([
+        f"# Model card: SDL themes, **zero-shot** (`{info['classifier']}`)", "",
+        f"Built {info['trained_at']} by `edumine` from the codebook text alone: `{info['codebook']}` "
+        f"({len(model.codebook.ids)} themes, fingerprint {info['codebook_fingerprint']}); no labelled posts were found "
+        f"in " + ", ".join(f"`{p}`" for p in info["label_files"]) + ".", "",
+        "## Approach",
+        "- Each theme's descriptions (label + definition, cues, examples) and each post are embedded with MiniLM; a "
+        "post gets a theme when its similarity to that theme's closest description is high enough and near its best "
+        "theme's (`models/themes_zeroshot.py`).",
+        "- **Scores are not probabilities** (uncalibrated; there are no labels to calibrate on) and prevalence is "
+        "plain classify-and-count, marked `method = zero-shot` and `reliable = false` in `theme_prevalence`.", "",
+        "## Quality",
+        "- Measured on the SDL codebook against its 2,633 labels: see the zero-shot row of `docs/themes.md` (far below "
+        "a trained classifier). On another codebook its quality is unknown until posts are labelled.",
+        "- Next step: `edumine themes export-for-labelling`, label the sheet, `edumine themes import-labels FILE`; "
+        "the next run trains a calibrated classifier.", ""])
+
+
 def model_card(model: Any) -> str:
     info = model.info
+    if info.get("zero_shot"):
+        return zero_shot_card(model)
     codebook = model.codebook
     supports: dict[str, int] = info["supports"]
     evaluation: dict[str, Any] | None = info.get("evaluation")
@@ -139,5 +161,12 @@ def calibration_lines(model: Any, evaluation: dict[str, Any]) -> list[str]:
                   f"posts (CV fold x kind x community), averaged over themes: {shown}. `theme_prevalence` uses "
                   f"**{chosen}** (`themes.prevalence_method: auto` picks the smaller error); its intervals add the "
                   "classifier's measured uncertainty (Beta draws of the CV true/false-positive rates, or the CV "
-                  "spread of the mean probability's group error) to a bootstrap over docs."]
+                  "spread of the mean probability's group error beyond chance) to a bootstrap over docs."]
+        pooled = evaluation.get("prevalence_errors_pooled") or {}
+        if pooled.get("groups"):
+            lines.append("")
+            lines.append(f"Over whole kind x community groups ({', '.join(map(str, pooled['sizes']))} held-out texts): " +
+                         ", ".join(f"{name} {pooled[name]:.4f}" for name in
+                                   ("classify-count", "adjusted-classify-count", "mean-calibrated-probability")
+                                   if name in pooled) + ".")
     return lines

@@ -144,6 +144,13 @@ def cross_validate(factory: Callable[[], Any], texts: Sequence[str], Y: np.ndarr
     result["calibration"] = calibration_report(Y, P, theme_ids)
     result["calibrated"] = calibration is not None
     result["prevalence_errors"] = group_errors(Y, P, pred, group_of, rates_per_row)
+    if groups is not None:  # the same, over whole kind x community groups (larger: less chance variation)
+        from edumine.models.themes_calibration import ErrorRates
+
+        pooled = ErrorRates(*(sum(getattr(r, f) for r in {id(r): r for r in rates_per_row}.values())
+                              for f in ("tp", "fn", "fp", "tn")))
+        result["prevalence_errors_pooled"] = group_errors(Y, P, pred, np.asarray(groups, dtype=object),
+                                                          [pooled] * len(texts))
     result["fold_macro_f1_mean"] = round(float(np.mean(fold_macro)), 4)
     result["fold_macro_f1_sd"] = round(float(np.std(fold_macro)), 4)
     result["confusion"] = theme_confusion(Y, pred, theme_ids)

@@ -119,3 +119,35 @@ def test_the_trained_model_is_calibrated_keeps_error_rates_and_retrains_identica
     assert np.array_equal(other.predict_proba(texts), model.predict_proba(texts))
     assert np.array_equal(other.thresholds_, model.thresholds_)
     assert (folder / "model.pkl").read_bytes() != b"" and other.info["evaluation"] == evaluation
+
+
+def test_a_codebook_without_labels_gets_zero_shot_output_marked_as_such(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from edumine.models.themes import predict_records
+    from edumine.pipelines.stages.themes import theme_prevalence
+
+    settings = ThemesConfig(codebook=CODEBOOK, labels=[], imported_labels=tmp_path / "imported.jsonl",
+                            model_dir=tmp_path / "models", cache_dir=tmp_path / "cache")
+    model, folder, trained = load_or_train(settings)
+    assert trained and folder.name.startswith("themes.zeroshot.v2-") and not model.calibrated
+    card = (folder / "model_card.md").read_text()
+    assert "zero-shot" in card and "not probabilities" in card
+    texts = ["I got the job! Signed my first teaching contract today, any advice for the interview next time?",
+             "Here is a free set of fraction worksheets I made for my class, download them from my drive."]
+    lines = predict_records(model, texts, ["a", "b"])
+    assert [line["calibrated"] for line in lines] == [False, False]
+    # weak (macro-F1 ~0.33 on our labels) but not arbitrary: a job post is career, a worksheet post is resources
+    assert "navigate_career" in lines[0]["themes"]
+    assert {"share_resources", "request_resources"} & set(lines[1]["themes"])
+    assert "navigate_career" not in lines[1]["themes"]
+    assert load_or_train(settings)[2] is False  # cached like any model
+    doc_themes = pd.DataFrame({"uid": ["a", "b"], "community": ["teaching"] * 2,
+                               "created_at": pd.to_datetime(["2018-01-05", "2018-02-01"], utc=True),
+                               "themes": [line["themes"] for line in lines],
+                               "scores": [list(line["scores"].items()) for line in lines]})
+    table = theme_prevalence(doc_themes, model.theme_ids, {}, "semester", prevalence=model.prevalence_model(),
+                             f1={}, model_name=folder.name).to_pandas()
+    assert set(table["method"]) == {ZERO_SHOT} and not table["reliable"].any()
+    row = table[table["theme"] == "navigate_career"].iloc[0]
+    assert row["share"] == 0.5 and row["theme_docs"] == 1
