@@ -30,6 +30,7 @@ CACHE = ROOT / "data" / "cache" / "embeddings"
 ONNX = "embeddings.minilm_onnx.v1"
 
 APPROACHES: dict[str, tuple[str, dict]] = {
+    "default: tfidf1+minilm C=1 (onnx int8, 256)": ("themes.tfidf_minilm_logreg.v1", {}),
     "tfidf_logreg": ("themes.tfidf_logreg.v1", {}),
     "minilm_logreg.v1 (torch bf16, 256; old default)": ("themes.minilm_logreg.v1", {"codebook_weight": 3.0}),
     "minilm_logreg.v2 (onnx int8, 256)": ("themes.minilm_logreg.v2", {}),
@@ -41,6 +42,11 @@ APPROACHES: dict[str, tuple[str, dict]] = {
                                        {"ngram_max": 1, "backend_params": {"max_seq_length": 128}}),
     "tfidf1+minilm C=1 (256)": ("themes.tfidf_minilm_logreg.v1", {"ngram_max": 1, "C": 1.0}),
     "tfidf1+minilm C=4 (256)": ("themes.tfidf_minilm_logreg.v1", {"ngram_max": 1, "C": 4.0}),
+    "tfidf1+minilm C=0.5 (256)": ("themes.tfidf_minilm_logreg.v1", {"ngram_max": 1, "C": 0.5}),
+    "tfidf1+minilm C=1 w=2 (256)": ("themes.tfidf_minilm_logreg.v1", {"ngram_max": 1, "C": 1.0, "minilm_weight": 2.0}),
+    "tfidf1+minilm C=1 cb=1 (256)": ("themes.tfidf_minilm_logreg.v1", {"ngram_max": 1, "C": 1.0, "codebook_weight": 1.0}),
+    "tfidf1+minilm C=1 (256, head 192 + tail 64)": ("themes.tfidf_minilm_logreg.v1", {
+        "ngram_max": 1, "C": 1.0, "backend_params": {"max_seq_length": 256, "head_tail": 64}}),
     "tfidf+minilm C=8 (256)": ("themes.tfidf_minilm_logreg.v1", {"C": 8.0}),
     "tfidf+minilm C=0.5 (256)": ("themes.tfidf_minilm_logreg.v1", {"C": 0.5}),
     "tfidf+minilm w=2 (256)": ("themes.tfidf_minilm_logreg.v1", {"minilm_weight": 2.0}),

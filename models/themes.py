@@ -81,6 +81,19 @@ class ThemeModel:
         raw = np.clip(self.estimator_.predict_proba(texts), 0.0, 1.0)
         return self.calibrator_.transform(raw) if self.calibrated else raw
 
+    def use_cache_dir(self, cache_dir: str) -> None:
+        """Point the model and its (nested) estimators at this run's text-vector cache: a pickled model
+        keeps the folder it was trained with, which need not be this run's."""
+        self.cache_dir = cache_dir
+        pending = [getattr(self, "estimator_", None)]
+        while pending:
+            estimator = pending.pop()
+            if estimator is None or not hasattr(estimator, "get_params"):
+                continue
+            if hasattr(estimator, "cache_dir"):
+                estimator.cache_dir = cache_dir
+            pending += [v for k, v in vars(estimator).items() if k.endswith("_") and hasattr(v, "get_params")]
+
     def embedding_spec(self) -> tuple[str, dict[str, Any], str | None] | None:
         """(backend name, parameters, text cache folder) of a model on an embedding backend, else None."""
         estimator = getattr(self, "estimator_", None)
@@ -155,7 +168,7 @@ def load_or_train(settings: ThemesConfig, *, retrain: bool = False) -> tuple[The
     folder = settings.model_dir / f"{settings.classifier}-{model_key(settings, codebook, records)}"
     if not retrain and (folder / "model.pkl").is_file():
         model = ThemeModel.load(folder)
-        model.cache_dir = str(settings.cache_dir)
+        model.use_cache_dir(str(settings.cache_dir))
         _point_latest(settings.model_dir, folder)
         return model, folder, False
     model = train(settings, codebook, records)

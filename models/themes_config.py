@@ -10,7 +10,7 @@ from pydantic import Field
 
 from edumine.config import StrictModel
 
-DEFAULT_CLASSIFIER = "themes.minilm_logreg.v1"
+DEFAULT_CLASSIFIER = "themes.tfidf_minilm_logreg.v1"
 
 
 class ExportConfig(StrictModel):

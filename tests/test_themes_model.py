@@ -181,3 +181,19 @@ def test_predict_refuses_input_without_text_columns(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["themes", "predict", str(path), "--out", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 2
     assert "needs a `text` column" in result.output
+
+
+def test_a_loaded_model_embeds_into_this_runs_cache_not_the_training_one(tmp_path: Path) -> None:
+    # regression: the pickled estimator kept the training run's cache_dir, so `predict` with another
+    # themes.cache_dir wrote (and read) vectors in the old folder
+    subset = tmp_path / "subset.jsonl"
+    subset.write_text("".join(line for i, line in enumerate(LABELS.read_text().splitlines(keepends=True)) if i % 40 == 0))
+    trained = fast_settings(tmp_path, classifier="themes.minilm_logreg.v2", params={}, labels=[subset],
+                            cache_dir=tmp_path / "a")
+    load_or_train(trained)
+    model, _, was_trained = load_or_train(trained.model_copy(update={"cache_dir": tmp_path / "b"}))
+    assert not was_trained and model.estimator_.cache_dir == str(tmp_path / "b")
+    before = sorted(p.name for p in (tmp_path / "a").rglob("*.npz"))
+    model.predict_proba(["A text no run has embedded before, about grading essays on a Sunday night."])
+    assert sorted(p.name for p in (tmp_path / "a").rglob("*.npz")) == before
+    assert any((tmp_path / "b").rglob("*.npz"))
