@@ -32,8 +32,9 @@ BACKEND_DEFAULT_PARAMS: dict[str, dict[str, Any]] = {"embeddings.tfidf_svd.v1": 
 class EmbeddingsConfig(StrictModel):
     """Which embedding backend, its parameters, and where vectors are cached."""
 
-    backend: Literal["embeddings.tfidf_svd.v1", "embeddings.static.v1", "embeddings.minilm.v1"] = \
-        "embeddings.tfidf_svd.v1"
+    components = {"backend": ("embedders", "params")}
+
+    backend: str = Field("embeddings.tfidf_svd.v1", description="registered embedding backend")
     params: dict[str, Any] = Field(default_factory=dict, description="keyword parameters of the backend; left "
                                                                      "out: BACKEND_DEFAULT_PARAMS of the backend")
     cache_dir: Optional[Path] = Field(None, description="default <lake>/_cache/embeddings")
@@ -262,6 +263,7 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     model.save(model_dir, {
         "run_id": run_id, "config_hash": hash_config(config), "stage_config": json.loads(config.model_dump_json()),
         "embedding_backend": embedding_info["backend"], "embedding_key": embedding_info["key"],
+        "embedding_cache": str(stage_embedder(config, ctx.lake)[1]),
         "corpus_size": len(uids), "windows_unit": unit, "libraries": library_versions(), "scores": scores,
     })
     (ctx.lake.root / "models" / "topics" / "latest.json").write_text(
@@ -278,5 +280,8 @@ def run_topics(ctx: Any) -> dict[str, Any]:
 
 SECTION = registry.config_sections.register("topics")(TopicsConfig)
 STAGE = registry.stages.register("topics")(
-    Stage("topics", order=30, run=run_topics, section="topics",
+    Stage("topics", run=run_topics, inputs=("docs",),
+          outputs=("topics", "doc_topics", "topic_prevalence", "topic_windows", "topic_ids", "topic_id_history",
+                   "topic_updates", "topic_outlier_pool", "models", "_cache"),
+          section="topics",
           description="embeddings (cached), one BERTopic model, topics and prevalence per window"))
