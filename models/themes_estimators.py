@@ -322,3 +322,6 @@ def make_estimator(name: str, codebook: Codebook, params: dict[str, Any] | None 
         raise ValueError(f"{name} has no parameter(s) {', '.join(unknown)}; it takes {', '.join(accepted)}")
     kwargs.update(params or {})
     return cls(**kwargs)
+
+
+from edumine.models import themes_zeroshot as _themes_zeroshot  # noqa: E402,F401  (registers themes.zeroshot.v2)
