@@ -151,3 +151,15 @@ def test_a_codebook_without_labels_gets_zero_shot_output_marked_as_such(tmp_path
     assert set(table["method"]) == {ZERO_SHOT} and not table["reliable"].any()
     row = table[table["theme"] == "navigate_career"].iloc[0]
     assert row["share"] == 0.5 and row["theme_docs"] == 1
+
+
+def test_large_groups_use_the_normal_limit_of_the_bootstrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edumine.models import themes_calibration
+
+    rng = np.random.default_rng(5)
+    P = rng.beta(1, 6, size=(8000, 3))
+    fast = estimate(P, P > 0.3, PrevalenceModel(PCC), seed=2)
+    monkeypatch.setattr(themes_calibration, "BOOTSTRAP_MAX_DOCS", 10_000)
+    exact = estimate(P, P > 0.3, PrevalenceModel(PCC), seed=2)
+    assert fast[0] == pytest.approx(exact[0])
+    assert fast[2] - fast[1] == pytest.approx(exact[2] - exact[1], rel=0.15)
