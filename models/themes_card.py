@@ -118,10 +118,12 @@ def model_card(model: Any) -> str:
                      ", ".join(f"{t} (F1 {evaluation['per_theme'][t]['f1']:.2f})" for t in weak) +
                      ". `theme_prevalence` flags them `reliable = false`; the report shows them as flagged.")
     if any(Path(p).name == "sdl_train.jsonl" for p in info["label_files"]):
-        lines.append("- The shipped labels are r/teaching and r/teachingresources self posts of 2017-18 with at least "
-                     "25 words; other communities, years (pre-2014 top posts, 2023 scrapes), comments and very short "
-                     "posts are out of distribution: their themes are less reliable, and prevalence shifts across "
-                     "corpora can partly be model drift.")
+        lines.append("- The shipped labels are r/teaching and r/teachingresources self posts of 2017-18 and "
+                     "r/teachingresources comments, all with at least 25 words; other communities, years (pre-2014 "
+                     "top posts, 2023 scrapes), r/teaching comments and very short posts are out of distribution: "
+                     "their themes are less reliable, and prevalence shifts across corpora can partly be model drift. "
+                     "Comments and posts differ in how a theme looks: the mean probability's error is largest "
+                     "between them (see Prevalence).")
     lines += [
         "- Themes that are defined by the writer's stance rather than topic (offering vs seeking advice, reflecting, "
         "sharing an experience) are confused with each other and with emotional support.",
