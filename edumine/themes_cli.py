@@ -149,8 +149,19 @@ def train(config: ConfigOpt = None, set_: SetOpt = None,
     if evaluation:
         out.print(f"nested CV macro-F1 {evaluation['macro_f1']:.3f}, micro-F1 {evaluation['micro_f1']:.3f} on "
                   f"{model.info['n_labelled']} labelled posts")
+        floor = settings.reliability_floor
         for theme, m in evaluation["per_theme"].items():
-            out.print(f"  {theme:30s} n={m['support']:4d}  P {m['precision']:.2f}  R {m['recall']:.2f}  F1 {m['f1']:.2f}")
+            flag = "" if m["f1"] >= floor else f"  unreliable (F1 < {floor})"
+            out.print(f"  {theme:30s} n={m['support']:4d}  P {m['precision']:.2f}  R {m['recall']:.2f}  F1 {m['f1']:.2f}"
+                      + flag)
+        calibration = evaluation.get("calibration") or {}
+        if calibration:
+            out.print(f"calibration {model.info.get('calibration')}: mean Brier {calibration['brier_mean']:.4f}, "
+                      f"mean ECE {calibration['ece_mean']:.4f}; prevalence method "
+                      f"{model.prevalence_model(settings.prevalence_method).method}")
+    elif model.info.get("zero_shot"):
+        out.print("zero-shot model from the codebook text (no labels): scores are not probabilities; label posts "
+                  "with `edumine themes export-for-labelling` and `import-labels`")
 
 
 def _lake_and_settings(config: Path | None, lake: Path | None, overrides: list[str] | None) -> tuple[Any, Any, str]:

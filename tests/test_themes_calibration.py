@@ -120,6 +120,27 @@ def test_the_trained_model_is_calibrated_keeps_error_rates_and_retrains_identica
     assert np.array_equal(other.thresholds_, model.thresholds_)
     assert (folder / "model.pkl").read_bytes() != b"" and other.info["evaluation"] == evaluation
 
+    # `edumine themes train` loads it (no retraining) and flags the themes under the floor
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from edumine.themes_cli import themes_app
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "lake": str(tmp_path / "lake"), "themes": settings(tmp_path / "a").model_dump(mode="json"),
+        "sources": [{"kind": "tabular.v1", "name": "unused", "paths": ["unused.csv"], "community": "x",
+                     "columns": {"body": "body", "created": "created"}}]}))
+    app = typer.Typer()
+    app.add_typer(themes_app, name="themes")
+    result = CliRunner().invoke(app, ["themes", "train", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "(cached)" in result.output and f"prevalence method {model.prevalence_model().method}" in result.output
+    weak = [t for t, m in evaluation["per_theme"].items() if m["f1"] < 0.5]
+    assert weak and all(any(t in line and "unreliable" in line for line in result.output.splitlines()) for t in weak)
+
 
 def test_a_codebook_without_labels_gets_zero_shot_output_marked_as_such(tmp_path: Path) -> None:
     import pandas as pd
