@@ -203,6 +203,7 @@ def group_errors(Y: np.ndarray, P: np.ndarray, decisions: np.ndarray, groups: np
     the labels' own chance variation (the classifier term of its interval)."""
     errors: dict[str, list[np.ndarray]] = {"classify-count": [], ACC: [], PCC: []}
     pcc_residuals, excess = [], []
+    per_group: dict[str, dict[str, float]] = {}
     for group in np.unique(groups):
         rows = groups == group
         if rows.sum() < min_size:
@@ -219,11 +220,14 @@ def group_errors(Y: np.ndarray, P: np.ndarray, decisions: np.ndarray, groups: np
         # sum p (1 - p) / n^2: only the excess over that is the classifier's error
         chance = (P[rows] * (1 - P[rows])).sum(axis=0) / rows.sum() ** 2
         excess.append(pcc_residuals[-1] ** 2 - chance)
+        per_group[str(group)] = {name: round(float(values[-1].mean()), 4) for name, values in errors.items() if values}
+        per_group[str(group)]["size"] = int(rows.sum())
     out: dict[str, Any] = {name: round(float(np.mean(values)), 4) for name, values in errors.items() if values}
     out["max"] = {name: round(float(np.max(values)), 4) for name, values in errors.items() if values}
     out["groups"] = len(pcc_residuals)
     out["pcc_bias_sd"] = np.sqrt(np.maximum(np.mean(excess, axis=0), 0.0)).round(4).tolist() if excess else None
     out["sizes"] = [int((groups == g).sum()) for g in np.unique(groups) if (groups == g).sum() >= min_size]
+    out["per_group"] = per_group
     return out
 
 
