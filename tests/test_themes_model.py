@@ -197,3 +197,9 @@ def test_a_loaded_model_embeds_into_this_runs_cache_not_the_training_one(tmp_pat
     model.predict_proba(["A text no run has embedded before, about grading essays on a Sunday night."])
     assert sorted(p.name for p in (tmp_path / "a").rglob("*.npz")) == before
     assert any((tmp_path / "b").rglob("*.npz"))
+    # the same labels and settings trained again from scratch (own model folder, own ONNX-encoded vectors):
+    # the identical model and predictions
+    again, _, retrained = load_or_train(trained.model_copy(update={"model_dir": tmp_path / "m2", "cache_dir": tmp_path / "c"}))
+    texts = ["Any advice for my first interview for a teaching job?", "Free fraction worksheets I made, enjoy"]
+    assert retrained and np.array_equal(again.thresholds_, model.thresholds_)
+    assert np.array_equal(again.predict_proba(texts), model.predict_proba(texts))
