@@ -192,7 +192,7 @@ def export_for_labelling(
         from edumine.models.themes import load_or_train, training_set
         from edumine.models.themes_data import label_key
         from edumine.models.themes_labelling import select_for_labelling, write_labelling_csv
-        from edumine.pipelines.stages.themes import usable_docs
+        from edumine.pipelines.stages.themes import preload_vectors, usable_docs
         from edumine.windows import window_label, window_starts
 
         the_lake, settings, unit = _lake_and_settings(config, lake, set_)
@@ -205,6 +205,7 @@ def export_for_labelling(
 
         starts = window_starts(pd.to_datetime(docs["created_at"], utc=True).dt.tz_localize(None), unit)
         docs["window_label"] = [window_label(pd.Timestamp(s).date(), unit) for s in starts]
+        preload_vectors(the_lake, model, docs)  # the vectors the theme (or topic) stage cached: no second pass
         P = model.predict_proba(docs["text"].tolist())
         docs["model_themes"] = [";".join(t) for t in model.themes_of(P)]
         labelled = {r["key"] for r in training_set(settings.resolved(), model.codebook)}

@@ -122,7 +122,7 @@ def label_docs(lake: Any, settings: ThemesConfig, model: Any, model_name: str) -
     embedding: dict[str, Any] = {}
     for start in range(0, len(new), CHUNK):
         part = new.iloc[start:start + CHUNK]
-        embedding = _preload_vectors(lake, model, part) or embedding
+        embedding = preload_vectors(lake, model, part) or embedding
         P[start:start + CHUNK] = model.predict_proba(part["text"].tolist())
     themes = model.themes_of(P)
     fresh = pd.DataFrame({
@@ -149,7 +149,7 @@ def shared_cache_root(lake: Any) -> Path:
     return Path(lake.root) / "_cache" / "embeddings"
 
 
-def _preload_vectors(lake: Any, model: Any, docs: Any) -> dict[str, Any] | None:
+def preload_vectors(lake: Any, model: Any, docs: Any) -> dict[str, Any] | None:
     """For a model on an embedding backend: vectors of these docs from (or into) the lake's shared cache,
     handed to the model's embedder so that scoring does not encode them again."""
     spec = model.embedding_spec()
