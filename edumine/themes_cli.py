@@ -87,11 +87,13 @@ def read_input(path: Path) -> Any:
 @themes_app.command()
 def predict(
     input: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet with `id` and `text` (or `title` + `body`)")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="output JSONL: {id, themes, scores} per line")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output JSONL: {id, themes, scores, calibrated} per line")],
     config: ConfigOpt = None, set_: SetOpt = None,
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Themes and per-theme probabilities for every row of INPUT (trains the model first if needed)."""
+    """Themes and per-theme scores for every row of INPUT (trains the model first if needed). The scores are
+    calibrated probabilities (`"calibrated": true`) unless the model was trained with `calibration: none` or
+    is zero-shot: then they only rank posts."""
     _setup(verbose)
     try:
         from edumine.models.themes import load_or_train, predict_records
@@ -111,7 +113,8 @@ def predict(
         _fail(exc)
         return
     skipped = int(empty.sum())
-    console.print(f"{len(frame) - skipped:,} row(s) labelled by {folder.name} -> {out}"
+    kind = "calibrated probabilities" if model.calibrated else "uncalibrated scores (rank posts; not probabilities)"
+    console.print(f"{len(frame) - skipped:,} row(s) labelled by {folder.name} ({kind}) -> {out}"
                   + (f"; {skipped:,} without text (written with no themes and \"skipped\")" if skipped else ""))
 
 
@@ -146,8 +149,19 @@ def train(config: ConfigOpt = None, set_: SetOpt = None,
     if evaluation:
         out.print(f"nested CV macro-F1 {evaluation['macro_f1']:.3f}, micro-F1 {evaluation['micro_f1']:.3f} on "
                   f"{model.info['n_labelled']} labelled posts")
+        floor = settings.reliability_floor
         for theme, m in evaluation["per_theme"].items():
-            out.print(f"  {theme:30s} n={m['support']:4d}  P {m['precision']:.2f}  R {m['recall']:.2f}  F1 {m['f1']:.2f}")
+            flag = "" if m["f1"] >= floor else f"  unreliable (F1 < {floor})"
+            out.print(f"  {theme:30s} n={m['support']:4d}  P {m['precision']:.2f}  R {m['recall']:.2f}  F1 {m['f1']:.2f}"
+                      + flag)
+        calibration = evaluation.get("calibration") or {}
+        if calibration:
+            out.print(f"calibration {model.info.get('calibration')}: mean Brier {calibration['brier_mean']:.4f}, "
+                      f"mean ECE {calibration['ece_mean']:.4f}; prevalence method "
+                      f"{model.prevalence_model(settings.prevalence_method).method}")
+    elif model.info.get("zero_shot"):
+        out.print("zero-shot model from the codebook text (no labels): scores are not probabilities; label posts "
+                  "with `edumine themes export-for-labelling` and `import-labels`")
 
 
 def _lake_and_settings(config: Path | None, lake: Path | None, overrides: list[str] | None) -> tuple[Any, Any, str]:
@@ -178,7 +192,7 @@ def export_for_labelling(
         from edumine.models.themes import load_or_train, training_set
         from edumine.models.themes_data import label_key
         from edumine.models.themes_labelling import select_for_labelling, write_labelling_csv
-        from edumine.pipelines.stages.themes import usable_docs
+        from edumine.pipelines.stages.themes import preload_vectors, usable_docs
         from edumine.windows import window_label, window_starts
 
         the_lake, settings, unit = _lake_and_settings(config, lake, set_)
@@ -191,6 +205,7 @@ def export_for_labelling(
 
         starts = window_starts(pd.to_datetime(docs["created_at"], utc=True).dt.tz_localize(None), unit)
         docs["window_label"] = [window_label(pd.Timestamp(s).date(), unit) for s in starts]
+        preload_vectors(the_lake, model, docs)  # the vectors the theme (or topic) stage cached: no second pass
         P = model.predict_proba(docs["text"].tolist())
         docs["model_themes"] = [";".join(t) for t in model.themes_of(P)]
         labelled = {r["key"] for r in training_set(settings.resolved(), model.codebook)}

@@ -6,6 +6,8 @@ Backends (registry names are versioned; a behaviour change ships under a new nam
   package), optionally under bfloat16 autocast (1.7x faster on CPU, cosine to fp32 0.99998).
 - ``embeddings.static.v1``: a model2vec static model distilled from that MiniLM (token vectors averaged;
   thousands of docs/s). The artefact is built by ``scripts/distill_static.sh`` in its own environment.
+- ``embeddings.minilm_onnx.v1``: the same MiniLM exported to ONNX from the local weights and int8-quantised,
+  run by ONNX Runtime with length-bucketed batches (``models/embeddings_onnx.py``).
 - ``embeddings.tfidf_svd.v1``: TF-IDF over the lemmas, reduced by TruncatedSVD (scikit-learn). It is fitted
   on the first corpus it sees and the fitted state is kept with the cache, so cached vectors stay valid.
 
@@ -293,3 +295,6 @@ def embed_with_cache(embedder: Embedder, cache_root: Path, uids: list[str], hash
     return vectors, {"backend": embedder.name, "key": embedder.key, "embedded": int(len(todo)),
                      "from_cache": int(len(uids) - len(todo)), "seconds": round(seconds, 2),
                      "docs_per_s": round(len(todo) / seconds, 1) if len(todo) and seconds else None}
+
+
+from edumine.models import embeddings_onnx as _embeddings_onnx  # noqa: E402,F401  (registers embeddings.minilm_onnx.v1)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from edumine.config import StrictModel
 
-DEFAULT_CLASSIFIER = "themes.minilm_logreg.v1"
+DEFAULT_CLASSIFIER = "themes.tfidf_minilm_logreg.v1"
 
 
 class ExportConfig(StrictModel):
@@ -41,6 +41,12 @@ class ThemesConfig(StrictModel):
     kinds: list[str] = Field(default_factory=lambda: ["post"], description="post and/or comment")
     min_words: int = Field(5, ge=0, description="without a docs table: shorter cleaned texts are not labelled")
     interval_level: float = Field(0.95, gt=0, lt=1)
+    calibration: Literal["platt", "isotonic", "none"] = Field(
+        "platt", description="per-theme map of scores to probabilities, fitted on out-of-fold scores")
+    prevalence_method: Literal["auto", "adjusted-classify-count", "mean-calibrated-probability"] = Field(
+        "auto", description="theme_prevalence estimator; auto: the one with the smaller error on CV groups")
+    reliability_floor: float = Field(0.5, ge=0, le=1, description="themes whose CV F1 is below this are "
+                                     "flagged reliable = false in theme_prevalence, the store and the report")
     export: ExportConfig = ExportConfig()
 
     def resolved(self, base: Path | None = None) -> ThemesConfig:

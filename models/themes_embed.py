@@ -136,3 +136,71 @@ def shared_embedder(cache_dir: str | Path | None, precision: str = "bfloat16") -
     if key not in _SHARED:
         _SHARED[key] = MiniLMEmbedder(cache_dir=cache_dir, precision=precision)
     return _SHARED[key]
+
+
+class BackendTextEmbedder:
+    """Vectors of a registered ``models.embeddings`` backend for texts without a lake uid (labelled posts,
+    ``themes predict`` input), cached in an ``EmbeddingCache`` under ``<cache_dir>/<backend key>/`` keyed by
+    sha1 of the exact text. ``remember`` takes vectors computed elsewhere (the theme stage reads them from
+    the lake's shared cache) so that scoring those texts does not encode them again."""
+
+    def __init__(self, cache_dir: str | Path | None, backend: str, params: dict | None = None) -> None:
+        from edumine.models.embeddings import make_embedder
+
+        self.cache_dir = cache_dir
+        self.backend = make_embedder(backend, **(params or {}))
+        self._memory: dict[str, np.ndarray] = {}
+        self._cache = None
+
+    @property
+    def key(self) -> str:
+        return self.backend.key
+
+    def forget(self) -> None:
+        """Drop the in-memory vectors (the disk cache stays)."""
+        self._memory.clear()
+
+    def remember(self, texts: list[str], vectors: np.ndarray) -> None:
+        for text, vector in zip(texts, vectors):
+            self._memory[text_hash(text)] = np.asarray(vector, dtype=np.float32)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        from edumine.models.embeddings import EmbeddingCache
+
+        hashes = [text_hash(t) for t in texts]
+        todo = sorted({h: t for h, t in zip(hashes, texts) if h not in self._memory}.items())
+        if todo and self.cache_dir is not None:
+            if self._cache is None:
+                self._cache = EmbeddingCache(Path(self.cache_dir), self.backend.key)
+            keys = [h for h, _ in todo]
+            vectors, missing = self._cache.get(keys, keys)
+            for row, (h, _) in enumerate(todo):
+                if not missing[row]:
+                    self._memory[h] = vectors[row]
+            todo = [pair for pair, gone in zip(todo, missing) if gone]
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start:start + CHUNK]
+            log.info("embedding %d new text(s) with %s", len(chunk), self.backend.name)
+            fresh = self.backend.encode([t for _, t in chunk])
+            keys = [h for h, _ in chunk]
+            if self.cache_dir is not None:
+                self._cache.put(keys, keys, fresh)
+            for h, vector in zip(keys, fresh):
+                self._memory[h] = vector
+        if not texts:
+            return np.zeros((0, DIMENSIONS), np.float32)
+        vectors = np.stack([self._memory[h] for h in hashes]).astype(np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+_BACKENDS: dict[tuple, BackendTextEmbedder] = {}
+
+
+def backend_embedder(cache_dir: str | Path | None, backend: str, params: dict | None = None) -> BackendTextEmbedder:
+    """One backend embedder (and in-memory cache) per cache folder, backend and parameters in this process."""
+    import json
+
+    key = (str(cache_dir) if cache_dir is not None else None, backend, json.dumps(params or {}, sort_keys=True))
+    if key not in _BACKENDS:
+        _BACKENDS[key] = BackendTextEmbedder(cache_dir, backend, params)
+    return _BACKENDS[key]

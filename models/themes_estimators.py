@@ -9,6 +9,9 @@ labelled posts be recognised at all.
 - ``themes.minilm_logreg.v1``: MiniLM sentence embeddings, one balanced logistic regression per theme.
 - ``themes.zeroshot.v1``: cosine similarity of a post to the codebook's descriptions of each theme,
   turned into a probability by a one-feature logistic fit (no labels needed beyond calibration).
+- ``themes.minilm_logreg.v2``: the same on a registered embedding backend (default MiniLM int8 ONNX).
+- ``themes.tfidf_minilm_logreg.v1``: TF-IDF 1-2-grams and MiniLM vectors side by side, one logistic
+  regression per theme.
 - ``themes.ensemble.v1``: the mean of the TF-IDF and MiniLM probabilities, with the zero-shot score
   mixed in for thin themes (fewer than ``thin_below`` labelled posts).
 """
@@ -229,6 +232,83 @@ class Ensemble(BaseEstimator):
         return out
 
 
+DEFAULT_BACKEND = "embeddings.minilm_onnx.v1"
+DEFAULT_BACKEND_PARAMS = {"max_seq_length": 256}
+
+
+class _BackendEmbedding:
+    """Mixin: vectors from a registered ``models.embeddings`` backend, cached by text hash under
+    ``cache_dir`` (the theme stage preloads those of lake docs from the lake's shared cache)."""
+
+    def embedding_spec(self) -> tuple[str, dict[str, Any]]:
+        return self.backend, dict(DEFAULT_BACKEND_PARAMS if self.backend_params is None else self.backend_params)
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        from edumine.models.themes_embed import backend_embedder
+
+        name, params = self.embedding_spec()
+        return backend_embedder(self.cache_dir, name, params).embed(list(texts))
+
+
+@classifiers.register("themes.minilm_logreg.v2")
+class MiniLMLogRegV2(_BackendEmbedding, _PerThemeLinear):
+    """``themes.minilm_logreg.v1`` on a registered embedding backend (default: MiniLM int8 ONNX)."""
+
+    def __init__(self, codebook: Codebook | None = None, C: float = 1.0, codebook_weight: float = 3.0,
+                 backend: str = DEFAULT_BACKEND, backend_params: dict[str, Any] | None = None,
+                 cache_dir: str | None = None, seed: int = 0) -> None:
+        self.codebook = codebook
+        self.C = C
+        self.codebook_weight = codebook_weight
+        self.backend = backend
+        self.backend_params = backend_params
+        self.cache_dir = cache_dir
+        self.seed = seed
+
+    def _features_fit(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(texts)
+
+    def _features(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(texts)
+
+
+@classifiers.register("themes.tfidf_minilm_logreg.v1")
+class TfidfMiniLMLogReg(_BackendEmbedding, _PerThemeLinear):
+    """One logistic regression per theme over TF-IDF word 1-2-grams and MiniLM vectors side by side
+    (the vectors scaled by ``minilm_weight``): words for topic themes, the embedding for stance. The default:
+    best held-out macro-F1 on the shared labels (``benchmarks/themes_compare.py``); unigrams score as well
+    as 1-2-grams there at an eighth of the training time."""
+
+    def __init__(self, codebook: Codebook | None = None, C: float = 1.0, minilm_weight: float = 1.0,
+                 ngram_max: int = 1, min_df: int = 2, codebook_weight: float = 3.0, backend: str = DEFAULT_BACKEND,
+                 backend_params: dict[str, Any] | None = None, cache_dir: str | None = None, seed: int = 0) -> None:
+        self.codebook = codebook
+        self.C = C
+        self.minilm_weight = minilm_weight
+        self.ngram_max = ngram_max
+        self.min_df = min_df
+        self.codebook_weight = codebook_weight
+        self.backend = backend
+        self.backend_params = backend_params
+        self.cache_dir = cache_dir
+        self.seed = seed
+
+    def _features_fit(self, texts: Sequence[str]) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.vectorizer_ = TfidfVectorizer(ngram_range=(1, self.ngram_max), min_df=self.min_df, sublinear_tf=True,
+                                           strip_accents="unicode", lowercase=True, dtype=np.float32)
+        return self._join(self.vectorizer_.fit_transform(texts), texts)
+
+    def _features(self, texts: Sequence[str]) -> Any:
+        return self._join(self.vectorizer_.transform(texts), texts)
+
+    def _join(self, words: Any, texts: Sequence[str]) -> Any:
+        from scipy import sparse
+
+        return sparse.hstack([words, sparse.csr_matrix(self._embed(texts) * self.minilm_weight)], format="csr")
+
+
 def make_estimator(name: str, codebook: Codebook, params: dict[str, Any] | None = None, *,
                    cache_dir: str | None = None, seed: int = 0) -> Any:
     """A fresh estimator by registry name; ``cache_dir`` and ``seed`` go to those that take them."""
@@ -242,3 +322,6 @@ def make_estimator(name: str, codebook: Codebook, params: dict[str, Any] | None 
         raise ValueError(f"{name} has no parameter(s) {', '.join(unknown)}; it takes {', '.join(accepted)}")
     kwargs.update(params or {})
     return cls(**kwargs)
+
+
+from edumine.models import themes_zeroshot as _themes_zeroshot  # noqa: E402,F401  (registers themes.zeroshot.v2)

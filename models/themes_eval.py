@@ -97,27 +97,60 @@ def out_of_fold(factory: Callable[[], Any], texts: Sequence[str], Y: np.ndarray,
     return P
 
 
+def decision_layer(Y: np.ndarray, inner: np.ndarray, *, calibration: str | None = "platt",
+                   max_predicted_ratio: float = MAX_PREDICTED_RATIO) -> tuple[Any, np.ndarray, Any]:
+    """From out-of-fold raw scores of a training set: (calibrator or None, thresholds on the calibrated
+    scale, error rates of those thresholded decisions)."""
+    from edumine.models.themes_calibration import Calibrator, ErrorRates
+
+    calibrator = Calibrator(calibration).fit(Y, inner) if calibration else None
+    scores = calibrator.transform(inner) if calibrator is not None else inner
+    thresholds = tune_thresholds(Y, scores, max_predicted_ratio=max_predicted_ratio)
+    return calibrator, thresholds, ErrorRates.measure(Y, scores >= thresholds)
+
+
 def cross_validate(factory: Callable[[], Any], texts: Sequence[str], Y: np.ndarray, theme_ids: Sequence[str], *,
                    n_splits: int = 5, inner_splits: int = 5, seed: int = 0,
-                   max_predicted_ratio: float = MAX_PREDICTED_RATIO) -> dict[str, Any]:
-    """Nested CV: per outer fold, thresholds from inner out-of-fold probabilities of the training part,
-    then the estimator refitted on the whole training part scores the held-out fold. Metrics are computed
-    on the pooled out-of-fold decisions (a rare theme has too few positives per fold for fold-wise F1),
-    and the spread of fold-wise macro-F1 is reported alongside."""
+                   max_predicted_ratio: float = MAX_PREDICTED_RATIO, calibration: str | None = "platt",
+                   groups: Sequence[str] | None = None) -> dict[str, Any]:
+    """Nested CV: per outer fold, calibration and thresholds from inner out-of-fold scores of the training
+    part, then the estimator refitted on the whole training part scores the held-out fold. Metrics are
+    computed on the pooled out-of-fold decisions (a rare theme has too few positives per fold for fold-wise
+    F1), and the spread of fold-wise macro-F1 is reported alongside; calibration (Brier, ECE, reliability)
+    on the pooled calibrated probabilities; prevalence estimators on groups (fold x ``groups``)."""
+    from edumine.models.themes_calibration import calibration_report, group_errors
+
     texts = list(texts)
     pred = np.zeros(Y.shape, dtype=np.int8)
     P = np.zeros(Y.shape, dtype=float)
     fold_macro = []
+    rates_per_row: list[Any] = [None] * len(texts)
+    group_of = np.array([f"{g}" for g in (groups if groups is not None else [""] * len(texts))], dtype=object)
     for fold, test in enumerate(multilabel_folds(Y, n_splits, seed)):
         train = np.setdiff1d(np.arange(len(texts)), test)
         train_texts = [texts[i] for i in train]
         inner = out_of_fold(factory, train_texts, Y[train], inner_splits, seed + 1 + fold)
-        thresholds = tune_thresholds(Y[train], inner, max_predicted_ratio=max_predicted_ratio)
+        calibrator, thresholds, rates = decision_layer(Y[train], inner, calibration=calibration,
+                                                       max_predicted_ratio=max_predicted_ratio)
         model = factory().fit(train_texts, Y[train])
-        P[test] = model.predict_proba([texts[i] for i in test])
+        raw = model.predict_proba([texts[i] for i in test])
+        P[test] = calibrator.transform(raw) if calibrator is not None else raw
         pred[test] = (P[test] >= thresholds).astype(np.int8)
         fold_macro.append(theme_metrics(Y[test], pred[test], theme_ids)["macro_f1"])
+        for i in test:
+            rates_per_row[i] = rates
+            group_of[i] = f"{fold}:{group_of[i]}"
     result = theme_metrics(Y, pred, theme_ids)
+    result["calibration"] = calibration_report(Y, P, theme_ids)
+    result["calibrated"] = calibration is not None
+    result["prevalence_errors"] = group_errors(Y, P, pred, group_of, rates_per_row)
+    if groups is not None:  # the same, over whole kind x community groups (larger: less chance variation)
+        from edumine.models.themes_calibration import ErrorRates
+
+        pooled = ErrorRates(*(sum(getattr(r, f) for r in {id(r): r for r in rates_per_row}.values())
+                              for f in ("tp", "fn", "fp", "tn")))
+        result["prevalence_errors_pooled"] = group_errors(Y, P, pred, np.asarray(groups, dtype=object),
+                                                          [pooled] * len(texts))
     result["fold_macro_f1_mean"] = round(float(np.mean(fold_macro)), 4)
     result["fold_macro_f1_sd"] = round(float(np.std(fold_macro)), 4)
     result["confusion"] = theme_confusion(Y, pred, theme_ids)
@@ -127,14 +160,20 @@ def cross_validate(factory: Callable[[], Any], texts: Sequence[str], Y: np.ndarr
 
 def held_out(factory: Callable[[], Any], texts: Sequence[str], Y: np.ndarray, theme_ids: Sequence[str],
              train: np.ndarray, test: np.ndarray, *, inner_splits: int = 5, seed: int = 0,
-             max_predicted_ratio: float = MAX_PREDICTED_RATIO) -> dict[str, Any]:
+             max_predicted_ratio: float = MAX_PREDICTED_RATIO, calibration: str | None = "platt") -> dict[str, Any]:
     """Fit (with inner-CV thresholds) on ``train``, score once on the untouched ``test`` rows."""
     texts = list(texts)
     train_texts = [texts[i] for i in train]
     inner = out_of_fold(factory, train_texts, Y[train], inner_splits, seed + 101)
-    thresholds = tune_thresholds(Y[train], inner, max_predicted_ratio=max_predicted_ratio)
+    calibrator, thresholds, _ = decision_layer(Y[train], inner, calibration=calibration,
+                                               max_predicted_ratio=max_predicted_ratio)
     model = factory().fit(train_texts, Y[train])
-    pred = (model.predict_proba([texts[i] for i in test]) >= thresholds).astype(np.int8)
+    raw = model.predict_proba([texts[i] for i in test])
+    P = calibrator.transform(raw) if calibrator is not None else raw
+    pred = (P >= thresholds).astype(np.int8)
     result = theme_metrics(Y[test], pred, theme_ids)
+    from edumine.models.themes_calibration import calibration_report
+
+    result["calibration"] = calibration_report(Y[test], P, theme_ids)
     result["confusion"] = theme_confusion(Y[test], pred, theme_ids)
     return result

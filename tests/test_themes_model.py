@@ -160,7 +160,8 @@ def test_predict_command_reads_each_format_and_cleans_raw_text(tmp_path: Path, f
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["id"] for line in lines] == ["a", "b", "c"]
     codebook = load_codebook(CODEBOOK)
-    assert set(lines[0]) == {"id", "themes", "scores"} and set(lines[0]["scores"]) == set(codebook.ids)
+    assert set(lines[0]) == {"id", "themes", "scores", "calibrated"} and set(lines[0]["scores"]) == set(codebook.ids)
+    assert lines[0]["calibrated"] is True  # the default calibration (platt): the scores are probabilities
     assert all(0.0 <= p <= 1.0 for p in lines[0]["scores"].values())
     assert "navigate_career" in lines[0]["themes"]
     assert lines[2]["themes"] == [] and lines[2]["skipped"] == "no text"
@@ -180,3 +181,25 @@ def test_predict_refuses_input_without_text_columns(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["themes", "predict", str(path), "--out", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 2
     assert "needs a `text` column" in result.output
+
+
+def test_a_loaded_model_embeds_into_this_runs_cache_not_the_training_one(tmp_path: Path) -> None:
+    # regression: the pickled estimator kept the training run's cache_dir, so `predict` with another
+    # themes.cache_dir wrote (and read) vectors in the old folder
+    subset = tmp_path / "subset.jsonl"
+    subset.write_text("".join(line for i, line in enumerate(LABELS.read_text().splitlines(keepends=True)) if i % 40 == 0))
+    trained = fast_settings(tmp_path, classifier="themes.minilm_logreg.v2", params={}, labels=[subset],
+                            cache_dir=tmp_path / "a")
+    load_or_train(trained)
+    model, _, was_trained = load_or_train(trained.model_copy(update={"cache_dir": tmp_path / "b"}))
+    assert not was_trained and model.estimator_.cache_dir == str(tmp_path / "b")
+    before = sorted(p.name for p in (tmp_path / "a").rglob("*.npz"))
+    model.predict_proba(["A text no run has embedded before, about grading essays on a Sunday night."])
+    assert sorted(p.name for p in (tmp_path / "a").rglob("*.npz")) == before
+    assert any((tmp_path / "b").rglob("*.npz"))
+    # the same labels and settings trained again from scratch (own model folder, own ONNX-encoded vectors):
+    # the identical model and predictions
+    again, _, retrained = load_or_train(trained.model_copy(update={"model_dir": tmp_path / "m2", "cache_dir": tmp_path / "c"}))
+    texts = ["Any advice for my first interview for a teaching job?", "Free fraction worksheets I made, enjoy"]
+    assert retrained and np.array_equal(again.thresholds_, model.thresholds_)
+    assert np.array_equal(again.predict_proba(texts), model.predict_proba(texts))

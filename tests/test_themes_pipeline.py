@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from conftest import CORPORA, SHARED, make_config
 from edumine.models.codebook import load_codebook
 from edumine.models.themes import load_or_train
+from edumine.models.themes_calibration import PCC
 from edumine.models.themes_data import read_jsonl
 from edumine.pipelines.runner import run_pipeline
 from edumine.themes_cli import themes_app
@@ -66,7 +67,14 @@ def test_stage_labels_every_usable_post_and_writes_prevalence(work: dict) -> Non
 
     prevalence = pq.read_table(lake / "theme_prevalence").to_pandas()
     assert list(prevalence.columns) == ["window_start", "window_label", "community", "theme", "theme_label", "docs",
-                                        "theme_docs", "share", "share_low", "share_high", "model"]
+                                        "theme_docs", "share", "share_low", "share_high", "model", "method", "f1",
+                                        "reliable"]
+    # calibrated, not evaluated (eval_folds 0): the mean calibrated probability, and no theme is reliable
+    assert set(prevalence["method"]) == {first["method"]} == {PCC}
+    assert prevalence["f1"].isna().all() and not prevalence["reliable"].any()
+    weighted = (prevalence["share"] * prevalence["docs"]).groupby(prevalence["theme"]).sum() / len(doc_themes)
+    mean_scores = pd.DataFrame([dict(s) for s in doc_themes["scores"]]).mean()
+    assert weighted.to_dict() == pytest.approx(mean_scores[weighted.index].to_dict(), abs=1e-6)
     assert {"2017H2", "2018H1", "2018H2", "2019H1", "2019H2"} <= set(prevalence["window_label"])
     assert len(prevalence) == prevalence[["window_label", "community"]].drop_duplicates().shape[0] * len(ids)
     per_window = prevalence.groupby(["window_label", "community"])["docs"].first().sum()
@@ -74,7 +82,6 @@ def test_stage_labels_every_usable_post_and_writes_prevalence(work: dict) -> Non
     assert (prevalence["share_low"] <= prevalence["share"] + 1e-12).all()
     assert (prevalence["share"] <= prevalence["share_high"] + 1e-12).all()
     row = prevalence[prevalence["theme_docs"] > 0].iloc[0]
-    assert row["share"] == pytest.approx(row["theme_docs"] / row["docs"])
     assert row["share_low"] < row["share_high"]
 
 
@@ -157,4 +164,36 @@ def test_stage_on_a_lake_without_usable_posts(tmp_path: Path) -> None:
 
     empty = pd.DataFrame({"uid": [], "community": [], "created_at": pd.to_datetime([], utc=True), "themes": []})
     table = theme_prevalence(empty, ["a", "b"], {"a": "A", "b": "B"}, "semester")
-    assert table.num_rows == 0 and "share_high" in table.column_names
+    assert table.num_rows == 0 and {"share_high", "method", "f1", "reliable"} <= set(table.column_names)
+
+
+def test_stage_embeds_docs_text_into_the_lake_cache_the_topic_stage_reads(tmp_path: Path) -> None:
+    """A MiniLM theme model encodes each doc once, through the registered backend, into the lake's shared
+    cache keyed by (uid, docs.text_hash): the topic stage's embed_with_cache with the same backend finds them
+    all without encoding any."""
+    import numpy as np
+
+    from edumine.models.embeddings import EmbeddingCache, embed_with_cache, make_embedder
+
+    subset = tmp_path / "subset.jsonl"  # every 20th shared label keeps the label embedding to seconds
+    subset.write_text("".join(line for i, line in enumerate(LABELS.read_text().splitlines(keepends=True)) if i % 20 == 0))
+    themes = {"codebook": str(CODEBOOK), "labels": [str(subset)], "imported_labels": str(tmp_path / "imported.jsonl"),
+              "classifier": "themes.minilm_logreg.v2", "eval_folds": 0, "threshold_folds": 2,
+              "model_dir": str(tmp_path / "models"), "cache_dir": str(tmp_path / "cache")}
+    config = make_config(tmp_path / "lake", SOURCES[1:], themes=themes)
+    first = run_pipeline(config, only=["preprocess", "themes"]).outputs["themes"]
+    assert first["usable_from"] == "docs.usable"
+    info = first["embedding"]
+    assert info["backend"] == "embeddings.minilm_onnx.v1" and info["text_column"] == "docs.text"
+    assert info["embedded"] == first["scored_now"] > 100 and info["from_cache"] == 0
+    docs = pq.read_table(tmp_path / "lake" / "docs", columns=["uid", "text", "text_hash", "usable"]).to_pandas()
+    docs = docs[docs["usable"]].sort_values("uid")
+    backend = make_embedder("embeddings.minilm_onnx.v1")  # what topics.embeddings.backend would build
+    assert Path(info["cache"]) == tmp_path / "lake" / "_cache" / "embeddings" / backend.key
+    vectors, counts = embed_with_cache(backend, tmp_path / "lake" / "_cache" / "embeddings", docs["uid"].tolist(),
+                                       docs["text_hash"].tolist(), docs["text"].tolist())
+    assert counts["embedded"] == 0 and counts["from_cache"] == len(docs) == first["docs"]
+    again = backend.encode(docs["text"].tolist()[:3])  # int8 activations are scaled per batch: near, not equal
+    cosine = (vectors[:3] * again).sum(axis=1) / np.linalg.norm(vectors[:3], axis=1) / np.linalg.norm(again, axis=1)
+    assert (cosine > 0.98).all()
+    assert len(EmbeddingCache(tmp_path / "lake" / "_cache" / "embeddings", backend.key)) == len(docs)

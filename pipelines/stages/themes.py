@@ -6,8 +6,17 @@ that are not deleted and whose cleaned text has ``themes.min_words`` words are u
 - ``doc_themes/part-0.parquet``: uid, community, created_at, themes (list), scores (map theme -> p), model.
   Incremental: docs already labelled by the same model keep their row; only new uids are scored.
   A new model (new labels, codebook or settings) relabels everything, so one table never mixes models.
-- ``theme_prevalence/part-0.parquet``: window_start, window, community, theme, theme_label, docs
-  (usable docs in the window), theme_docs, share, share_low, share_high (seeded bootstrap interval), model.
+- ``theme_prevalence/part-0.parquet``: window_start, window_label, community, theme, theme_label, docs
+  (usable docs in the window), theme_docs (docs the classifier flags), share (the quantification estimate
+  named in ``method``: adjusted classify-and-count or the mean calibrated probability, corrected for the
+  classifier's cross-validated error rates; ``zero-shot`` for a model without labels), share_low,
+  share_high (interval over docs and over the classifier's measured error), model, method, f1 (the
+  theme's cross-validated F1), reliable (f1 >= ``themes.reliability_floor``).
+
+With a docs table (preprocessing), the clean ``text`` of ``docs`` is labelled, and models on a MiniLM
+backend read their vectors through ``models.embeddings.embed_with_cache`` from the lake's shared cache
+(``<lake>/_cache/embeddings/<backend key>/``, keyed by uid + ``docs.text_hash``): the topic stage with
+the same backend and parameters reuses them, and so does a rerun.
 """
 
 from __future__ import annotations
@@ -39,7 +48,10 @@ DOC_THEMES_SCHEMA = pa.schema([
 
 PREVALENCE_TYPES = {"window_start": "object", "window_label": "object", "community": "object", "theme": "object",
                     "theme_label": "object", "docs": "int64", "theme_docs": "int64", "share": "float64",
-                    "share_low": "float64", "share_high": "float64", "model": "object"}
+                    "share_low": "float64", "share_high": "float64", "model": "object", "method": "object",
+                    "f1": "float64", "reliable": "bool"}
+PREVALENCE_COLUMNS = list(PREVALENCE_TYPES)
+CHUNK = 20_000
 
 
 def usable_docs(lake: Any, settings: ThemesConfig) -> Any:
@@ -61,12 +73,17 @@ def usable_docs(lake: Any, settings: ThemesConfig) -> Any:
     frame["body"] = pd.Series(bodies, index=frame.index, dtype=object)
     docs_dir = Path(lake.table_path("docs"))
     usable_from = "min_words"
+    frame["text_hash"] = None
     if docs_dir.is_dir() and any(docs_dir.rglob("*.parquet")):
         dataset = ds.dataset(docs_dir, format="parquet")
         if "usable" in dataset.schema.names and "uid" in dataset.schema.names:
-            flags = dataset.to_table(columns=["uid", "usable"]).to_pandas()
-            usable = set(flags.loc[flags["usable"].fillna(False).astype(bool), "uid"])
-            frame = frame[frame["uid"].isin(usable)]
+            shared = [c for c in ("text", "text_hash") if c in dataset.schema.names]
+            flags = dataset.to_table(columns=["uid", "usable", *shared]).to_pandas()
+            flags = flags[flags["usable"].fillna(False).astype(bool)].drop_duplicates("uid").set_index("uid")
+            frame = frame[frame["uid"].isin(flags.index)]
+            for column in shared:  # the docs table's clean text and hash: what the topic stage embeds
+                frame[column] = flags[column].reindex(frame["uid"]).to_numpy()
+            frame["text"] = frame["text"].fillna("")
             usable_from = "docs.usable"
     if usable_from == "min_words":
         frame = frame[frame["text"].str.split().str.len().fillna(0) >= settings.min_words]
@@ -101,7 +118,12 @@ def label_docs(lake: Any, settings: ThemesConfig, model: Any, model_name: str) -
         same = existing[(existing["model"] == model_name) & existing["uid"].isin(docs["uid"])]
         keep = same
     new = docs[~docs["uid"].isin(set(keep["uid"]))]
-    P = model.predict_proba(new["text"].tolist()) if len(new) else np.zeros((0, len(model.theme_ids)))
+    P = np.zeros((len(new), len(model.theme_ids)))
+    embedding: dict[str, Any] = {}
+    for start in range(0, len(new), CHUNK):
+        part = new.iloc[start:start + CHUNK]
+        embedding = preload_vectors(lake, model, part) or embedding
+        P[start:start + CHUNK] = model.predict_proba(part["text"].tolist())
     themes = model.themes_of(P)
     fresh = pd.DataFrame({
         "uid": new["uid"].to_numpy(), "community": new["community"].to_numpy(),
@@ -118,42 +140,84 @@ def label_docs(lake: Any, settings: ThemesConfig, model: Any, model_name: str) -
     write_parquet_atomic(table, target)
     summary = {"docs": int(len(combined)), "scored_now": int(len(new)), "kept": int(len(keep)),
                "usable_from": docs.attrs.get("usable_from"),
-               "dropped": 0 if existing is None else int(len(existing) - len(keep))}
+               "dropped": 0 if existing is None else int(len(existing) - len(keep)), "embedding": embedding}
     return combined, summary
 
 
+def shared_cache_root(lake: Any) -> Path:
+    """The lake's embedding cache, the one the topic stage uses by default."""
+    return Path(lake.root) / "_cache" / "embeddings"
+
+
+def preload_vectors(lake: Any, model: Any, docs: Any) -> dict[str, Any] | None:
+    """For a model on an embedding backend: vectors of these docs from (or into) the lake's shared cache,
+    handed to the model's embedder so that scoring does not encode them again."""
+    spec = model.embedding_spec()
+    if spec is None or "text_hash" not in docs or docs["text_hash"].isna().any():
+        return None
+    from edumine.models.embeddings import embed_with_cache, make_embedder
+    from edumine.models.themes_embed import backend_embedder
+
+    name, params, cache_dir = spec
+    texts = docs["text"].tolist()
+    vectors, info = embed_with_cache(make_embedder(name, **params), shared_cache_root(lake), docs["uid"].tolist(),
+                                     docs["text_hash"].tolist(), texts)
+    embedder = backend_embedder(cache_dir, name, params)
+    embedder.forget()
+    embedder.remember(texts, vectors)
+    return {**info, "cache": str(shared_cache_root(lake) / info["key"]), "text_column": "docs.text"}
+
+
+def score_matrix(doc_themes: Any, theme_ids: list[str]) -> np.ndarray:
+    """Per-doc probabilities (docs x themes) from doc_themes' ``scores`` maps."""
+    out = np.zeros((len(doc_themes), len(theme_ids)))
+    index = {t: i for i, t in enumerate(theme_ids)}
+    for row, scores in enumerate(doc_themes["scores"]):
+        for theme, value in (scores.items() if isinstance(scores, dict) else scores):
+            if theme in index:
+                out[row, index[theme]] = value
+    return out
+
+
 def theme_prevalence(doc_themes: Any, theme_ids: list[str], labels: dict[str, str], unit: str, *,
+                     prevalence: Any = None, f1: dict[str, float] | None = None, floor: float = 0.5,
                      level: float = 0.95, seed: int = 0, model_name: str = "") -> pa.Table:
-    """Share of usable docs with each theme per window and community, with a bootstrap interval."""
+    """Each theme's share of usable docs per window and community: a quantification estimate (``method``)
+    with an interval over docs and the classifier's measured error, and the theme's CV F1 and reliability."""
     import pandas as pd
 
-    from edumine.stats import bootstrap_share_interval
+    from edumine.models.themes_calibration import estimate
     from edumine.windows import window_label, window_starts
 
-    columns = ["window_start", "window_label", "community", "theme", "theme_label", "docs", "theme_docs", "share",
-               "share_low", "share_high", "model"]
     if len(doc_themes) == 0:
-        return pa.Table.from_pandas(pd.DataFrame({c: pd.Series(dtype=PREVALENCE_TYPES[c]) for c in columns}),
+        return pa.Table.from_pandas(pd.DataFrame({c: pd.Series(dtype=t) for c, t in PREVALENCE_TYPES.items()}),
                                     preserve_index=False)
-    frame = doc_themes[["community", "created_at", "themes"]].copy()
-    frame["window_start"] = window_starts(pd.to_datetime(frame["created_at"], utc=True).dt.tz_localize(None), unit)
-    totals = frame.groupby(["window_start", "community"]).size()
-    onehot = pd.DataFrame({t: [t in set(ts) for ts in frame["themes"]] for t in theme_ids}, index=frame.index)
-    hits = pd.concat([frame[["window_start", "community"]], onehot], axis=1).groupby(["window_start", "community"]).sum()
-    rows = hits.stack().rename("theme_docs").reset_index().rename(columns={"level_2": "theme"})
-    rows["docs"] = totals.reindex(pd.MultiIndex.from_frame(rows[["window_start", "community"]])).to_numpy()
-    low, high = bootstrap_share_interval(rows["theme_docs"].to_numpy(), rows["docs"].to_numpy(), level=level, seed=seed)
-    rows["share"] = rows["theme_docs"] / rows["docs"]
-    rows["share_low"], rows["share_high"] = low, high
-    starts = pd.to_datetime(rows["window_start"]).dt.date
-    rows["window_start"] = starts
-    rows["window_label"] = [window_label(s, unit) for s in starts]
-    rows["theme_label"] = rows["theme"].map(labels)
-    rows["model"] = model_name
-    rows = rows.sort_values(["window_start", "community", "theme"]).reset_index(drop=True)
-    rows["docs"] = rows["docs"].astype("int64")
-    rows["theme_docs"] = rows["theme_docs"].astype("int64")
-    return pa.Table.from_pandas(rows[columns], preserve_index=False)
+    from edumine.models.themes_calibration import ZERO_SHOT, PrevalenceModel
+
+    prevalence = prevalence or PrevalenceModel(method=ZERO_SHOT)
+    f1 = f1 or {}
+    frame = doc_themes[["community", "created_at", "themes"]].reset_index(drop=True)
+    starts = window_starts(pd.to_datetime(frame["created_at"], utc=True).dt.tz_localize(None), unit)
+    frame["window_start"] = np.asarray(starts)
+    decisions = np.array([[t in set(ts) for t in theme_ids] for ts in frame["themes"]], dtype=bool)
+    P = score_matrix(doc_themes.reset_index(drop=True), theme_ids)
+    rows = []
+    for number, ((start, community), group) in enumerate(frame.groupby(["window_start", "community"], sort=True)):
+        index = group.index.to_numpy()
+        day = pd.Timestamp(start).date()
+        share, low, high = estimate(P[index], decisions[index], prevalence, level=level, seed=seed + number)
+        counted = decisions[index].sum(axis=0)
+        for column, theme in enumerate(theme_ids):
+            score = f1.get(theme, float("nan"))
+            rows.append({"window_start": day, "window_label": window_label(day, unit),
+                         "community": community, "theme": theme, "theme_label": labels.get(theme, theme),
+                         "docs": len(index), "theme_docs": int(counted[column]), "share": float(share[column]),
+                         "share_low": float(low[column]), "share_high": float(high[column]), "model": model_name,
+                         "method": prevalence.method, "f1": score,
+                         "reliable": bool(prevalence.method != ZERO_SHOT and score == score and score >= floor)})
+    table = pd.DataFrame(rows).sort_values(["window_start", "community", "theme"]).reset_index(drop=True)
+    table = table.astype({"docs": "int64", "theme_docs": "int64", "f1": "float64", "reliable": "bool"})
+    return pa.Table.from_pandas(table[PREVALENCE_COLUMNS], preserve_index=False)
 
 
 def run_themes(ctx: Any) -> dict[str, Any]:
@@ -164,18 +228,22 @@ def run_themes(ctx: Any) -> dict[str, Any]:
     model, folder, trained = load_or_train(settings)
     combined, summary = label_docs(ctx.lake, settings, model, folder.name)
     labels = {t.id: t.display for t in model.codebook.themes}
-    prevalence = theme_prevalence(combined, model.theme_ids, labels, ctx.config.windows.unit,
-                                  level=settings.interval_level, seed=settings.seed, model_name=folder.name)
-    write_parquet_atomic(prevalence, Path(ctx.lake.table_path("theme_prevalence")) / "part-0.parquet")
     evaluation = model.info.get("evaluation") or {}
+    f1 = {t: m["f1"] for t, m in evaluation.get("per_theme", {}).items()}
+    estimator = model.prevalence_model(settings.prevalence_method)
+    prevalence = theme_prevalence(combined, model.theme_ids, labels, ctx.config.windows.unit, prevalence=estimator,
+                                  f1=f1, floor=settings.reliability_floor, level=settings.interval_level,
+                                  seed=settings.seed, model_name=folder.name)
+    write_parquet_atomic(prevalence, Path(ctx.lake.table_path("theme_prevalence")) / "part-0.parquet")
     ctx.scores["themes"] = {
         "model": folder.name, "cv_macro_f1": evaluation.get("macro_f1"), "cv_micro_f1": evaluation.get("micro_f1"),
         "cv_per_theme_f1": {t: m["f1"] for t, m in evaluation.get("per_theme", {}).items()},
-        "n_labelled": model.info.get("n_labelled")}
+        "n_labelled": model.info.get("n_labelled"), "method": estimator.method, "calibrated": model.calibrated,
+        "unreliable": sorted(t for t in model.theme_ids if not f1.get(t, 0.0) >= settings.reliability_floor)}
     shares = {t: round(float(np.mean([t in set(ts) for ts in combined["themes"]])), 4) if len(combined) else 0.0
               for t in model.theme_ids}
     return {**summary, "model": folder.name, "model_card": str(folder / "model_card.md"), "trained_now": trained,
-            "prevalence_rows": prevalence.num_rows, "share_overall": shares}
+            "prevalence_rows": prevalence.num_rows, "share_overall": shares, "method": estimator.method}
 
 
 STAGE = registry.stages.register("themes")(

@@ -1,0 +1,137 @@
+"""Theme labelling speed, whole process: ``edumine themes predict`` over N real posts it has never seen.
+
+Posts come from ``../shared/corpora/reddit-teaching-2023`` and ``reddit-top-posts-2009-13`` (not in the
+labels). Each classifier is trained (or loaded) first with the shared labels, outside the timing; then a fresh
+process labels N posts with an empty text cache: docs/s = N / wall-clock of that process (start-up, reading,
+cleaning, tokenising, encoding, scoring, writing). ``--encoders`` also times the bare encoders in-process and
+compares their vectors with the float32 PyTorch MiniLM (cosine).
+
+    nice .venv/bin/python benchmarks/themes_speed.py [--n 3000] [--classifier NAME JSON_PARAMS ...] [--encoders]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SOURCES = [{"kind": "tabular.v1", "name": "unused", "paths": ["unused.csv"], "columns": {"body": "body", "created": "created"},
+            "community": "unused"}]  # themes commands read no source
+DEFAULT_RUNS = [("themes.tfidf_minilm_logreg.v1", "{}"), ("themes.tfidf_logreg.v1", "{}")]
+
+
+def sample_posts(n: int, seed: int = 0) -> pd.DataFrame:
+    frames = []
+    for path in sorted((SHARED / "corpora" / "reddit-teaching-2023").glob("*.csv")):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frames.append(pd.DataFrame({"title": frame["title"], "body": frame["self_text"]}))
+    for path in sorted((SHARED / "corpora" / "reddit-top-posts-2009-13").glob("*.csv")):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frames.append(pd.DataFrame({"title": frame["title"], "body": frame["selftext"]}))
+    posts = pd.concat(frames, ignore_index=True).drop_duplicates()
+    posts = posts[(posts["title"] + posts["body"]).str.split().str.len() >= 5]
+    posts = posts.sample(n=min(n, len(posts)), random_state=seed).reset_index(drop=True)
+    posts.insert(0, "id", [f"p{i}" for i in range(len(posts))])
+    return posts
+
+
+def edumine(*args: str, cwd: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one edumine process. On a shared machine the CPU seconds say more:
+    docs per CPU-second x 2 is what 2 idle cores would give if the work used both (ONNX Runtime does)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "edumine.cli", *args], cwd=cwd, check=True, capture_output=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return time.perf_counter() - started, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--classifier", nargs=2, action="append", metavar=("NAME", "PARAMS_JSON"))
+    parser.add_argument("--encoders", action="store_true")
+    parser.add_argument("--seed", type=int, default=0, help="which posts (a sample not labelled before)")
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "data" / "models" / "themes")
+    parser.add_argument("--label-cache", type=Path, default=ROOT / "data" / "cache" / "embeddings")
+    args = parser.parse_args()
+    load = open("/proc/loadavg").read().split()[0]
+    results: dict = {"n": args.n, "load_before": load}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        posts = sample_posts(args.n, args.seed)
+        posts.to_parquet(work / "posts.parquet")
+        for name, params in args.classifier or DEFAULT_RUNS:
+            base = {"codebook": str(SHARED / "codebook" / "sdl_themes.yaml"),
+                    "labels": [str(SHARED / "labels" / "sdl_train.jsonl")], "classifier": name,
+                    "params": json.loads(params), "model_dir": str(args.model_dir), "eval_folds": 0}
+            train_cfg = work / "train.json"
+            train_cfg.write_text(json.dumps({"lake": str(work / "lake"), "sources": SOURCES, "themes": {**base, "cache_dir": str(args.label_cache)}}))
+            train_seconds, _ = edumine("themes", "train", "--config", str(train_cfg), cwd=ROOT)
+            # labelling: a cache folder that holds the labels' vectors only (copied), none of these posts'
+            cache = work / f"cache-{len(results)}"
+            subprocess.run(["cp", "-r", str(args.label_cache), str(cache)], check=True)
+            run_cfg = work / "run.json"
+            run_cfg.write_text(json.dumps({"lake": str(work / "lake"), "sources": SOURCES, "themes": {**base, "cache_dir": str(cache)}}))
+            seconds, cpu = edumine("themes", "predict", str(work / "posts.parquet"), "--out", str(work / "out.jsonl"),
+                              "--config", str(run_cfg), cwd=ROOT)
+            # again with the vectors cached: what the stage costs when the topic stage already encoded the docs
+            cached_seconds, cached_cpu = edumine("themes", "predict", str(work / "posts.parquet"), "--out",
+                                                 str(work / "out2.jsonl"), "--config", str(run_cfg), cwd=ROOT)
+            key = f"{name} {params}"
+            results[key] = {"docs_per_s": round(len(posts) / seconds, 1), "seconds": round(seconds, 1),
+                            "cpu_seconds": round(cpu, 1), "docs_per_cpu_s": round(len(posts) / cpu, 1),
+                            "vectors_cached_docs_per_s": round(len(posts) / cached_seconds, 1),
+                            "vectors_cached_docs_per_cpu_s": round(len(posts) / cached_cpu, 1),
+                            "load_after": open("/proc/loadavg").read().split()[0],
+                            "train_or_load_seconds": round(train_seconds, 1)}
+            print(key, results[key], flush=True)
+        if args.encoders:
+            results["encoders"] = encoders(posts)
+    out = ROOT / "benchmarks" / "out" / "themes_speed.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+
+
+def encoders(posts: pd.DataFrame) -> dict:
+    from edumine.models.clean import clean_text
+    from edumine.models.embeddings import make_embedder
+
+    texts = [clean_text(t, b) for t, b in zip(posts["title"], posts["body"])][:500]
+    reference = make_embedder("embeddings.minilm.v1", bf16=False).encode(texts)
+    out = {}
+    import resource
+
+    for name, params in [("embeddings.minilm.v1", {"bf16": True}),
+                         ("embeddings.minilm_onnx.v1", {"max_seq_length": 256}),
+                         ("embeddings.minilm_onnx.v1", {"max_seq_length": 128})]:
+        embedder = make_embedder(name, **params)
+        embedder.encode(texts[:4])
+        started, cpu_started = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+        vectors = embedder.encode(texts)
+        seconds = time.perf_counter() - started
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = usage.ru_utime - cpu_started.ru_utime + usage.ru_stime - cpu_started.ru_stime
+        a = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        b = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+        out[f"{name} {params}"] = {"docs_per_s": round(len(texts) / seconds, 1),
+                                    "docs_per_cpu_s": round(len(texts) / cpu, 1),
+                                    "cosine_to_fp32_mean": round(float((a * b).sum(axis=1).mean()), 5),
+                                    "load": open("/proc/loadavg").read().split()[0]}
+        print(name, params, out[f"{name} {params}"], flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    main()
