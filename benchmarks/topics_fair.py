@@ -64,15 +64,16 @@ def score(words: list[list[str]], topics: np.ndarray, lemmas: list[str],
     counter = lemma_vectorizer(min_df=1).fit(lemmas)
     counts = counter.transform(lemmas)
     sizes = {t: int(np.sum(topics == t)) for t in range(len(words))}
-    largest = sorted(sizes, key=lambda t: -sizes[t])[:10]
-    coverage = label_coverage(counts, counter.vocabulary_, {t: words[t][:4] for t in largest}, topics,
+    shown = sorted(sizes, key=lambda t: -sizes[t])[:15]
+    largest = shown[:10]
+    coverage = label_coverage(counts, counter.vocabulary_, {t: words[t][:4] for t in shown}, topics,
                               np.ones(len(topics), dtype=bool))
     return {"npmi": round(npmi_coherence(words, reference, top_n=10, window_size=10), 4),
             "diversity": round(topic_diversity(words, top_n=25), 4), "n_topics": len(words),
             "outlier_share": round(float(np.mean(topics == -1)), 4),
             "catchall_top10": round(float(np.mean([(coverage[t] or 0) < CATCHALL_COVERAGE for t in largest])), 2),
             "ami_community": round(float(adjusted_mutual_info_score(communities, topics)), 4),
-            "largest": [{"size": sizes[t], "coverage": coverage[t], "words": words[t][:6]} for t in largest]}
+            "largest": [{"size": sizes[t], "coverage": coverage[t], "words": words[t][:8]} for t in shown]}
 
 
 # -- models ------------------------------------------------------------------------------------------------
@@ -209,6 +210,22 @@ def summarise(rows: list[dict[str, Any]], minilm_rate: float | None) -> dict[str
     return out
 
 
+def table(paths: list[Path]) -> str:
+    """A markdown table of the summaries in the given result files (mean ± sd over seeds)."""
+    lines = ["| model | seeds | NPMI | diversity | outliers | topics | catch-alls in top 10 | AMI community "
+             "| fit s (cpu s) | vectors s (at 53 docs/s) | peak RSS GB |", "|" + "---|" * 11]
+    fmt = lambda v, d=3: f"{v[0]:.{d}f} ± {v[1]:.{d}f}"  # noqa: E731
+    for path in paths:
+        for spec, e in json.loads(path.read_text())["summary"].items():
+            vectors = f"{e['embed_seconds'][0]:.0f}" + (f" ({e['embed_seconds_at_reference_rate']:.0f})"
+                                                       if "embed_seconds_at_reference_rate" in e else "")
+            lines.append(f"| {spec} | {len(e['seeds'])} | {fmt(e['npmi'])} | {fmt(e['diversity'], 2)} | "
+                         f"{fmt(e['outlier_share'], 2)} | {e['n_topics'][0]:.0f} | {e['catchall_top10'][0]:.2f} | "
+                         f"{fmt(e['ami_community'])} | {e['fit_seconds'][0]:.1f} ({e['fit_cpu_seconds'][0]:.1f}) | "
+                         f"{vectors} | {e['peak_rss_gb'][0]:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", default="real10k")
@@ -220,7 +237,11 @@ def main() -> None:
     parser.add_argument("--tag", default="")
     parser.add_argument("--in-process", action="store_true",
                         help="run every model in this process (quick variant sweeps; peak RSS is then shared)")
+    parser.add_argument("--table", nargs="+", type=Path, help="print a markdown table of these result files")
     args = parser.parse_args()
+    if args.table:
+        sys.stdout.write(table(args.table) + "\n")
+        return
     if args.one:
         sys.stdout.write(json.dumps(run_one(args.one, args.corpus, args.seeds[0]), default=str) + "\n")
         return
@@ -251,7 +272,7 @@ def main() -> None:
 
 def _report(row: dict[str, Any]) -> None:
     sys.stderr.write(f"{row['model']} s{row['seed']}: npmi {row['npmi']} div {row['diversity']} out {row['outlier_share']} "
-                             f"k {row['n_topics']} catch {row['catchall_top10']} ami {row['ami_community']} "
+                     f"k {row['n_topics']} catch {row['catchall_top10']} ami {row['ami_community']} "
                      f"fit {row['fit_seconds']}s cpu {row['fit_cpu_seconds']}s rss {row['peak_rss_gb']} load {row['load'][0]:.1f}\n")
 
 

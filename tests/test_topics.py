@@ -241,3 +241,31 @@ def test_no_spam_series_or_catchall_among_the_largest_topics(tmp_path) -> None: 
     assert in_largest.empty, in_largest
     scores = result.outputs["topics"]["scores"]
     assert 0 < scores["catchall_share"] < 0.2 and scores["outlier_share"] <= 0.5
+
+
+def test_concatenated_vectors_read_each_part_from_its_own_cache(usable_docs, tmp_path) -> None:  # noqa: ANN001
+    """embeddings.concat.v1 embeds each part under the part's own key, so a part another stage already
+    embedded (the theme stage's MiniLM) is read, not encoded again."""
+    from edumine.models.embeddings import embed_with_cache, make_embedder
+    from edumine.models.embeddings_concat import cached_vectors, embed_parts_with_cache
+
+    lemmas, _ = usable_docs
+    uids = [f"d{i:05d}" for i in range(len(lemmas))]
+    hashes = [str(hash(text)) for text in lemmas]
+    parts = [{"backend": "embeddings.tfidf_svd.v1", "params": {"dims": 32}},
+             {"backend": "embeddings.tfidf_svd.v1", "params": {"dims": 16, "ngram_max": 1}}]
+    concat = make_embedder("embeddings.concat.v1", parts=parts)
+    # "Another stage" embedded the second part's docs first.
+    other, _ = embed_with_cache(make_embedder(parts[1]["backend"], **parts[1]["params"]), tmp_path,
+                                uids, hashes, lemmas)
+    vectors, info = embed_parts_with_cache(concat, tmp_path, uids, hashes, lemmas, lemmas)
+    assert vectors.shape == (len(lemmas), 48) and info["key"].startswith("embeddings.concat.v1-")
+    assert [p["embedded"] for p in info["parts"]] == [len(lemmas), 0]
+    norms = np.linalg.norm(other, axis=1, keepdims=True)
+    assert np.allclose(vectors[:, 32:], other / np.where(norms == 0, 1, norms), atol=1e-6)
+    assert np.allclose(np.linalg.norm(vectors[:, :32], axis=1)[norms[:, 0] > 0], 1, atol=1e-5)
+    again, info = embed_parts_with_cache(concat, tmp_path, uids, hashes, lemmas, lemmas)
+    assert info["embedded"] == 0 and np.array_equal(again, vectors)
+    cached, missing = cached_vectors(concat, tmp_path, uids, hashes)
+    assert not missing.any() and np.array_equal(cached, vectors)
+    assert not any(p.name.startswith("embeddings.concat") for p in tmp_path.iterdir())

@@ -32,8 +32,8 @@ BACKEND_DEFAULT_PARAMS: dict[str, dict[str, Any]] = {"embeddings.tfidf_svd.v1": 
 class EmbeddingsConfig(StrictModel):
     """Which embedding backend, its parameters, and where vectors are cached."""
 
-    backend: Literal["embeddings.tfidf_svd.v1", "embeddings.static.v1", "embeddings.minilm.v1"] = \
-        "embeddings.tfidf_svd.v1"
+    backend: Literal["embeddings.tfidf_svd.v1", "embeddings.static.v1", "embeddings.minilm.v1",
+                     "embeddings.concat.v1"] = "embeddings.tfidf_svd.v1"
     params: dict[str, Any] = Field(default_factory=dict, description="keyword parameters of the backend; left "
                                                                      "out: BACKEND_DEFAULT_PARAMS of the backend")
     cache_dir: Optional[Path] = Field(None, description="default <lake>/_cache/embeddings")
@@ -74,7 +74,7 @@ class TopicsConfig(StrictModel):
     reduce_frequent_words: bool = False
     bm25_weighting: bool = Field(False, description="c-TF-IDF with BERTopic's BM25 weighting (measured: lower "
                                                      "NPMI on the fair benchmark, docs/topics.md)")
-    catchall_coverage: float = Field(0.2, ge=0, lt=1, description="topics whose label words are in fewer than "
+    catchall_coverage: float = Field(0.3, ge=0, lt=1, description="topics whose label words are in fewer than "
                                      "this share of their core docs are catch-alls (spam series, link dumps, "
                                      "near-empty texts): their docs go to the outliers before topics are "
                                      "ranked (edumine.models.topic_catchall); 0 keeps them")
@@ -83,7 +83,7 @@ class TopicsConfig(StrictModel):
                                "nearest topic if the cosine is at least outlier_threshold, topic words stay "
                                "the cores'; embeddings|c-tf-idf|distributions: BERTopic's reduce_outliers, "
                                "then topic words from all assigned docs")
-    outlier_threshold: float = Field(0.35, ge=-1, le=1, description="cosine a doc needs to join a topic "
+    outlier_threshold: float = Field(0.25, ge=-1, le=1, description="cosine a doc needs to join a topic "
                                      "(nearest, embeddings); nightly updates use it too (lineage.update)")
     n_representative: int = Field(3, ge=1)
     random_state: int = 0
@@ -133,6 +133,7 @@ def read_texts(lake: Any, uids: list[str]) -> dict[str, str]:
 def stage_embedder(config: TopicsConfig, lake: Any) -> tuple[Any, Path]:
     """The topic stage's embedding backend, with its parameters, and its cache folder. Lineage reads the
     same cache, so it must build the backend the same way: its cache key depends on the parameters."""
+    import edumine.models.embeddings_concat  # noqa: F401  (registers embeddings.concat.v1)
     from edumine.models.embeddings import make_embedder
 
     settings = config.embeddings
@@ -143,10 +144,14 @@ def stage_embedder(config: TopicsConfig, lake: Any) -> tuple[Any, Path]:
 def embed_docs(config: TopicsConfig, lake: Any, table: Any, uids: list[str], lemmas: list[str]) \
         -> tuple[Any, dict[str, Any]]:
     from edumine.models.embeddings import embed_with_cache
+    from edumine.models.embeddings_concat import ConcatEmbedder, embed_parts_with_cache
 
     embedder, cache_root = stage_embedder(config, lake)
+    hashes = table["text_hash"].to_pylist()
+    if isinstance(embedder, ConcatEmbedder):
+        return embed_parts_with_cache(embedder, cache_root, uids, hashes, lemmas, read_texts_in_order(lake, uids))
     inputs = lemmas if embedder.uses == "lemmas" else read_texts_in_order(lake, uids)
-    return embed_with_cache(embedder, cache_root, uids, table["text_hash"].to_pylist(), inputs)
+    return embed_with_cache(embedder, cache_root, uids, hashes, inputs)
 
 
 def read_texts_in_order(lake: Any, uids: list[str]) -> list[str]:
