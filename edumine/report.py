@@ -369,6 +369,8 @@ def build_report(lake_root: str | Path, *, manifest: dict[str, Any] | None = Non
                                        lambda: themes_section(data, charts, max_series)))
         sections.append(_guard_section("crosstab", "Topics × themes", lambda: crosstab_section(data, charts, labels)))
         sections.append(_guard_section("threads", "Most discussed threads", lambda: threads_section(data)))
+        from edumine.report_paper import paper_sections  # the replication table (issue 15), when configured
+        sections.extend(_guard("paper_table", lambda: paper_sections(data, manifest), []))
     finally:
         data.close()
     page = render_page(sections, manifest, root)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import sys
 import threading
 import time
 from collections import Counter
@@ -21,6 +20,7 @@ from typing import Any
 from edumine.lake import Lake, PostsWriter, QuarantineWriter
 from edumine.miners.base import ReadStats, Rejected
 from edumine.privacy import Pseudonymiser
+from edumine.progress import Progress
 from edumine.schema import apply_deletion, community_slug, month_of
 
 log = logging.getLogger(__name__)
@@ -52,19 +52,31 @@ class SourceReport:
         return data
 
 
+TEXT_FIELDS = ("title", "body", "url", "link_url", "flair")  # every free-text field that can name a person
+
+
+def is_user_profile(community: str) -> bool:
+    """Reddit keeps a user's own posts in the pseudo-subreddit ``u_<name>``: its very name is a username."""
+    return community.strip().lower().removeprefix("r/").startswith("u_")
+
+
 def prepare(record: dict, pseudonymiser: Pseudonymiser, kind: str, run_id: str) -> tuple[dict, tuple[str, str, str]]:
     record["author"] = pseudonymiser.author(record.get("author"))
-    for name in ("title", "body", "url", "link_url"):
+    for name in TEXT_FIELDS:
         record[name] = pseudonymiser.text(record.get(name))
     apply_deletion(record)
-    record["community"] = community_slug(record["community"])
+    community = str(record["community"])
+    if is_user_profile(community):
+        community = pseudonymiser.profile(community.strip().removeprefix("r/"))
+    record["community"] = community_slug(community)
     record["source"] = kind
     record["ingest_run"] = run_id
     return record, (record["platform"], record["community"], month_of(record["created_at"]))
 
 
 def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str,
-                  pseudonymiser: Pseudonymiser, chunk_rows: int = 50_000) -> SourceReport:
+                  pseudonymiser: Pseudonymiser, chunk_rows: int = 50_000,
+                  user_profiles: str = "exclude") -> SourceReport:
     """Read one source completely and merge it into the lake. Never raises on bad input."""
     started = time.perf_counter()
     report = SourceReport(label=label, kind=kind)
@@ -77,18 +89,22 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
     stats = ReadStats()
     writer = PostsWriter(lake, run_id, chunk_rows=chunk_rows)
     quarantine = QuarantineWriter(lake, run_id, label)
-    with _progress(label) as advance:
+    profiles_left_out = 0
+    with Progress(f"collecting {label}", unit="records", logger=log, summary=False) as progress:
         for item in source.read(stats):
             if isinstance(item, Rejected):
                 quarantine.add(item.location, item.reason, pseudonymiser.excerpt(item.detail, 500),
-                               pseudonymiser.excerpt(item.raw))
+                               pseudonymiser.excerpt(item.raw, personal=item.personal))
                 stats.file(item.location.split(":", 1)[0])["quarantined"] += 1
+                continue
+            if user_profiles == "exclude" and is_user_profile(str(item.get("community") or "")):
+                profiles_left_out += 1
                 continue
             record, key = prepare(item, pseudonymiser, kind, run_id)
             writer.add(record, key)
             report.records += 1
             if report.records % 10_000 == 0:
-                advance(10_000)
+                progress.advance(10_000)
         quarantine.flush()
         with merge_lock(lake):
             merged = writer.commit()
@@ -97,7 +113,9 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
     if hasattr(source, "notes"):
         report.notes = source.notes()
     report.files = {path: dict(counts) for path, counts in stats.files.items()}
-    report.filtered = stats.total()["filtered"]
+    report.filtered = stats.total()["filtered"] + profiles_left_out
+    if profiles_left_out:
+        report.notes["user_profile_records_left_out"] = profiles_left_out
     report.quarantined = dict(Counter(quarantine.by_reason))
     report.added, report.updated = merged.added, merged.updated
     report.duplicates, report.partitions_rewritten = merged.duplicates, merged.partitions_rewritten
@@ -123,26 +141,3 @@ def merge_lock(lake: Lake) -> Iterator[None]:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class _progress:
-    """A rich progress line on a terminal; nothing otherwise (logs carry the totals)."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self._progress: Any = None
-
-    def __enter__(self):  # noqa: ANN204
-        if not sys.stderr.isatty():
-            return lambda n: None
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                  TextColumn("{task.completed:,} records"), TimeElapsedColumn(), transient=True)
-        self._progress.start()
-        task = self._progress.add_task(f"collecting {self.label}", total=None)
-        return lambda n: self._progress.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()

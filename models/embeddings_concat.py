@@ -69,17 +69,24 @@ def embed_parts_with_cache(embedder: ConcatEmbedder, cache_root: Path, uids: lis
                                "seconds": round(sum(i["seconds"] for i in infos), 2), "parts": infos}
 
 
-def cached_vectors(embedder: Embedder, cache_root: Path, uids: list[str],
+def cached_by_keys(cache_root: Path, keys: list[str], uids: list[str],
                    hashes: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
-    """Cached vectors of any backend, a concatenation included (None and the missing mask when a part
-    has none of them)."""
-    if not isinstance(embedder, ConcatEmbedder):
-        return EmbeddingCache(cache_root, embedder.key).get(uids, hashes)
+    """Cached vectors under one backend key, or under a concatenation's part keys (each part at unit
+    length, as ``embed_parts_with_cache`` made them); None and all missing when a key has none of them."""
+    if len(keys) == 1:
+        return EmbeddingCache(cache_root, keys[0]).get(uids, hashes)
     pieces, missing = [], np.zeros(len(uids), dtype=bool)
-    for part in embedder.embedders:
-        vectors, lacking = EmbeddingCache(cache_root, part.key).get(uids, hashes)
+    for key in keys:
+        vectors, lacking = EmbeddingCache(cache_root, key).get(uids, hashes)
         if vectors is None:
             return None, np.ones(len(uids), dtype=bool)
         pieces.append(_unit(vectors))
         missing |= lacking
     return np.hstack(pieces), missing
+
+
+def cached_vectors(embedder: Embedder, cache_root: Path, uids: list[str],
+                   hashes: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
+    """Cached vectors of any backend, a concatenation included."""
+    keys = [part.key for part in embedder.embedders] if isinstance(embedder, ConcatEmbedder) else [embedder.key]
+    return cached_by_keys(cache_root, keys, uids, hashes)

@@ -32,13 +32,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edumine.registry import Registry
+from edumine import registry
 from edumine.stats import bootstrap_share_interval
 from edumine.windows import window_label, window_starts
 
 log = logging.getLogger(__name__)
 
-lineage_methods: Registry[Any] = Registry("lineage method")
+lineage_methods = registry.lineage_methods
 
 ALL_SCOPE = "all"
 EVENTS = ("emerged", "persisted", "grew", "declined", "faded", "split", "merged")

@@ -14,10 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from edumine import registry
-from edumine.config import ConfigBase, config_as_dict
+from edumine.config import ConfigBase, config_as_dict, input_problems
 from edumine.errors import ConfigError
 from edumine.lake import Lake
 from edumine.manifest import code_version, library_versions, new_run_id, write_json_atomic
@@ -45,6 +46,9 @@ class RunContext:
     # The process's resident-memory high-water mark when each stage ended: a stage's own peak is at most
     # its figure, and the first stage whose figure jumps is the one that set it.
     peak_rss_mb: dict[str, int] = field(default_factory=dict)
+    # Docs each stage handled per second of its run (stages whose summary counts ``docs``), and records per
+    # second of collection.
+    docs_per_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def manifest_path(self) -> Path:
@@ -75,21 +79,8 @@ def build_source(config: ConfigBase, index: int) -> Any:
 
 def check_inputs(config: ConfigBase) -> None:
     """Fail before any work when a file source matches no file at all, saying where to point it."""
-    problems = []
-    for index, source_config in enumerate(config.sources):  # type: ignore[attr-defined]
-        source = build_source(config, index)
-        if not hasattr(source, "files"):
-            continue
-        files, unmatched = source.files()
-        if not files:
-            shown = ", ".join(unmatched)
-            hint = ""
-            if any("shared" in pattern for pattern in unmatched):
-                hint = (" The default config reads the corpora in ../shared beside the project; without them, "
-                        "point this source at your own Pushshift/Arctic Shift dumps (*.zst) or CSV exports, e.g. "
-                        f"--set 'sources.{index}.paths=[\"data/raw/*.zst\"]'.")
-            problems.append((f"sources.{index}.paths", f"no file matches {shown} (working directory "
-                                                       f"{Path.cwd()}).{hint}"))
+    sources = [source.model_dump(mode="json") for source in config.sources]  # type: ignore[attr-defined]
+    problems = input_problems({"sources": sources}, Path.cwd())
     if problems:
         raise ConfigError("sources", problems)
 
@@ -118,8 +109,12 @@ def collect_source(ctx: RunContext, index: int) -> SourceReport:
     with ctx.stage("collect"):
         report = ingest_source(build_source(ctx.config, index), label=label, kind=source_config.kind,
                                lake=ctx.lake, run_id=ctx.run_id, pseudonymiser=ctx.pseudonymiser,
-                               chunk_rows=ctx.config.collect.chunk_rows)
+                               chunk_rows=ctx.config.collect.chunk_rows,
+                               user_profiles=ctx.config.privacy.user_profiles)
     ctx.inputs.append(report.as_dict())
+    records = sum(item.get("records", 0) for item in ctx.inputs)
+    if records and ctx.timings.get("collect"):
+        ctx.docs_per_s["collect"] = round(records / ctx.timings["collect"], 1)
     write_manifest(ctx, status="running")
     return report
 
@@ -153,10 +148,29 @@ def write_manifest(ctx: RunContext, *, status: str, error: BaseException | None 
         "outputs": ctx.outputs,
         "timings": ctx.timings,
         "peak_rss_mb": ctx.peak_rss_mb,
+        "docs_per_s": ctx.docs_per_s,
         "scores": ctx.scores,
     }
     with _MANIFEST_LOCK:  # collection tasks on a Dask task runner's threads write it concurrently
         write_json_atomic(manifest, ctx.manifest_path)
+
+
+def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
+    """Run one stage of ``ctx``'s run, timing it and recording its summary in the manifest."""
+    with ctx.stage(stage.name):
+        summary = stage.run(ctx) or {}
+    ctx.outputs[stage.name] = summary
+    docs, seconds = summary.get("docs"), ctx.timings.get(stage.name)
+    if isinstance(docs, int) and docs and seconds:
+        ctx.docs_per_s[stage.name] = round(docs / seconds, 1)
+    write_manifest(ctx, status="running")
+    return summary
+
+
+def run_stages(ctx: RunContext, stages: list[Any], call: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """The one stage loop, for the plain runner and the Prefect flow alike: ``call(stage)`` runs a stage
+    (``run_stage`` directly, or as a Prefect task that calls it) and returns its summary."""
+    return {stage.name: call(stage) for stage in stages}
 
 
 def run_collect(config: ConfigBase, flow: str = "collect") -> RunContext:
@@ -180,12 +194,8 @@ def run_pipeline(config: ConfigBase, *, only: list[str] | None = None) -> RunCon
     try:
         for index in range(len(config.sources)):  # type: ignore[attr-defined]
             collect_source(ctx, index)
-        for stage in pipeline_stages(config):
-            if only is not None and stage.name not in only:
-                continue
-            with ctx.stage(stage.name):
-                ctx.outputs[stage.name] = stage.run(ctx) or {}
-            write_manifest(ctx, status="running")
+        stages = pipeline_stages(config, only=only)
+        run_stages(ctx, stages, lambda stage: run_stage(ctx, stage))
     except BaseException as exc:
         close_run(ctx, "failed", exc)
         raise

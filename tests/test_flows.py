@@ -54,6 +54,12 @@ def test_edumine_run_runs_the_pipeline_flow_with_an_ephemeral_server(flow_run) -
     # Resident memory high-water mark after each stage, non-decreasing in run order (a process-wide peak).
     peaks = list(manifest["peak_rss_mb"].values())
     assert "collect" in manifest["peak_rss_mb"] and peaks[0] > 50 and peaks == sorted(peaks)
+    # Throughput of each stage that counts docs, from its own summary and timing.
+    rates = manifest["docs_per_s"]
+    assert {"collect", "preprocess", "topics", "themes"} <= set(rates)
+    for stage in ("preprocess", "topics", "themes"):
+        docs, seconds = manifest["outputs"][stage]["docs"], manifest["timings"][stage]
+        assert rates[stage] == pytest.approx(docs / seconds, rel=0.01)
     assert "manifest:" in result.stdout and str(work / "lake") in result.stdout
     assert "Finished in state Completed" in result.stderr
 
@@ -66,3 +72,24 @@ def test_a_failed_run_leaves_a_failed_manifest_and_a_clear_error(flow_run, tmp_p
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "windows.unit" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_everything_a_run_writes_is_in_the_catalog(flow_run) -> None:
+    from edumine.catalog import CATALOG
+
+    work, result = flow_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = {path.name for path in (work / "lake").iterdir() if not path.name.startswith(".")}
+    assert written - set(CATALOG) == set()
+    assert {"posts", "docs", "topics", "doc_themes", "summary.duckdb", "report.html"} <= written
+
+
+def test_prefect_home_in_a_missing_folder_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: with PREFECT_HOME under a folder that did not exist, the temporary server could not open its
+    database, and `edumine run` hung for the whole startup timeout before failing."""
+    from edumine.pipelines.prefect_env import configure_prefect
+
+    home = tmp_path / "not" / "yet" / "prefect"
+    monkeypatch.setenv("PREFECT_HOME", str(home))
+    configure_prefect()
+    assert home.is_dir()

@@ -28,17 +28,17 @@ def activity_table(frame: Any) -> Any:
 
 
 def run_metrics(ctx: Any) -> dict[str, Any]:
-    from edumine.lake import write_parquet_atomic
     from edumine.models.participation import participation_metrics, read_records
 
     unit = ctx.config.windows.unit
     frame = participation_metrics(read_records(ctx.lake), unit)
-    write_parquet_atomic(activity_table(frame), ctx.lake.table_path(TABLE) / "part-0.parquet")
+    ctx.lake.write(TABLE, activity_table(frame))
     return {"table": TABLE, "rows": len(frame), "unit": unit,
             "communities": int(frame[["platform", "community"]].drop_duplicates().shape[0]),
             "contributions": int(frame["contributions"].sum())}
 
 
 STAGE = registry.stages.register("metrics")(
-    Stage("metrics", order=60, run=run_metrics, section="metrics",
+    Stage("metrics", run=run_metrics, inputs=("posts",), outputs=("community_activity",),
+          section="metrics",
           description="participation metrics per window and community"))

@@ -178,5 +178,7 @@ def run_themes(ctx: Any) -> dict[str, Any]:
             "prevalence_rows": prevalence.num_rows, "share_overall": shares}
 
 
-STAGE = registry.stages.register("themes")(Stage("themes", order=50, run=run_themes, section="themes",
-                                                 description="SDL themes per doc and their prevalence per window"))
+STAGE = registry.stages.register("themes")(
+    Stage("themes", run=run_themes, inputs=("posts",), optional_inputs=("docs",),
+          outputs=("doc_themes", "theme_prevalence"), section="themes",
+          description="SDL themes per doc and their prevalence per window"))

@@ -32,8 +32,9 @@ BACKEND_DEFAULT_PARAMS: dict[str, dict[str, Any]] = {"embeddings.tfidf_svd.v1": 
 class EmbeddingsConfig(StrictModel):
     """Which embedding backend, its parameters, and where vectors are cached."""
 
-    backend: Literal["embeddings.tfidf_svd.v1", "embeddings.static.v1", "embeddings.minilm.v1",
-                     "embeddings.concat.v1"] = "embeddings.tfidf_svd.v1"
+    components = {"backend": ("embedders", "params")}
+
+    backend: str = Field("embeddings.tfidf_svd.v1", description="registered embedding backend")
     params: dict[str, Any] = Field(default_factory=dict, description="keyword parameters of the backend; left "
                                                                      "out: BACKEND_DEFAULT_PARAMS of the backend")
     cache_dir: Optional[Path] = Field(None, description="default <lake>/_cache/embeddings")
@@ -133,7 +134,6 @@ def read_texts(lake: Any, uids: list[str]) -> dict[str, str]:
 def stage_embedder(config: TopicsConfig, lake: Any) -> tuple[Any, Path]:
     """The topic stage's embedding backend, with its parameters, and its cache folder. Lineage reads the
     same cache, so it must build the backend the same way: its cache key depends on the parameters."""
-    import edumine.models.embeddings_concat  # noqa: F401  (registers embeddings.concat.v1)
     from edumine.models.embeddings import make_embedder
 
     settings = config.embeddings
@@ -276,6 +276,9 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     model.save(model_dir, {
         "run_id": run_id, "config_hash": hash_config(config), "stage_config": json.loads(config.model_dump_json()),
         "embedding_backend": embedding_info["backend"], "embedding_key": embedding_info["key"],
+        # embeddings.concat.v1 caches nothing under its own key: its parts' keys, in order (lineage reads them)
+        "embedding_parts": [part["key"] for part in embedding_info.get("parts", [])] or None,
+        "embedding_cache": str(stage_embedder(config, ctx.lake)[1]),
         "corpus_size": len(uids), "windows_unit": unit, "libraries": library_versions(), "scores": scores,
     })
     (ctx.lake.root / "models" / "topics" / "latest.json").write_text(
@@ -292,5 +295,8 @@ def run_topics(ctx: Any) -> dict[str, Any]:
 
 SECTION = registry.config_sections.register("topics")(TopicsConfig)
 STAGE = registry.stages.register("topics")(
-    Stage("topics", order=30, run=run_topics, section="topics",
+    Stage("topics", run=run_topics, inputs=("docs",),
+          outputs=("topics", "doc_topics", "topic_prevalence", "topic_windows", "topic_ids", "topic_id_history",
+                   "topic_updates", "topic_outlier_pool", "models", "_cache"),
+          section="topics",
           description="embeddings (cached), one BERTopic model, topics and prevalence per window"))
