@@ -54,7 +54,8 @@ def _records(name: str) -> list[dict[str, Any]]:
     if name == "top0913":
         return [r for r in base if r["created_at"][:4] <= "2013"]
     if name == "teaching1718":
-        return [r for r in base if r["community"].lower() == "teaching" and "2017-07" <= r["created_at"][:7] <= "2018-06"]
+        return [r for r in base
+                if r["community"].lower() == "teaching" and "2017-07" <= r["created_at"][:7] <= "2018-06"]
     raise SystemExit(f"unknown corpus {name!r}; use one of {', '.join(CORPORA)}")
 
 

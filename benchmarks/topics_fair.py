@@ -115,7 +115,8 @@ def run_edumine(data: dict[str, Any], corpus: str, seed: int, options: dict[str,
     topics = np.array([index.get(int(t), -1) for t in model.topics_])
     extra = {"catchall_docs_share": round(float(np.mean(getattr(model, "catchall_", [0]))), 4),
              "core_share": round(float(np.mean(model.core_)), 4)}
-    return {"words": words, "topics": topics, "embed_seconds": embed_seconds, "fit_seconds": fit, "fit_cpu_seconds": cpu,
+    return {"words": words, "topics": topics, "embed_seconds": embed_seconds, "fit_seconds": fit,
+            "fit_cpu_seconds": cpu,
             "params": {k: v for k, v in params.items()}, "vectors": which, **extra}
 
 
@@ -163,7 +164,8 @@ def run_turftopic(kind: str, data: dict[str, Any], corpus: str, seed: int, optio
     vocab = model.get_vocab()
     words = [[str(vocab[i]) for i in np.argsort(-row)[:25]] for row in model.components_]
     topics = np.asarray(doc_topic).argmax(axis=1)
-    return {"words": words, "topics": topics, "embed_seconds": embed_seconds, "fit_seconds": fit, "fit_cpu_seconds": cpu}
+    return {"words": words, "topics": topics, "embed_seconds": embed_seconds, "fit_seconds": fit,
+            "fit_cpu_seconds": cpu}
 
 
 def run_one(spec: str, corpus: str, seed: int) -> dict[str, Any]:
@@ -187,7 +189,7 @@ def run_one(spec: str, corpus: str, seed: int) -> dict[str, Any]:
     words, topics = result.pop("words"), result.pop("topics")
     scores = score(words, topics, data["lemmas"], data["community"])
     return {"model": spec, "corpus": corpus, "seed": seed, "docs": len(topics), **scores,
-            "fit_seconds": round(result.pop("fit_seconds"), 2), "fit_cpu_seconds": round(result.pop("fit_cpu_seconds"), 2), "embed_seconds": round(result.pop("embed_seconds"), 2),
+            **{key: round(result.pop(key), 2) for key in ("fit_seconds", "fit_cpu_seconds", "embed_seconds")},
             "peak_rss_gb": rss.peak_gb, "load": os.getloadavg(), **result}
 
 
@@ -202,7 +204,8 @@ def summarise(rows: list[dict[str, Any]], minilm_rate: float | None) -> dict[str
         for key in ("npmi", "diversity", "outlier_share", "n_topics", "catchall_top10", "ami_community",
                     "fit_seconds", "fit_cpu_seconds", "embed_seconds", "peak_rss_gb"):
             values = np.array([r[key] for r in mine], dtype=float)
-            entry[key] = [round(float(values.mean()), 4), round(float(values.std(ddof=1)) if len(values) > 1 else 0.0, 4)]
+            spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            entry[key] = [round(float(values.mean()), 4), round(spread, 4)]
         if minilm_rate and ("minilm" in spec or "concat" in spec or not spec.startswith("edumine")):
             docs = len(load_corpus(mine[0]["corpus"])["uid"])
             entry["embed_seconds_at_reference_rate"] = round(docs / minilm_rate, 1)
@@ -271,9 +274,11 @@ def main() -> None:
 
 
 def _report(row: dict[str, Any]) -> None:
-    sys.stderr.write(f"{row['model']} s{row['seed']}: npmi {row['npmi']} div {row['diversity']} out {row['outlier_share']} "
+    sys.stderr.write(f"{row['model']} s{row['seed']}: npmi {row['npmi']} div {row['diversity']} "
+                     f"out {row['outlier_share']} "
                      f"k {row['n_topics']} catch {row['catchall_top10']} ami {row['ami_community']} "
-                     f"fit {row['fit_seconds']}s cpu {row['fit_cpu_seconds']}s rss {row['peak_rss_gb']} load {row['load'][0]:.1f}\n")
+                     f"fit {row['fit_seconds']}s cpu {row['fit_cpu_seconds']}s rss {row['peak_rss_gb']} "
+                     f"load {row['load'][0]:.1f}\n")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 ``TopicModel`` follows the scikit-learn estimator contract: keyword parameters are stored as given,
 ``fit(lemmas, embeddings)`` learns ``model_`` (the BERTopic instance), ``center_`` (the corpus mean vector
 subtracted from every embedding: without it, static model2vec vectors are so lopsided that BERTopic puts
-almost every post in one topic), ``topics_`` and ``probabilities_``. ``random_state`` reaches every
+almost every post in one topic), ``topics_``, ``core_``, ``catchall_`` (docs of the catch-all clusters that
+``catchall_coverage`` sent to the outliers, edumine.models.topic_catchall) and ``probabilities_``. ``random_state`` reaches every
 component. The vectorizer reads the lemmas (stop words, punctuation and contraction fragments already
 out), so topic words are content words.
 
