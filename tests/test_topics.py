@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow.dataset as ds
@@ -269,3 +270,22 @@ def test_concatenated_vectors_read_each_part_from_its_own_cache(usable_docs, tmp
     cached, missing = cached_vectors(concat, tmp_path, uids, hashes)
     assert not missing.any() and np.array_equal(cached, vectors)
     assert not any(p.name.startswith("embeddings.concat") for p in tmp_path.iterdir())
+
+
+def test_stage_and_lineage_read_a_concatenation_through_its_parts(tmp_path) -> None:  # noqa: ANN001
+    from edumine.pipelines.runner import run_pipeline
+
+    lake = tmp_path / "lake"
+    parts = [{"backend": "embeddings.tfidf_svd.v1", "params": {"dims": 32, "ngram_max": 1}},
+             {"backend": "embeddings.tfidf_svd.v1", "params": {"dims": 16, "ngram_max": 1, "min_df": 3}}]
+    topics = {**TOPICS, "embeddings": {"backend": "embeddings.concat.v1", "params": {"parts": parts}}}
+    config = make_config(lake, _sources("2017-09-30"), topics=topics, windows={"unit": "month"})
+    result = run_pipeline(config, only=["preprocess", "topics", "lineage"])
+    embedding = result.outputs["topics"]["embedding"]
+    assert embedding["key"].startswith("embeddings.concat.v1-") and len(embedding["parts"]) == 2
+    assert result.outputs["lineage"]["compared_by"] == "embeddings"
+    cached = sorted(p.name for p in (lake / "_cache" / "embeddings").iterdir())
+    assert cached == sorted(p["key"] for p in embedding["parts"])
+    manifest = json.loads((lake / "models" / "topics" / "latest.json").read_text())
+    saved = json.loads((Path(manifest["path"]) / "manifest.json").read_text())
+    assert saved["embedding_parts"] == [p["key"] for p in embedding["parts"]]
