@@ -1,5 +1,9 @@
 """Preprocessing, embedding and topic-fit benchmark: edumine's default against BERTopic's default pipeline.
 
+The fair comparison of issue 17 (every model's words from the same lemmas, one scorer, seeds, turftopic,
+catch-alls among the largest topics, AMI against the community) is benchmarks/topics_fair.py, on corpora
+and cached vectors from benchmarks/fair_corpus.py; this script keeps the whole-pipeline speed figures.
+
     .venv/bin/python benchmarks/topics_benchmark.py --n 10000 [--minilm-dir DIR] [--out benchmarks/out]
 
 On ``N`` real posts scaled from ../shared/corpora (benchmarks/scaled_corpus.py) it measures, in one run:

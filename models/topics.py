@@ -3,7 +3,8 @@
 ``TopicModel`` follows the scikit-learn estimator contract: keyword parameters are stored as given,
 ``fit(lemmas, embeddings)`` learns ``model_`` (the BERTopic instance), ``center_`` (the corpus mean vector
 subtracted from every embedding: without it, static model2vec vectors are so lopsided that BERTopic puts
-almost every post in one topic), ``topics_`` and ``probabilities_``. ``random_state`` reaches every
+almost every post in one topic), ``topics_``, ``core_``, ``catchall_`` (docs of the catch-all clusters that
+``catchall_coverage`` sent to the outliers, edumine.models.topic_catchall) and ``probabilities_``. ``random_state`` reaches every
 component. The vectorizer reads the lemmas (stop words, punctuation and contraction fragments already
 out), so topic words are content words.
 
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edumine.models.topic_catchall import GivenClusters, catchall_topics, topic_coverage
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +137,8 @@ class TopicModel:
                  min_cluster_size: int = 15,
                  min_samples: int | None = None, center: bool = True, min_df: int = 5, max_df: float = 0.5,
                  ngram_max: int = 1, binary: bool = True, top_n_words: int = 10,
-                 reduce_frequent_words: bool = False,
+                 reduce_frequent_words: bool = False, bm25_weighting: bool = False,
+                 catchall_coverage: float = 0.0,
                  outliers: str = "none", outlier_threshold: float = 0.0, n_representative: int = 3,
                  random_state: int = 0) -> None:
         self.reduction = reduction
@@ -152,6 +156,8 @@ class TopicModel:
         self.binary = binary
         self.top_n_words = top_n_words
         self.reduce_frequent_words = reduce_frequent_words
+        self.bm25_weighting = bm25_weighting
+        self.catchall_coverage = catchall_coverage
         self.outliers = outliers
         self.outlier_threshold = outlier_threshold
         self.n_representative = n_representative
@@ -209,39 +215,50 @@ class TopicModel:
         return [" ".join(dict.fromkeys(text.split())) for text in lemmas]
 
     # -- fitting -------------------------------------------------------------------------------------
-    def fit(self, lemmas: list[str], embeddings: np.ndarray) -> TopicModel:
+    def _bertopic(self, n_docs: int, reducer: Any, clusterer: Any) -> Any:
         from bertopic import BERTopic
         from bertopic.vectorizers import ClassTfidfTransformer
 
-        if len(lemmas) != len(embeddings):
-            raise ValueError(f"{len(lemmas)} documents but {len(embeddings)} embeddings")
-        if len(lemmas) < 10:
-            raise ValueError(f"too few usable documents to model topics ({len(lemmas)}; need at least 10)")
-        self.center_ = embeddings.mean(axis=0).astype(np.float32) if self.center else None
-        vectors = normalise(embeddings, self.center_)
-        lemmas = self._documents(lemmas)
-        n_docs = len(lemmas)
-        model = BERTopic(embedding_model=None, umap_model=self._reducer(n_docs),
-                         hdbscan_model=self._clusterer(n_docs), vectorizer_model=self._vectorizer(n_docs),
-                         ctfidf_model=ClassTfidfTransformer(reduce_frequent_words=self.reduce_frequent_words),
+        model = BERTopic(embedding_model=None, umap_model=reducer, hdbscan_model=clusterer,
+                         vectorizer_model=self._vectorizer(n_docs),
+                         ctfidf_model=ClassTfidfTransformer(reduce_frequent_words=self.reduce_frequent_words,
+                                                            bm25_weighting=self.bm25_weighting),
                          top_n_words=max(self.top_n_words, 25), calculate_probabilities=False, verbose=False)
         # BERTopic's representative documents would be lemma strings (and cost a c-TF-IDF pass per topic);
         # the topic stage picks readable ones from the clean text instead.
         model._save_representative_docs = _no_representative_docs.__get__(model)
-        if self.reduction == "none":
+        if self.reduction == "none" or isinstance(clusterer, GivenClusters):
             # BERTopic returns np.nan_to_num(reduced): a second copy of every vector, 1 GB at a million docs.
             # Ours are finite (centred and normalised above), and "none" reduces nothing.
             model._reduce_dimensionality = _no_reduction
-        topics, probabilities = model.fit_transform(lemmas, embeddings=vectors)
-        topics = np.asarray(topics)
+        return model
+
+    def fit(self, lemmas: list[str], embeddings: np.ndarray) -> TopicModel:
+        if len(lemmas) != len(embeddings):
+            raise ValueError(f"{len(lemmas)} documents but {len(embeddings)} embeddings")
+        if len(lemmas) < 10:
+            raise ValueError(f"too few usable documents to model topics ({len(lemmas)}; need at least 10)")
         if self.outliers not in OUTLIER_STRATEGIES:
             raise ValueError(f"unknown outlier strategy {self.outliers!r}; use one of {', '.join(OUTLIER_STRATEGIES)}")
+        self.center_ = embeddings.mean(axis=0).astype(np.float32) if self.center else None
+        vectors = normalise(embeddings, self.center_)
+        lemmas = self._documents(lemmas)
+        n_docs = len(lemmas)
+        model = self._bertopic(n_docs, self._reducer(n_docs), self._clusterer(n_docs))
+        topics, probabilities = model.fit_transform(lemmas, embeddings=vectors)
+        topics = np.asarray(topics)
+        catchall = np.zeros(n_docs, dtype=bool)
+        if self.catchall_coverage > 0:
+            model, topics, catchall = self._drop_catchalls(model, lemmas, vectors, topics)
+            probabilities = None if catchall.any() else probabilities
         core = topics != -1
         if self.outliers == "nearest":
             topics = assign_to_nearest(vectors, topics, *topic_matrix(model), self.outlier_threshold)
+            topics[catchall] = -1
         elif self.outliers != "none" and (topics == -1).any():
             topics = np.asarray(model.reduce_outliers(lemmas, list(topics), strategy=self.outliers,
                                                       embeddings=vectors, threshold=self.outlier_threshold))
+            topics[catchall] = -1
             model.update_topics(lemmas, topics=list(topics), vectorizer_model=model.vectorizer_model,
                                 ctfidf_model=model.ctfidf_model, top_n_words=max(self.top_n_words, 25))
             self._refresh_topic_embeddings(model, vectors, topics)
@@ -249,9 +266,38 @@ class TopicModel:
         self.model_ = model
         self.topics_ = topics
         self.core_ = core
+        self.catchall_ = catchall
         self.probabilities_ = self._probabilities(vectors, topics, probabilities)
         self.n_docs_ = n_docs
         return self
+
+    def _drop_catchalls(self, model: Any, lemmas: list[str], vectors: np.ndarray,
+                        topics: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
+        """Catch-all topics (label coverage under ``catchall_coverage``, edumine.models.topic_catchall) go to
+        the outliers with the non-core docs nearest them; the words and embeddings of the other topics are
+        computed again from their unchanged clusters."""
+        bad = catchall_topics(topic_coverage(model, lemmas, topics, topics != -1), self.catchall_coverage)
+        catchall = np.isin(topics, bad)
+        if not bad:
+            return model, topics, catchall
+        matrix, ids = topic_matrix(model)
+        rows = np.flatnonzero(topics == -1)
+        nearest, score = nearest_topics(vectors, matrix, ids, rows)
+        catchall[rows[np.isin(nearest, bad) & (score >= self.outlier_threshold)]] = True
+        kept = np.where(catchall, -1, topics)
+        good = sorted(set(kept.tolist()) - {-1})
+        if len(good) < 2:
+            log.warning("topics: %d of %d clusters are catch-alls; keeping them all", len(bad), len(ids))
+            return model, topics, np.zeros(len(topics), dtype=bool)
+        renumber = {old: new for new, old in enumerate(good)}
+        labels = np.array([renumber.get(t, -1) for t in kept.tolist()], dtype=np.int64)
+        log.info("topics: %d catch-all clusters (%d docs, %.1f%%) moved to the outliers", len(bad),
+                 int(catchall.sum()), 100 * catchall.mean())
+        from bertopic.dimensionality import BaseDimensionalityReduction
+
+        model = self._bertopic(len(lemmas), BaseDimensionalityReduction(), GivenClusters(labels))
+        topics, _ = model.fit_transform(lemmas, embeddings=vectors)
+        return model, np.asarray(topics), catchall
 
     @staticmethod
     def _refresh_topic_embeddings(model: Any, vectors: np.ndarray, topics: np.ndarray) -> None:

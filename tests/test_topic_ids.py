@@ -179,7 +179,10 @@ def test_pipeline_ids_are_stable_and_nightly_updates_add_only_new_docs(tmp_path:
     # New docs join an existing topic by the fit's own rule (topics.outlier_threshold), never as core docs.
     new = now[~now["uid"].isin(tables["doc_topics"]["uid"])]
     joined = new[new["topic_id"].isin(set(tables["doc_topics"]["topic_id"]) - {-1})]
-    assert not new["core"].any() and len(joined) > 0 and (joined["probability"] >= 0.35 - 1e-6).all()
+    from edumine.pipelines.stages.topics import TopicsConfig
+
+    threshold = TopicsConfig().outlier_threshold
+    assert not new["core"].any() and len(joined) > 0 and (joined["probability"] >= threshold - 1e-6).all()
     history = pd.read_parquet(lake / "topic_updates" / "part-0.parquet")
     assert history["mode"].tolist() == ["refit", "refit", "incremental"]
     assert set(now["window_label"]) >= {"2013"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow.dataset as ds
@@ -189,3 +190,102 @@ def test_text_backends_get_the_texts_in_uid_order(runs) -> None:  # noqa: ANN001
         columns=["uid", "text"]).to_pydict()
     by_uid = dict(zip(docs["uid"], docs["text"]))
     assert read_texts_in_order(lake, uids) == [by_uid[uid] for uid in uids]
+
+
+def test_catchall_topics_go_to_the_outliers_before_ranking(usable_docs) -> None:  # noqa: ANN001
+    from edumine.models.topic_catchall import topic_coverage
+    from edumine.models.topics import TopicModel, nearest_topics, normalise, topic_matrix
+
+    lemmas, vectors = usable_docs
+    settings = dict(n_clusters=12, min_df=3, kmeans_trim=0.5, outliers="nearest", outlier_threshold=0.35)
+    plain = TopicModel(**settings).fit(lemmas, vectors)
+    coverage = topic_coverage(plain.model_, plain._documents(lemmas), plain.topics_, plain.core_)
+    # A threshold between the third and fourth least-covered topics: the first three are the catch-alls.
+    ranked = sorted(v if v is not None else -1.0 for v in coverage.values())
+    threshold = (ranked[2] + ranked[3]) / 2
+    bad = [t for t, v in coverage.items() if v is None or v < threshold]
+    cleaned = TopicModel(**settings, catchall_coverage=threshold).fit(lemmas, vectors)
+    assert len(bad) == 3 and len(cleaned.topic_ids()) == len(plain.topic_ids()) - 3
+    # Every doc of a catch-all's core, and every doc outside the cores whose nearest topic was a catch-all
+    # (cosine >= the threshold it would have joined at), is an outlier that no topic takes back.
+    matrix, ids = topic_matrix(plain.model_)
+    nearest, score = nearest_topics(normalise(vectors, plain.center_), matrix, ids)
+    expected = (plain.core_ & np.isin(plain.topics_, bad)) | (~plain.core_ & np.isin(nearest, bad) & (score >= 0.35))
+    assert np.array_equal(cleaned.catchall_, expected) and expected.any()
+    assert (cleaned.topics_[cleaned.catchall_] == -1).all() and not cleaned.core_[cleaned.catchall_].any()
+    # The other clusters are unchanged: the same core docs, now ranked without the catch-alls.
+    cores = lambda model, skip: {frozenset(np.flatnonzero(model.core_ & (model.topics_ == t)).tolist())  # noqa: E731
+                                 for t in model.topic_ids() if t != -1 and t not in skip}
+    assert cores(plain, bad) == cores(cleaned, [])
+    assert not cleaned.catchall_[cleaned.topics_ != -1].any()
+
+
+@pytest.mark.slow
+def test_no_spam_series_or_catchall_among_the_largest_topics(tmp_path) -> None:  # noqa: ANN001
+    """Regression (issue 17): a year of r/teaching had a spam series of link-post titles ("(From the Desk of
+    MargaretB) Part Three: ...", "... » MeroFuture") as one of its largest topics."""
+    sources = [{**_sources("2018-06-30")[0], "since": "2017-07-01"}]
+    from edumine.pipelines.runner import run_pipeline
+
+    lake = tmp_path / "lake"
+    config = make_config(lake, sources, topics={"bootstrap_resamples": 100}, windows={"unit": "month"})
+    result = run_pipeline(config, only=["preprocess", "topics"])
+    topics = pq.read_table(lake / "topics" / "part-0.parquet").to_pandas()
+    largest = topics[topics.topic_id != -1].sort_values("size", ascending=False).head(10)
+    assert (largest.label_coverage >= 0.2).all(), largest[["label", "label_coverage"]]
+    docs = ds.dataset(lake / "docs", format="parquet", partitioning="hive").to_table(
+        columns=["uid", "lemmas"]).to_pandas()
+    spam = set(docs[docs.lemmas.str.contains(r"\b(?:margaretb|merofuture)\b")].uid)
+    assert len(spam) >= 8
+    assigned = pq.read_table(lake / "doc_topics" / "part-0.parquet").to_pandas()
+    in_largest = assigned[assigned.uid.isin(spam) & assigned.topic_id.isin(set(largest.topic_id))]
+    assert in_largest.empty, in_largest
+    scores = result.outputs["topics"]["scores"]
+    assert 0 < scores["catchall_share"] < 0.2 and scores["outlier_share"] <= 0.5
+
+
+def test_concatenated_vectors_read_each_part_from_its_own_cache(usable_docs, tmp_path) -> None:  # noqa: ANN001
+    """embeddings.concat.v1 embeds each part under the part's own key, so a part another stage already
+    embedded (the theme stage's MiniLM) is read, not encoded again."""
+    from edumine.models.embeddings import embed_with_cache, make_embedder
+    from edumine.models.embeddings_concat import cached_vectors, embed_parts_with_cache
+
+    lemmas, _ = usable_docs
+    uids = [f"d{i:05d}" for i in range(len(lemmas))]
+    hashes = [str(hash(text)) for text in lemmas]
+    parts = [{"backend": "embeddings.tfidf_svd.v1", "params": {"dims": 32}},
+             {"backend": "embeddings.tfidf_svd.v1", "params": {"dims": 16, "ngram_max": 1}}]
+    concat = make_embedder("embeddings.concat.v1", parts=parts)
+    # "Another stage" embedded the second part's docs first.
+    other, _ = embed_with_cache(make_embedder(parts[1]["backend"], **parts[1]["params"]), tmp_path,
+                                uids, hashes, lemmas)
+    vectors, info = embed_parts_with_cache(concat, tmp_path, uids, hashes, lemmas, lemmas)
+    assert vectors.shape == (len(lemmas), 48) and info["key"].startswith("embeddings.concat.v1-")
+    assert [p["embedded"] for p in info["parts"]] == [len(lemmas), 0]
+    norms = np.linalg.norm(other, axis=1, keepdims=True)
+    assert np.allclose(vectors[:, 32:], other / np.where(norms == 0, 1, norms), atol=1e-6)
+    assert np.allclose(np.linalg.norm(vectors[:, :32], axis=1)[norms[:, 0] > 0], 1, atol=1e-5)
+    again, info = embed_parts_with_cache(concat, tmp_path, uids, hashes, lemmas, lemmas)
+    assert info["embedded"] == 0 and np.array_equal(again, vectors)
+    cached, missing = cached_vectors(concat, tmp_path, uids, hashes)
+    assert not missing.any() and np.array_equal(cached, vectors)
+    assert not any(p.name.startswith("embeddings.concat") for p in tmp_path.iterdir())
+
+
+def test_stage_and_lineage_read_a_concatenation_through_its_parts(tmp_path) -> None:  # noqa: ANN001
+    from edumine.pipelines.runner import run_pipeline
+
+    lake = tmp_path / "lake"
+    parts = [{"backend": "embeddings.tfidf_svd.v1", "params": {"dims": 32, "ngram_max": 1}},
+             {"backend": "embeddings.tfidf_svd.v1", "params": {"dims": 16, "ngram_max": 1, "min_df": 3}}]
+    topics = {**TOPICS, "embeddings": {"backend": "embeddings.concat.v1", "params": {"parts": parts}}}
+    config = make_config(lake, _sources("2017-09-30"), topics=topics, windows={"unit": "month"})
+    result = run_pipeline(config, only=["preprocess", "topics", "lineage"])
+    embedding = result.outputs["topics"]["embedding"]
+    assert embedding["key"].startswith("embeddings.concat.v1-") and len(embedding["parts"]) == 2
+    assert result.outputs["lineage"]["compared_by"] == "embeddings"
+    cached = sorted(p.name for p in (lake / "_cache" / "embeddings").iterdir())
+    assert cached == sorted(p["key"] for p in embedding["parts"])
+    manifest = json.loads((lake / "models" / "topics" / "latest.json").read_text())
+    saved = json.loads((Path(manifest["path"]) / "manifest.json").read_text())
+    assert saved["embedding_parts"] == [p["key"] for p in embedding["parts"]]

@@ -122,7 +122,7 @@ def lineage_inputs(lake: Any) -> Any:
     return frame.sort_values("uid", kind="stable").reset_index(drop=True)
 
 
-def topic_embedding_cache(lake: Any) -> tuple[Path, str] | None:
+def topic_embedding_cache(lake: Any) -> tuple[Path, str, list[str]] | None:
     """Where the topic stage cached the vectors its model was fitted on, and under which key: read from that
     model's manifest (the topic stage's output), never rebuilt from the topic stage's config."""
     import json
@@ -136,20 +136,19 @@ def topic_embedding_cache(lake: Any) -> tuple[Path, str] | None:
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     cache = meta.get("embedding_cache") or (meta.get("stage_config", {}).get("embeddings", {}).get("cache_dir")
                                             or str(lake.table_path("_cache") / "embeddings"))
-    return Path(cache), meta["embedding_key"]
+    return Path(cache), meta["embedding_key"], meta.get("embedding_parts") or [meta["embedding_key"]]
 
 
 def cached_embeddings(ctx: Any, frame: Any) -> Any:
     """The topic stage's cached vectors for ``frame``'s docs, or None when any is missing (nothing is embedded
     here)."""
-    from edumine.models.embeddings import EmbeddingCache
+    from edumine.models.embeddings_concat import cached_by_keys
 
     found = topic_embedding_cache(ctx.lake)
     if "text_hash" not in frame or found is None:
         return None
-    cache_root, key = found
-    cache = EmbeddingCache(cache_root, key)
-    vectors, missing = cache.get(frame["uid"].tolist(), frame["text_hash"].tolist())
+    cache_root, key, parts = found
+    vectors, missing = cached_by_keys(cache_root, parts, frame["uid"].tolist(), frame["text_hash"].tolist())
     if vectors is None or missing.any():
         log.warning("lineage: %d of %d docs have no cached %s embedding; comparing topics by c-TF-IDF only",
                     int(missing.sum()) if missing is not None else len(frame), len(frame), key)

@@ -73,12 +73,18 @@ class TopicsConfig(StrictModel):
     ngram_max: int = Field(1, ge=1, le=3)
     top_n_words: int = Field(10, ge=3)
     reduce_frequent_words: bool = False
+    bm25_weighting: bool = Field(False, description="c-TF-IDF with BERTopic's BM25 weighting (measured: lower "
+                                                     "NPMI on the fair benchmark, docs/topics.md)")
+    catchall_coverage: float = Field(0.3, ge=0, lt=1, description="topics whose label words are in fewer than "
+                                     "this share of their core docs are catch-alls (spam series, link dumps, "
+                                     "near-empty texts): their docs go to the outliers before topics are "
+                                     "ranked (edumine.models.topic_catchall); 0 keeps them")
     outliers: Literal["none", "nearest", "embeddings", "c-tf-idf", "distributions"] = Field(
         "nearest", description="docs outside every core: none: they stay outliers; nearest: each joins its "
                                "nearest topic if the cosine is at least outlier_threshold, topic words stay "
                                "the cores'; embeddings|c-tf-idf|distributions: BERTopic's reduce_outliers, "
                                "then topic words from all assigned docs")
-    outlier_threshold: float = Field(0.35, ge=-1, le=1, description="cosine a doc needs to join a topic "
+    outlier_threshold: float = Field(0.25, ge=-1, le=1, description="cosine a doc needs to join a topic "
                                      "(nearest, embeddings); nightly updates use it too (lineage.update)")
     n_representative: int = Field(3, ge=1)
     random_state: int = 0
@@ -138,10 +144,14 @@ def stage_embedder(config: TopicsConfig, lake: Any) -> tuple[Any, Path]:
 def embed_docs(config: TopicsConfig, lake: Any, table: Any, uids: list[str], lemmas: list[str]) \
         -> tuple[Any, dict[str, Any]]:
     from edumine.models.embeddings import embed_with_cache
+    from edumine.models.embeddings_concat import ConcatEmbedder, embed_parts_with_cache
 
     embedder, cache_root = stage_embedder(config, lake)
+    hashes = table["text_hash"].to_pylist()
+    if isinstance(embedder, ConcatEmbedder):
+        return embed_parts_with_cache(embedder, cache_root, uids, hashes, lemmas, read_texts_in_order(lake, uids))
     inputs = lemmas if embedder.uses == "lemmas" else read_texts_in_order(lake, uids)
-    return embed_with_cache(embedder, cache_root, uids, table["text_hash"].to_pylist(), inputs)
+    return embed_with_cache(embedder, cache_root, uids, hashes, inputs)
 
 
 def read_texts_in_order(lake: Any, uids: list[str]) -> list[str]:
@@ -213,6 +223,9 @@ def run_topics(ctx: Any) -> dict[str, Any]:
         "outlier_share": round(float(np.mean(topics == -1)), 5),
         "docs": len(uids),
     }
+    catchall = getattr(getattr(model, "inner", model), "catchall_", None)
+    if catchall is not None and len(catchall) == len(uids):  # a refit: the share its catch-alls moved
+        scores["catchall_share"] = round(float(np.mean(catchall)), 5)
     timings["evaluate"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -263,6 +276,8 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     model.save(model_dir, {
         "run_id": run_id, "config_hash": hash_config(config), "stage_config": json.loads(config.model_dump_json()),
         "embedding_backend": embedding_info["backend"], "embedding_key": embedding_info["key"],
+        # embeddings.concat.v1 caches nothing under its own key: its parts' keys, in order (lineage reads them)
+        "embedding_parts": [part["key"] for part in embedding_info.get("parts", [])] or None,
         "embedding_cache": str(stage_embedder(config, ctx.lake)[1]),
         "corpus_size": len(uids), "windows_unit": unit, "libraries": library_versions(), "scores": scores,
     })

@@ -1,0 +1,153 @@
+"""Corpora and document vectors for the fair topic benchmark, each computed once and cached.
+
+    .venv/bin/python benchmarks/fair_corpus.py --corpus real10k --vectors minilm tfidf
+
+Corpora (from the real posts of ../shared/corpora, collected once by topics_benchmark.base_records):
+
+- ``real10k`` / ``real100k``: benchmarks/scaled_corpus.py at 10,000 / 100,000 records;
+- ``top0913``: the 2009-13 all-time top posts of six communities (community = subreddit: the AMI target);
+- ``teaching1718``: r/teaching, 2017-07 .. 2018-06.
+
+Each corpus is preprocessed once (edumine's Preprocessor, default settings) and stored as
+``benchmarks/out/corpus-<name>.json.gz`` (uid, community, created_at, clean text, lemmas, usable).
+Vectors are stored per corpus and model as ``benchmarks/out/vectors-<name>-<model>.npz`` with the
+seconds the encoding took, so every variant and seed reuses them and the timing still counts them:
+
+- ``minilm``: ``embeddings.minilm.v1`` (fp32, as BERTopic's default runs it) over the clean text of every
+  usable doc, through edumine's ``EmbeddingCache`` under benchmarks/out/cache (keyed by uid and text hash:
+  the three real corpora share their posts, so each post is encoded once). The seconds are the corpus's
+  docs times the measured seconds per doc.
+- ``tfidf``: ``embeddings.tfidf_svd.v1`` with the topic stage's parameters, fitted on the corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "out"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+log = logging.getLogger("fair_corpus")
+
+CORPORA = ("real10k", "real100k", "top0913", "teaching1718")
+
+
+def _records(name: str) -> list[dict[str, Any]]:
+    from scaled_corpus import scaled_records
+    from topics_benchmark import base_records
+
+    base = base_records(ROOT / "data" / "cache" / "bench")
+    if name == "real10k":
+        return list(scaled_records(base, 10_000))
+    if name == "real100k":
+        return list(scaled_records(base, 100_000))
+    if name == "top0913":
+        return [r for r in base if r["created_at"][:4] <= "2013"]
+    if name == "teaching1718":
+        return [r for r in base
+                if r["community"].lower() == "teaching" and "2017-07" <= r["created_at"][:7] <= "2018-06"]
+    raise SystemExit(f"unknown corpus {name!r}; use one of {', '.join(CORPORA)}")
+
+
+def corpus(name: str) -> dict[str, Any]:
+    """Usable docs of a corpus: uids, communities, dates, clean texts, lemma strings, and how many records
+    it had (the preprocessing seconds are stored too)."""
+    path = OUT / f"corpus-{name}.json.gz"
+    if not path.exists():
+        from edumine.models.preprocess import Preprocessor
+
+        records = _records(name)
+        started = time.perf_counter()
+        docs = list(Preprocessor().process(records))
+        seconds = time.perf_counter() - started
+        keep = [i for i, d in enumerate(docs) if d.usable]
+        data = {"name": name, "records": len(records), "preprocess_seconds": round(seconds, 2),
+                "uid": [records[i]["uid"] for i in keep], "community": [records[i]["community"] for i in keep],
+                "created_at": [records[i]["created_at"] for i in keep], "text": [docs[i].text for i in keep],
+                "lemmas": [docs[i].lemmas for i in keep],
+                "reasons": {r: sum(1 for d in docs if d.reason == r) for r in {d.reason for d in docs} if r}}
+        OUT.mkdir(parents=True, exist_ok=True)
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            json.dump(data, handle)
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def vectors(name: str, model: str) -> tuple[np.ndarray, float]:
+    """(vectors of the corpus's usable docs, seconds it cost to make them)."""
+    path = OUT / f"vectors-{name}-{model}.npz"
+    if not path.exists():
+        data = corpus(name)
+        if model == "minilm":
+            matrix, seconds = _minilm(data)
+        elif model == "tfidf":
+            from edumine.models.embeddings import make_embedder
+            from edumine.pipelines.stages.topics import TopicsConfig
+
+            settings = TopicsConfig().embeddings
+            started = time.perf_counter()
+            embedder = make_embedder("embeddings.tfidf_svd.v1", **settings.params)
+            matrix = embedder.fit(data["lemmas"]).encode(data["lemmas"])
+            seconds = time.perf_counter() - started
+        else:
+            raise SystemExit(f"unknown vectors {model!r}; use minilm or tfidf")
+        np.savez(path, vectors=matrix.astype(np.float32), seconds=np.float64(seconds))
+    with np.load(path) as stored:
+        return stored["vectors"], float(stored["seconds"])
+
+
+def _minilm(data: dict[str, Any]) -> tuple[np.ndarray, float]:
+    from edumine.models.embeddings import EmbeddingCache, make_embedder
+
+    embedder = make_embedder("embeddings.minilm.v1", bf16=False, threads=1)
+    cache_root = OUT / "cache" / "embeddings"
+    uids = list(data["uid"])
+    hashes = [hashlib.blake2b(t.encode(), digest_size=8).hexdigest() for t in data["text"]]
+    cache = EmbeddingCache(cache_root, embedder.key)
+    matrix, missing = cache.get(uids, hashes)
+    todo = np.flatnonzero(missing)
+    rate_path = cache.folder / "seconds_per_doc.json"
+    timings = json.loads(rate_path.read_text()) if rate_path.exists() else {"docs": 0, "seconds": 0.0}
+    for start in range(0, len(todo), 500):  # small chunks: a killed run keeps what it encoded
+        rows = todo[start: start + 500]
+        began = time.perf_counter()
+        fresh = embedder.encode([data["text"][i] for i in rows])
+        timings["seconds"] += time.perf_counter() - began
+        timings["docs"] += len(rows)
+        cache.put([uids[i] for i in rows], [hashes[i] for i in rows], fresh)
+        rate_path.write_text(json.dumps(timings))
+        if matrix is None:
+            matrix = np.zeros((len(uids), fresh.shape[1]), dtype=np.float32)
+        matrix[rows] = fresh
+        log.info("minilm %s: %d/%d encoded (%.1f docs/s)", data["name"], start + len(rows), len(todo),
+                 timings["docs"] / max(timings["seconds"], 1e-9))
+    per_doc = timings["seconds"] / max(timings["docs"], 1)
+    return matrix, per_doc * len(uids)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", nargs="+", default=["real10k"], choices=CORPORA)
+    parser.add_argument("--vectors", nargs="*", default=[], choices=["minilm", "tfidf"])
+    args = parser.parse_args()
+    for name in args.corpus:
+        data = corpus(name)
+        log.info("%s: %d records, %d usable, reasons %s", name, data["records"], len(data["uid"]), data["reasons"])
+        for model in args.vectors:
+            matrix, seconds = vectors(name, model)
+            log.info("%s %s: %s in %.1f s", name, model, matrix.shape, seconds)
+
+
+if __name__ == "__main__":
+    main()
