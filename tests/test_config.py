@@ -84,7 +84,7 @@ sources:
 topics:
   embeddings: {{backend: embeddings.tfidf_svdd.v1}}
 themes:
-  classifier: themes.minilm_logreg.v2
+  classifier: themes.tfidf_minilm_logreg
   params: {{codebook_weigth: 2}}
 """
 
@@ -108,7 +108,7 @@ def test_four_typos_fail_at_load_once_each_before_any_server(tmp_path: Path) -> 
     assert "4 problem(s)" in output
     for path, hint in [("sources.0.paths", "no file matches"),
                        ("topics.embeddings.backend", "did you mean 'embeddings.tfidf_svd.v1'"),
-                       ("themes.classifier", "did you mean 'themes.minilm_logreg.v1'"),
+                       ("themes.classifier", "did you mean 'themes.tfidf_minilm_logreg.v1'"),
                        ("themes.params.codebook_weigth", "did you mean 'codebook_weight'")]:
         line = next((line for line in output.splitlines() if line.startswith(f"  - {path}: ")), "")
         assert hint in line, (path, output)
