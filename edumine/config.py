@@ -13,7 +13,7 @@ import os
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -41,10 +41,24 @@ class PrivacyConfig(StrictModel):
     key_file: Path = Path("~/.config/edumine/pseudonym.key")
 
 
+class PlausibleTimeConfig(StrictModel):
+    """Creation times outside [since, until) are quarantined as ``bad_time`` (miners/records.py)."""
+
+    since: Optional[date] = Field(date(2005, 6, 1), description="default: the month Reddit opened; set an "
+                                                                 "earlier date for older blogs or forums")
+    until: Optional[date] = Field(None, description="exclusive; null: now + 1 day")
+
+
 class CollectConfig(StrictModel):
     """How collection writes to the lake."""
 
     chunk_rows: int = Field(50_000, ge=100, description="records buffered before they are staged to disk")
+    plausible_time: PlausibleTimeConfig = PlausibleTimeConfig()
+
+    def plausible(self) -> tuple[float, float]:
+        from edumine.miners.records import plausible_range
+
+        return plausible_range(self.plausible_time.since, self.plausible_time.until)
 
 
 class ConfigBase(StrictModel):

@@ -28,7 +28,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from edumine.errors import LakeBusyError
-from edumine.schema import FILE_SCHEMA, PARTITION_FIELDS, QUARANTINE_SCHEMA, UTC
+from edumine.faults import kill_point
+from edumine.schema import FILE_SCHEMA, PARTITION_FIELDS, POSTS_SCHEMA, QUARANTINE_SCHEMA, UTC
 
 PART_FILE = "part-0.parquet"
 PartitionKey = tuple[str, str, str]  # platform, community, month
@@ -84,7 +85,8 @@ class Lake:
         if not any(self.posts.glob(f"*/*/*/{PART_FILE}")):
             return None
         partitioning = ds.partitioning(pa.schema(PARTITION_FIELDS), flavor="hive")
-        return ds.dataset(self.posts, format="parquet", partitioning=partitioning)
+        # The full schema, so that files written before a column existed read it as null.
+        return ds.dataset(self.posts, format="parquet", partitioning=partitioning, schema=POSTS_SCHEMA)
 
     def read_posts(self, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
         dataset = self.posts_dataset()
@@ -143,16 +145,24 @@ class MergeCounts:
         return self
 
 
+def version_rank(table: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """(real, retrieved) per row, both sorted descending to find the newest truth: a version with a real
+    retrieval time beats one whose time is only an estimate (``retrieval_estimated``), then the newest
+    retrieval wins; a version without a retrieval time counts as the oldest."""
+    real = pc.invert(pc.fill_null(table["retrieval_estimated"], False)).cast(pa.int8())
+    retrieved = pc.fill_null(table["retrieved_at"].cast(pa.int64()), np.iinfo(np.int64).min)
+    return real, retrieved
+
+
 def merge_versions(existing: pa.Table | None, incoming: pa.Table) -> tuple[pa.Table, MergeCounts]:
-    """One row per uid: the newest retrieval wins, ties keep the stored row, deletion is sticky."""
+    """One row per uid: the newest truth wins (``version_rank``), ties keep the stored row, deletion is sticky."""
     n_old = 0 if existing is None else existing.num_rows
     combined = incoming if existing is None else pa.concat_tables([existing, incoming])
     combined = combined.append_column("_order", pa.array(np.arange(combined.num_rows)))
-    # A version without a retrieval time counts as the oldest.
-    retrieved = pc.fill_null(combined["retrieved_at"].cast(pa.int64()), np.iinfo(np.int64).min)
-    keys = pa.table({"uid": combined["uid"], "retrieved": retrieved, "order": combined["_order"]})
-    order = pc.sort_indices(keys, sort_keys=[("uid", "ascending"), ("retrieved", "descending"),
-                                             ("order", "ascending")])
+    real, retrieved = version_rank(combined)
+    keys = pa.table({"uid": combined["uid"], "real": real, "retrieved": retrieved, "order": combined["_order"]})
+    order = pc.sort_indices(keys, sort_keys=[("uid", "ascending"), ("real", "descending"),
+                                             ("retrieved", "descending"), ("order", "ascending")])
     uids = combined["uid"].take(order)
     first = np.ones(len(uids), dtype=bool)
     if len(uids) > 1:
@@ -217,26 +227,80 @@ class PostsWriter:
                                  partition_dir(self.stage_root, key) / f"chunk-{self._chunks:05d}.parquet",
                                  durable=False)
             self._staged.add(key)
+            kill_point("collect.staging")
         self._chunks += 1
         self._buffers.clear()
         self._buffered = 0
 
+    def _incoming(self, key: PartitionKey, columns: list[str] | None = None) -> pa.Table:
+        parts = []
+        if key in self._staged:
+            schema = FILE_SCHEMA if columns is None else pa.schema([FILE_SCHEMA.field(c) for c in columns])
+            parts += [pq.read_table(chunk, schema=schema)
+                      for chunk in sorted(partition_dir(self.stage_root, key).glob("chunk-*.parquet"))]
+        if self._buffers.get(key):
+            table = pa.Table.from_pylist(self._buffers[key], schema=FILE_SCHEMA)
+            parts.append(table if columns is None else table.select(columns))
+        return pa.concat_tables(parts)
+
     def commit(self) -> MergeCounts:
-        """Merge every touched partition into the lake; returns what changed."""
+        """Merge every touched partition into the lake; returns what changed.
+
+        One row per uid across the whole lake: a uid whose versions (stored or incoming) sit in more than one
+        partition (a later retrieval says another month or community) is merged in the partition of its
+        winning version and leaves the others. Partitions that gain rows are written before those that lose
+        them, so a kill in between leaves a duplicate that the next merge of the uid resolves, never a loss.
+        """
         total = MergeCounts()
-        for key in sorted(self._staged | set(self._buffers)):
-            parts = []
-            staged = partition_dir(self.stage_root, key)
-            if key in self._staged:
-                parts += [pq.read_table(chunk, schema=FILE_SCHEMA) for chunk in sorted(staged.glob("chunk-*.parquet"))]
-            if self._buffers.get(key):
-                parts.append(pa.Table.from_pylist(self._buffers[key], schema=FILE_SCHEMA))
+        keys = sorted(self._staged | set(self._buffers))
+        moves = self._plan_moves(keys)
+        routed: dict[PartitionKey, list[pa.Table]] = defaultdict(list)  # versions merged in another partition
+        leaving: dict[PartitionKey, set[str]] = defaultdict(set)
+        if moves:
+            for key in keys:
+                table = self._incoming(key)
+                away = [(uid, k) for uid, k in moves.items() if k != key]
+                for dest in {k for _, k in away}:
+                    uids = [uid for uid, k in away if k == dest]
+                    picked = table.filter(pc.is_in(table["uid"], value_set=pa.array(uids, pa.string())))
+                    if picked.num_rows:
+                        routed[dest].append(picked)
+            for key, rows in self._stored_elsewhere(moves).items():
+                for dest in {moves[u] for u in rows["uid"].to_pylist()} - {key}:
+                    uids = [u for u in rows["uid"].to_pylist() if moves[u] == dest]
+                    routed[dest].append(rows.filter(pc.is_in(rows["uid"], value_set=pa.array(uids, pa.string()))))
+                    leaving[key].update(uids)
+        for key in sorted(set(keys) | set(routed)):
+            incoming = self._incoming(key) if key in keys else None
+            if incoming is not None and moves:
+                stay = [uid for uid, k in moves.items() if k != key]
+                incoming = incoming.filter(pc.invert(pc.is_in(incoming["uid"], value_set=pa.array(stay, pa.string()))))
             target = partition_dir(self.lake.posts, key) / PART_FILE
             existing = pq.read_table(target, schema=FILE_SCHEMA) if target.exists() else None
+            moved_in = [t for t in routed.get(key, []) if t.num_rows]
+            moved_stored = [t for t in moved_in if "_stored" in t.schema.names]
+            moved_new = [t for t in moved_in if "_stored" not in t.schema.names]
+            if moved_stored:
+                existing = pa.concat_tables(([existing] if existing is not None else []) +
+                                            [t.drop_columns(["_stored"]) for t in moved_stored])
+            parts = ([incoming] if incoming is not None else []) + moved_new
+            if not parts:
+                continue
             merged, counts = merge_versions(existing, pa.concat_tables(parts))
-            if counts.partitions_rewritten:
+            if counts.partitions_rewritten or moved_stored:
                 write_parquet_atomic(merged, target)
+                counts.partitions_rewritten = 1
             total += counts
+            kill_point("merge")
+        for key, uids in sorted(leaving.items()):
+            target = partition_dir(self.lake.posts, key) / PART_FILE
+            table = pq.read_table(target, schema=FILE_SCHEMA)
+            kept = table.filter(pc.invert(pc.is_in(table["uid"], value_set=pa.array(sorted(uids), pa.string()))))
+            if kept.num_rows:
+                write_parquet_atomic(kept, target)
+            else:
+                remove_partition(target)
+            total.partitions_rewritten += 1
         shutil.rmtree(self.stage_root, ignore_errors=True)
         for parent in (self.stage_root.parent, self.lake.staging):
             try:
@@ -247,6 +311,81 @@ class PostsWriter:
         self._staged.clear()
         self._buffered = 0
         return total
+
+    def _plan_moves(self, keys: list[PartitionKey]) -> dict[str, PartitionKey]:
+        """uid -> the partition of its winning version, for the uids whose versions sit in more than one."""
+        columns = ["uid", "retrieved_at", "retrieval_estimated"]
+        frames = []
+        for number, key in enumerate(keys):
+            table = self._incoming(key, columns)
+            frames.append(table.append_column("_key", pa.array([number] * table.num_rows, pa.int32()))
+                          .append_column("_stored", pa.array(np.zeros(table.num_rows, dtype=np.int8))))
+        incoming = pa.concat_tables(frames) if frames else None
+        if incoming is None or not incoming.num_rows:
+            return {}
+        all_keys = list(keys)
+        dataset = self.lake.posts_dataset()
+        if dataset is not None:
+            stored = dataset.to_table(columns=columns + ["platform", "community", "month"],
+                                      filter=ds.field("uid").isin(pc.unique(incoming["uid"])))
+            numbers = []
+            for key in zip(*(stored[c].to_pylist() for c in ("platform", "community", "month"))):
+                if key not in all_keys:
+                    all_keys.append(key)
+                numbers.append(all_keys.index(key))
+            stored = stored.select(columns).append_column("_key", pa.array(numbers, pa.int32())) \
+                .append_column("_stored", pa.array(np.ones(stored.num_rows, dtype=np.int8)))
+            versions = pa.concat_tables([stored, incoming])
+        else:
+            versions = incoming
+        places = pa.table({"uid": versions["uid"], "_key": versions["_key"]}).group_by("uid") \
+            .aggregate([("_key", "count_distinct")])
+        spread = pc.filter(places["uid"], pc.greater(places["_key_count_distinct"], 1))
+        if not len(spread):
+            return {}
+        versions = versions.filter(pc.is_in(versions["uid"], value_set=spread))
+        real, retrieved = version_rank(versions)
+        ranked = pa.table({"uid": versions["uid"], "real": real, "retrieved": retrieved,
+                           "stored": versions["_stored"], "key": versions["_key"],
+                           "order": pa.array(np.arange(versions.num_rows))})
+        # Stored copies first on ties (a tie keeps the stored row); between stored copies of one version
+        # (a kill between writing the new partition and rewriting the old one), the newest incoming key.
+        order = pc.sort_indices(ranked, sort_keys=[("uid", "ascending"), ("real", "descending"),
+                                                   ("retrieved", "descending"), ("stored", "descending"),
+                                                   ("order", "descending")])
+        winners: dict[str, PartitionKey] = {}
+        for uid, key in zip(ranked["uid"].take(order).to_pylist(), ranked["key"].take(order).to_pylist()):
+            winners.setdefault(uid, all_keys[key])
+        return winners
+
+    def _stored_elsewhere(self, moves: dict[str, PartitionKey]) -> dict[PartitionKey, pa.Table]:
+        """Stored rows of moving uids, by the partition that holds them (marked with a ``_stored`` column)."""
+        found: dict[PartitionKey, pa.Table] = {}
+        dataset = self.lake.posts_dataset()
+        if dataset is None:
+            return found
+        table = dataset.to_table(filter=ds.field("uid").isin(sorted(moves)))
+        for key in set(zip(*(table[c].to_pylist() for c in ("platform", "community", "month")))):
+            mask = pc.and_(pc.and_(pc.equal(table["platform"], key[0]), pc.equal(table["community"], key[1])),
+                           pc.equal(table["month"], key[2]))
+            rows = table.filter(mask).select(FILE_SCHEMA.names).cast(FILE_SCHEMA)
+            mine = [u for u in rows["uid"].to_pylist() if moves[u] != key]
+            if mine:
+                rows = rows.filter(pc.is_in(rows["uid"], value_set=pa.array(mine, pa.string())))
+                found[key] = rows.append_column("_stored", pa.array(np.ones(rows.num_rows, dtype=np.int8)))
+        return found
+
+
+def remove_partition(target: Path) -> None:
+    """Remove a partition's file and the folders it leaves empty (a partition whose last row moved away)."""
+    target.unlink(missing_ok=True)
+    folder = target.parent
+    for _ in range(3):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+        folder = folder.parent
 
 
 @dataclass

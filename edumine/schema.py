@@ -41,6 +41,9 @@ FILE_FIELDS = (
     pa.field("is_edited", pa.bool_()),
     pa.field("edited_at", TS),
     pa.field("retrieved_at", TS),                   # when the source saw this version
+    pa.field("retrieval_estimated", pa.bool_()),    # true: retrieved_at is a guess (a file's mtime), not a
+                                                    # real retrieval time; such a version never replaces one
+                                                    # with a real time (null: real, as in lakes before 0.x)
     pa.field("source", pa.string()),                # registry name of the miner, e.g. reddit.dumps.v1
     pa.field("ingest_run", pa.string()),            # run that wrote this version
 )
@@ -75,8 +78,22 @@ def make_uid(platform: str, kind: str, record_id: str) -> str:
     return f"{platform}:{kind}:{record_id}"
 
 
+class BadRecord(ValueError):
+    """A record that cannot be normalised; ``reason`` is a short code used to count quarantined records."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
 def from_epoch(value: float) -> datetime:
-    return datetime.fromtimestamp(value, tz=UTC)
+    """A UTC datetime; a value no datetime can hold (1e20, 10**30, NaN) is a ``bad_time`` BadRecord, so that
+    every source's existing ``except BadRecord`` quarantines it instead of aborting the run."""
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError, TypeError):
+        raise BadRecord("bad_time", f"{value!r} is not a representable time (seconds since 1970)") from None
 
 
 def apply_deletion(record: dict) -> dict:

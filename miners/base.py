@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from edumine.config import StrictModel
-from edumine.schema import UTC
+from edumine.schema import UTC, BadRecord  # noqa: F401  (BadRecord is re-exported: sources import it here)
 
 
 class SourceConfig(StrictModel):
@@ -31,15 +31,6 @@ class FileSourceConfig(SourceConfig):
         if any(not p.strip() for p in value):
             raise ValueError("a path must not be empty")
         return value
-
-
-class BadRecord(ValueError):
-    """A record that cannot be normalised; ``reason`` is a short code used to count quarantined records."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(slots=True)
@@ -98,9 +89,11 @@ def time_bounds(since: date | datetime | None, until: date | datetime | None) ->
 
 def parse_epoch(value: Any, field_name: str) -> float:
     """Seconds since the epoch from int, float or numeric string (Pushshift eras use all three)."""
+    if isinstance(value, bool):  # JSON true is not a time, though float(True) == 1.0
+        raise BadRecord("bad_time", f"{field_name}={value!r} is not a number of seconds")
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BadRecord("bad_time", f"{field_name}={value!r} is not a number of seconds") from None
     if seconds != seconds or seconds in (float("inf"), float("-inf")):
         raise BadRecord("bad_time", f"{field_name}={value!r} is not a finite time")
@@ -139,6 +132,6 @@ def optional_int(value: Any, stats: Counter, field_name: str) -> int | None:
         return None
     try:
         return int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         stats[f"coerced_to_null:{field_name}"] += 1
         return None

@@ -114,7 +114,7 @@ def collect_source(ctx: RunContext, index: int) -> SourceReport:
     with ctx.stage("collect"):
         report = ingest_source(build_source(ctx.config, index), label=label, kind=source_config.kind,
                                lake=ctx.lake, run_id=ctx.run_id, pseudonymiser=ctx.pseudonymiser,
-                               chunk_rows=ctx.config.collect.chunk_rows)
+                               chunk_rows=ctx.config.collect.chunk_rows, plausible=ctx.config.collect.plausible())
     ctx.inputs.append(report.as_dict())
     write_manifest(ctx, status="running")
     return report
