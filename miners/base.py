@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import glob
+from collections.abc import Callable
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, field_validator
 
 from edumine.config import StrictModel
 from edumine.schema import UTC, BadRecord  # noqa: F401  (BadRecord is re-exported: sources import it here)
+
+T = TypeVar("T")
 
 
 class SourceConfig(StrictModel):
@@ -31,6 +35,21 @@ class FileSourceConfig(SourceConfig):
         if any(not p.strip() for p in value):
             raise ValueError("a path must not be empty")
         return value
+
+
+def record_builder(build: Callable[..., T]) -> Callable[..., T]:
+    """Decorates a source's record builder so that a field of the wrong type (``int('abc')``, a missing
+    key, a list where text belongs) raises ``BadRecord`` like every known problem: the source's own
+    ``except BadRecord`` then quarantines that record instead of the error aborting the run."""
+    @functools.wraps(build)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return build(*args, **kwargs)
+        except BadRecord:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, OSError) as exc:
+            raise BadRecord("bad_record", f"{type(exc).__name__}: {exc}") from None
+    return wrapper
 
 
 @dataclass(slots=True)

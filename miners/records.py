@@ -20,6 +20,7 @@ that whatever a field holds, the record either fits ``FILE_SCHEMA`` exactly or i
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ OPTIONAL_TEXT = ("parent_uid", "thread_uid", "title", "body", "url", "link_url",
 COUNTS = ("score", "num_comments")
 FLAGS = ("is_deleted", "is_edited")
 DEFAULT_SINCE = date(2005, 6, 1)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _FIELD_NAMES = tuple(f.name for f in FILE_FIELDS) + ("platform", "community")
 
 
@@ -119,7 +121,7 @@ def _text(value: Any, name: str, counts: Counter) -> str | None:
             text.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates from a broken decoder: Parquet needs valid UTF-8
             counts[f"repaired_text:{name}"] += 1
-            text = text.encode("utf-8", "replace").decode("utf-8")
+            text = _SURROGATE.sub("\ufffd", text)
     return text
 
 

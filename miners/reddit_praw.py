@@ -34,7 +34,8 @@ from pydantic import Field, SecretStr, field_validator
 
 from edumine import registry
 from edumine.miners.base import ReadStats, Rejected, time_bounds
-from edumine.miners.live import FetchFailed, LiveSource, LiveSourceConfig, call_with_retries, retry_after_seconds
+from edumine.miners.live import (FetchFailed, LiveSource, LiveSourceConfig, call_with_retries, guarded,
+                                 retry_after_seconds)
 from edumine.schema import UTC, from_epoch, make_uid
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,7 @@ class RedditPrawSource(LiveSource):
             known = recent.get(pid) or mark.get("recent", {}).get(pid)
             if self.listing == "new" or known is None or known["digest"] != entry["digest"]:
                 counts["posts"] += 1
-                yield self._post_record(data, retrieved)
+                yield guarded(self._post_record, data, retrieved, location=f"reddit:post:{data.get('id')}", raw=data)
             if self.comments:
                 previous = (known or {}).get("comments", {})
                 entry["comments"] = yield from self._thread(reddit, pid, counts, note, previous, None)
@@ -316,7 +317,7 @@ class RedditPrawSource(LiveSource):
             if digest != entry.get("digest"):
                 entry["digest"] = digest
                 counts["updated"] += 1
-                yield self._post_record(data, retrieved)
+                yield guarded(self._post_record, data, retrieved, location=f"reddit:post:{data.get('id')}", raw=data)
         seen: dict[str, str] = {}
         from praw.models import Comment
 
@@ -330,7 +331,8 @@ class RedditPrawSource(LiveSource):
             if old == digest:
                 continue
             counts["comments" if old is None else "updated"] += 1
-            yield self._comment_record(data, retrieved)
+            yield guarded(self._comment_record, data, retrieved, location=f"reddit:comment:{data.get('id')}",
+                          raw=data)
         # A comment gone from the tree (removed by moderators) keeps its last version in the lake.
         return {**previous, **seen}
 

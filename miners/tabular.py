@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 from edumine import registry
 from edumine.config import StrictModel
 from edumine.miners.base import (BadRecord, FileSourceConfig, ReadStats, Rejected, expand_paths, optional_int,
-                                 parse_time_text, time_bounds)
+                                 parse_time_text, record_builder, time_bounds)
 from edumine.miners.reddit_dumps import iter_json_lines
 from edumine.schema import from_epoch, make_uid
 
@@ -170,6 +170,7 @@ class TabularSource:
         except Exception as exc:  # noqa: BLE001  (a damaged file must not stop the run)
             yield Rejected(str(path), "unreadable_file", f"stopped after row {row_number}: {type(exc).__name__}: {exc}")
 
+    @record_builder
     def _record(self, row: dict, columns: ColumnMap, counts: Any, retrieved: Any) -> dict:
         def get(name: str | None) -> Any:
             value = row.get(name) if name else None
