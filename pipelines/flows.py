@@ -18,6 +18,7 @@ from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from edumine.config import load_config  # noqa: E402
+from edumine.faults import kill_point  # noqa: E402
 from edumine.pipelines import runner  # noqa: E402
 from edumine.pipelines.task_runners import (TaskRunnerName, collect_source_detached, make_task_runner,  # noqa: E402
                                             run_all)
@@ -44,11 +45,7 @@ def collect_source_task(run_id: str, index: int, config: str | None = None,
 def stage_task(run_id: str, stage_name: str) -> dict[str, Any]:
     ctx = _ACTIVE[run_id]
     stage = next(s for s in pipeline_stages(ctx.config) if s.name == stage_name)
-    with ctx.stage(stage.name):
-        summary = stage.run(ctx) or {}
-    ctx.outputs[stage.name] = summary
-    runner.write_manifest(ctx, status="running")
-    return summary
+    return runner.run_stage(ctx, stage)
 
 
 def _collect_all(ctx: runner.RunContext, config: str | None = None, overrides: list[str] | None = None,
@@ -89,6 +86,7 @@ def pipeline_flow(config: str, overrides: list[str] | None = None, task_runner: 
     def body() -> dict[str, Any]:
         collected = collect_flow(config, overrides, run_id=ctx.run_id, task_runner=task_runner,
                                  dask_address=dask_address)
+        kill_point("stage.collect.after")
         stages = {}
         for stage in pipeline_stages(settings):
             stages[stage.name] = stage_task.with_options(name=stage.name)(ctx.run_id, stage.name)

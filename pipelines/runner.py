@@ -16,9 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from edumine import registry
+from edumine import recovery, registry
 from edumine.config import ConfigBase, config_as_dict
 from edumine.errors import ConfigError
+from edumine.faults import kill_point
 from edumine.lake import Lake
 from edumine.manifest import code_version, library_versions, new_run_id, write_json_atomic
 from edumine.miners.ingest import SourceReport, ingest_source
@@ -94,15 +95,25 @@ def check_inputs(config: ConfigBase) -> None:
 
 
 def open_run(config: ConfigBase, flow: str) -> RunContext:
+    """Lock the lake, clean up after runs that died (edumine/recovery.py), and start this run's manifest."""
     check_inputs(config)
     lake = Lake(config.lake)
     lake.lock()
     try:
         key = load_key(config.privacy.key_env, config.privacy.key_file)
+        ctx = RunContext(config=config, run_id=new_run_id(), lake=lake, pseudonymiser=Pseudonymiser(key),
+                         flow=flow)
+        found: dict[str, Any] = {"interrupted_runs": recovery.mark_interrupted(lake.root, ctx.run_id),
+                                 "rolled_back": recovery.recover(lake.root),
+                                 "rebuilt_unreadable": recovery.verify_derived(lake.root)}
+        if flow == "pipeline":  # the stages' outputs become one commit: all of them, or none (a later run undoes)
+            recovery.begin(lake.root, ctx.run_id)
     except Exception:
         lake.unlock()
         raise
-    ctx = RunContext(config=config, run_id=new_run_id(), lake=lake, pseudonymiser=Pseudonymiser(key), flow=flow)
+    found = {k: v for k, v in found.items() if v}
+    if found:
+        ctx.outputs["recovery"] = found
     write_manifest(ctx, status="running")
     log.info("run %s started; lake %s", ctx.run_id, lake.root)
     return ctx
@@ -121,10 +132,30 @@ def collect_source(ctx: RunContext, index: int) -> SourceReport:
 
 
 def close_run(ctx: RunContext, status: str, error: BaseException | None = None) -> Path:
-    with ctx.stage("summarise"):
-        ctx.outputs["posts_rows"] = ctx.lake.count_posts()
-    write_manifest(ctx, status=status, error=error)
-    ctx.lake.unlock()
+    """Record how the run ended. Never fails on the lake's state: a failure while failing (an unreadable
+    posts file) is recorded beside the first one, and the manifest is written whatever happens."""
+    try:
+        with ctx.stage("summarise"):
+            ctx.outputs["posts_rows"] = ctx.lake.count_posts()
+    except Exception as exc:  # noqa: BLE001
+        ctx.outputs["posts_rows"] = None
+        ctx.outputs["summarise_error"] = f"{type(exc).__name__}: {exc}"
+        if status == "completed":
+            status, error = "failed", exc
+    try:
+        if status == "completed":
+            recovery.commit(ctx.lake.root)
+        else:  # a failed run's derived outputs go back to what the last completed run left
+            rolled_back = recovery.recover(ctx.lake.root)
+            if rolled_back:
+                ctx.outputs["rolled_back"] = rolled_back
+    except Exception as exc:  # noqa: BLE001  (the next run's start retries the rollback)
+        ctx.outputs["rollback_error"] = f"{type(exc).__name__}: {exc}"
+        log.warning("run %s: could not roll back its derived outputs (%s); the next run will", ctx.run_id, exc)
+    try:
+        write_manifest(ctx, status=status, error=error)
+    finally:
+        ctx.lake.unlock()
     log.info("run %s %s; manifest %s", ctx.run_id, status, ctx.manifest_path)
     return ctx.manifest_path
 
@@ -155,6 +186,17 @@ def write_manifest(ctx: RunContext, *, status: str, error: BaseException | None 
         write_json_atomic(manifest, ctx.manifest_path)
 
 
+def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
+    """One stage of the run, its summary into the manifest (the flows' stage task calls this too)."""
+    kill_point(f"stage.{stage.name}.before")
+    with ctx.stage(stage.name):
+        summary = stage.run(ctx) or {}
+    ctx.outputs[stage.name] = summary
+    write_manifest(ctx, status="running")
+    kill_point(f"stage.{stage.name}.after")
+    return summary
+
+
 def run_collect(config: ConfigBase, flow: str = "collect") -> RunContext:
     """Collection alone, without Prefect: every source in order, then the manifest."""
     ctx = open_run(config, flow)
@@ -176,12 +218,11 @@ def run_pipeline(config: ConfigBase, *, only: list[str] | None = None) -> RunCon
     try:
         for index in range(len(config.sources)):  # type: ignore[attr-defined]
             collect_source(ctx, index)
+        kill_point("stage.collect.after")
         for stage in pipeline_stages(config):
             if only is not None and stage.name not in only:
                 continue
-            with ctx.stage(stage.name):
-                ctx.outputs[stage.name] = stage.run(ctx) or {}
-            write_manifest(ctx, status="running")
+            run_stage(ctx, stage)
     except BaseException as exc:
         close_run(ctx, "failed", exc)
         raise

@@ -121,13 +121,13 @@ def lineage_inputs(lake: Any) -> Any:
 def cached_embeddings(ctx: Any, frame: Any) -> Any:
     """The topic stage's cached vectors for ``frame``'s docs, or None when any is missing (nothing is embedded
     here)."""
-    from edumine.models.embeddings import EmbeddingCache
+    from edumine.models.embeddings import open_cache
     from edumine.pipelines.stages.topics import stage_embedder
 
     if "text_hash" not in frame:
         return None
     embedder, cache_root = stage_embedder(ctx.config.topics, ctx.lake)
-    cache = EmbeddingCache(cache_root, embedder.key)
+    cache = open_cache(embedder, cache_root)  # the state the topic stage fitted: its key names the vectors
     vectors, missing = cache.get(frame["uid"].tolist(), frame["text_hash"].tolist())
     if vectors is None or missing.any():
         log.warning("lineage: %d of %d docs have no cached %s embedding; comparing topics by c-TF-IDF only",
