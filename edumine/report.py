@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from edumine.faults import kill_point
 from edumine.report_charts import (activity_figure, heatmap_figure, lineage_figure, people_figure,
                                    prevalence_figure, rates_figure)
 from edumine.schema import UTC
@@ -376,6 +377,7 @@ def build_report(lake_root: str | Path, *, manifest: dict[str, Any] | None = Non
     tmp = target.parent / f".tmp-{uuid.uuid4().hex}-{target.name}"
     try:
         tmp.write_text(page, encoding="utf-8")
+        kill_point("report.write")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -63,6 +63,7 @@ def docs_schema() -> Any:
 def run_preprocess(ctx: Any) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
+    from edumine.faults import kill_point
     from edumine.lake import PART_FILE
     from edumine.models.preprocess import Preprocessor, text_hash
 
@@ -94,6 +95,7 @@ def run_preprocess(ctx: Any) -> dict[str, Any]:
 
                 write_parquet_atomic(table, target)
                 counts["partitions_rewritten"] += 1
+                kill_point("preprocess.partition")
         counts["processed"] += len(records)
         pending, pending_docs = [], 0
 

@@ -157,6 +157,7 @@ def theme_prevalence(doc_themes: Any, theme_ids: list[str], labels: dict[str, st
 
 
 def run_themes(ctx: Any) -> dict[str, Any]:
+    from edumine.faults import kill_point
     from edumine.lake import write_parquet_atomic
     from edumine.models.themes import load_or_train
 
@@ -166,6 +167,7 @@ def run_themes(ctx: Any) -> dict[str, Any]:
     labels = {t.id: t.display for t in model.codebook.themes}
     prevalence = theme_prevalence(combined, model.theme_ids, labels, ctx.config.windows.unit,
                                   level=settings.interval_level, seed=settings.seed, model_name=folder.name)
+    kill_point("themes.write")
     write_parquet_atomic(prevalence, Path(ctx.lake.table_path("theme_prevalence")) / "part-0.parquet")
     evaluation = model.info.get("evaluation") or {}
     ctx.scores["themes"] = {
