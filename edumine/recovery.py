@@ -189,7 +189,8 @@ def _same(a: Path, b: Path) -> bool:
 def _remove_empty_dirs(root: Path) -> None:
     for entry in root.iterdir():
         if entry.is_dir() and entry.name not in KEPT:
-            for folder in sorted((p for p in entry.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            folders = [p for p in entry.rglob("*") if p.is_dir()] + [entry]
+            for folder in sorted(folders, key=lambda p: -len(p.parts)):
                 try:
                     folder.rmdir()
                 except OSError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from edumine.pipelines.prefect_env import configure_prefect
+from edumine.pipelines.prefect_env import configure_prefect, note_servers
 
 configure_prefect()
 
@@ -96,6 +96,7 @@ def pipeline_flow(config: str, overrides: list[str] | None = None, task_runner: 
 
 
 def _run(ctx: runner.RunContext, body: Any) -> dict[str, Any]:
+    note_servers()  # the flow runs, so a temporary server (if any) is up: noted, a killed run's is reaped later
     _ACTIVE[ctx.run_id] = ctx
     try:
         result = body()

@@ -134,6 +134,9 @@ def collect_source(ctx: RunContext, index: int) -> SourceReport:
 def close_run(ctx: RunContext, status: str, error: BaseException | None = None) -> Path:
     """Record how the run ended. Never fails on the lake's state: a failure while failing (an unreadable
     posts file) is recorded beside the first one, and the manifest is written whatever happens."""
+    if status == "failed" and (isinstance(error, (KeyboardInterrupt, SystemExit)) or
+                               type(error).__name__ == "TerminationSignal"):  # Prefect's SIGTERM inside a flow
+        status = "interrupted"  # Ctrl-C, SIGTERM, SIGHUP: stopped, not broken
     try:
         with ctx.stage("summarise"):
             ctx.outputs["posts_rows"] = ctx.lake.count_posts()
