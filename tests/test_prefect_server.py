@@ -43,8 +43,11 @@ def _edumine_run(work: Path, kill_at: str) -> subprocess.CompletedProcess:
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     env = dict(os.environ, EDUMINE_PSEUDONYM_KEY=TEST_KEY, PREFECT_HOME=str(work / "prefect"), EDUMINE_KILL_AT=kill_at)
     env.pop("PREFECT_API_URL", None)
-    return subprocess.run([sys.executable, "-m", "edumine.cli", "run", "--config", str(work / "config.yaml")],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    # Output to files, not pipes: a server left running would hold a pipe open and the wait would never end.
+    with open(work / "stdout", "w") as out, open(work / "stderr", "w") as err:
+        code = subprocess.run([sys.executable, "-m", "edumine.cli", "run", "--config", str(work / "config.yaml")],
+                              cwd=ROOT, env=env, stdout=out, stderr=err, timeout=600).returncode
+    return subprocess.CompletedProcess([], code, (work / "stdout").read_text(), (work / "stderr").read_text())
 
 
 def _wait_gone(home: Path, seconds: float = 15) -> list[int]:
