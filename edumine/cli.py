@@ -37,7 +37,8 @@ def _logging(verbose: bool) -> None:
 
 
 def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    code = getattr(exc, "code", "E-USER")
+    console.print(f"[bold red]error[/] [{code}]: {exc}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -75,7 +76,9 @@ def run(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option(Fal
     try:
         from edumine.config import load_config
 
-        load_config(config, set_ or [])  # fail fast, before Prefect starts a server
+        from edumine.stages import pipeline_stages
+
+        pipeline_stages(load_config(config, set_ or [], check_inputs=True))  # fail fast, before Prefect starts
         _guard_prefect_server()
         from edumine.pipelines.flows import pipeline_flow
 
@@ -91,7 +94,7 @@ def collect(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option
     try:
         from edumine.config import load_config
 
-        load_config(config, set_ or [])
+        load_config(config, set_ or [], check_inputs=True)
         _guard_prefect_server()
         from edumine.pipelines.flows import collect_flow
 
@@ -127,6 +130,31 @@ def query(
         _fail(EdumineError(_query_failure(exc, lake)))
         return
     _print_rows(columns, rows, format)
+
+
+@app.command(name="catalog")
+def catalog_command(lake: Annotated[Path, typer.Option("--lake", help="lake folder")],
+                    format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
+                    ) -> None:
+    """The lake's tables and artefacts: layer, owning stage, files, rows and size."""
+    from edumine.catalog import describe
+
+    if not lake.is_dir():
+        _fail(EdumineError(f"no lake at {lake}: pass the folder a config's `lake:` names"))
+    rows = describe(lake)
+    columns = ["name", "layer", "owner", "kind", "present", "files", "rows", "mb"]
+    _print_rows(columns, [tuple(row[c] for c in columns) for row in rows], format)
+
+
+@app.command()
+def migrate(lake: Annotated[Path, typer.Option("--lake", help="lake folder to bring up to date")]) -> None:
+    """Rename columns of an older lake to the current names (every run also does this at its start)."""
+    from edumine.migrations import migrate_lake
+
+    if not lake.is_dir():
+        _fail(EdumineError(f"no lake at {lake}: pass the folder a config's `lake:` names"))
+    changed = migrate_lake(lake)
+    console.print(f"{len(changed)} file(s) migrated" + "".join(f"\n  {path}" for path in changed))
 
 
 def _query_failure(exc: Exception, lake: Any) -> str:

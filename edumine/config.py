@@ -13,19 +13,25 @@ import os
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from edumine import registry
+from edumine.registry import did_you_mean
 from edumine.errors import ConfigError
 
 
 class StrictModel(BaseModel):
-    """Base of every config section: unknown keys are errors, values are validated on assignment."""
+    """Base of every config section: unknown keys are errors, values are validated on assignment.
+
+    A section that chooses registered implementations names them in ``components``: field -> (registry,
+    field of its params or None). ``load_config`` checks each choice and its params against the registry.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    components: ClassVar[dict[str, tuple[str, str | None]]] = {}
 
 
 class WindowsConfig(StrictModel):
@@ -39,6 +45,9 @@ class PrivacyConfig(StrictModel):
 
     key_env: str = "EDUMINE_PSEUDONYM_KEY"
     key_file: Path = Path("~/.config/edumine/pseudonym.key")
+    user_profiles: Literal["exclude", "pseudonymise"] = Field(
+        "exclude", description="posts to a user's own profile (Reddit's u_<name> pseudo-subreddits): left out and "
+                               "counted as filtered, or kept under the community u_<pseudonym>")
 
 
 class PlausibleTimeConfig(StrictModel):
@@ -88,10 +97,6 @@ def _config_model(kinds: tuple[str, ...], sections: tuple[str, ...]) -> type[Con
 
 def config_model() -> type[ConfigBase]:
     """The Config model for every source kind and stage section registered (built-ins are loaded first)."""
-    import edumine.miners  # noqa: F401  (registers the built-in source kinds)
-    from edumine.stages import discover_stages
-
-    discover_stages()
     return _config_model(tuple(registry.sources.names()), tuple(registry.config_sections.names()))
 
 
@@ -131,8 +136,11 @@ def _list_index(node: list[Any], part: str, path: list[str]) -> int:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), *,
-                data: dict[str, Any] | None = None, base_dir: Path | None = None) -> ConfigBase:
-    """Load, override, validate and resolve a config. Raises ConfigError listing every problem."""
+                data: dict[str, Any] | None = None, base_dir: Path | None = None,
+                check_inputs: bool = False) -> ConfigBase:
+    """Load, override, validate and resolve a config. Raises ConfigError listing every problem.
+
+    ``check_inputs``: also report file sources that match no file (commands that collect ask for it)."""
     origin = str(path) if path is not None else "<dict>"
     if data is None:
         if path is None:
@@ -147,22 +155,105 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     if not isinstance(data, dict):
         raise ConfigError(origin, [("", "the top level must be a mapping of sections (lake, sources, ...)")])
     data = apply_overrides(json.loads(json.dumps(data, default=str)), overrides)
+    model = config_model()
+    problems = component_problems(model, data)
+    if check_inputs:
+        problems += input_problems(data, base_dir or Path.cwd())
     try:
-        config = config_model().model_validate(data)
+        config = model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(origin, [_problem(error) for error in exc.errors()]) from None
+        problems = [_problem(error, model, data) for error in exc.errors()] + problems
+    if problems:
+        raise ConfigError(origin, sorted(dict.fromkeys(problems), key=lambda p: _path_order(p[0])))
     return resolve_paths(config, base_dir or Path.cwd())
 
 
-def _problem(error: Any) -> tuple[str, str]:
+def _path_order(path: str) -> list[Any]:
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in path.split(".")]
+
+
+def _problem(error: Any, model: type[BaseModel], data: dict[str, Any]) -> tuple[str, str]:
     loc = [str(part) for part in error["loc"]]
     # Discriminated unions put the tag in the path (sources.0.reddit.dumps.v1.paths): drop it.
     if len(loc) > 2 and loc[0] == "sources" and loc[2] in registry.sources:
         del loc[2]
     message = error["msg"]
     if error["type"] == "extra_forbidden":
-        message = "unknown key (check its spelling; unknown keys are errors)"
+        known = _fields_at(model, loc[:-1], data)
+        suggestion = did_you_mean(loc[-1], known)
+        message = f"unknown key{suggestion}" if suggestion else \
+            "unknown key (unknown keys are errors" + (f"; known here: {', '.join(known)})" if known else ")")
     return ".".join(loc), message
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The config model behind a field's annotation (``Section``, ``Optional[Section]``, ...), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation) if get_origin(annotation) is not None else ():
+        found = _section_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(model: type[BaseModel], loc: list[str], data: dict[str, Any]) -> list[str]:
+    """Field names of the config model at ``loc`` (``sources.N`` follows the source's kind)."""
+    current: type[BaseModel] | None = model
+    node: Any = data
+    for index, part in enumerate(loc):
+        if current is None:
+            return []
+        if index == 1 and loc[0] == "sources" and part.isdigit():
+            kind = (node[int(part)] or {}).get("kind") if isinstance(node, list) and int(part) < len(node) else None
+            current = registry.sources.get(kind).Config if kind in registry.sources else None
+            node = node[int(part)] if current is not None else None
+            continue
+        field = current.model_fields.get(part)
+        current = _section_model(field.annotation) if field is not None else None
+        node = node.get(part) if isinstance(node, dict) else None
+    return sorted(current.model_fields) if current is not None else []
+
+
+def component_problems(model: type[BaseModel], data: Any, path: str = "") -> list[tuple[str, str]]:
+    """Every registered-component choice under ``model`` checked against its registry, params included."""
+    if not isinstance(data, dict):
+        return []
+    problems: list[tuple[str, str]] = []
+    components = getattr(model, "components", {})
+    for field_name, (registry_name, params_field) in components.items():
+        defaults = model.model_fields
+        name = data.get(field_name, defaults[field_name].default)
+        params = data.get(params_field) if params_field else None
+        problems += getattr(registry, registry_name).check(
+            name, params, f"{path}{field_name}", f"{path}{params_field}" if params_field else None)
+    for field_name, field in model.model_fields.items():
+        section = _section_model(field.annotation)
+        if section is not None and field_name != "sources":
+            problems += component_problems(section, data.get(field_name), f"{path}{field_name}.")
+    return problems
+
+
+def input_problems(data: dict[str, Any], base_dir: Path) -> list[tuple[str, str]]:
+    """File sources whose paths match no file at all, checked before any server or stage starts."""
+    from edumine.files import expand_paths
+
+    problems = []
+    for index, source in enumerate(data.get("sources") or []):
+        if not isinstance(source, dict) or not isinstance(source.get("paths"), list) or not source["paths"]:
+            continue
+        patterns = [str(p) for p in source["paths"]]
+        absolute = [p if Path(p).expanduser().is_absolute() else str(base_dir / p) for p in patterns]
+        files, _ = expand_paths([str(Path(p).expanduser()) for p in absolute])
+        if not files:
+            hint = ""
+            if any("shared" in pattern for pattern in patterns):
+                hint = (" The default config reads the corpora in ../shared beside the project; without them, "
+                        "point this source at your own Pushshift/Arctic Shift dumps (*.zst) or CSV exports, e.g. "
+                        f"--set 'sources.{index}.paths=[\"data/raw/*.zst\"]'.")
+            problems.append((f"sources.{index}.paths", f"no file matches {', '.join(patterns)} (working "
+                                                       f"directory {base_dir}).{hint}"))
+    return problems
 
 
 def resolve_paths(config: ConfigBase, base_dir: Path) -> ConfigBase:

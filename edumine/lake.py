@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from edumine import catalog
 from edumine.errors import LakeBusyError
 from edumine.faults import kill_point
 from edumine.schema import FILE_SCHEMA, PARTITION_FIELDS, POSTS_SCHEMA, QUARANTINE_SCHEMA, UTC
@@ -46,7 +47,39 @@ class Lake:
     staging = property(lambda self: self.root / "_staging")
 
     def table_path(self, name: str) -> Path:
-        return self.root / name
+        """The folder of a table or artefact the catalog declares (``edumine/catalog.py``)."""
+        return self.root / catalog.entry(name).name
+
+    def exists(self, name: str) -> bool:
+        return any(f for f in self.table_path(name).rglob("*.parquet") if not f.name.startswith("."))
+
+    def read(self, name: str, columns: list[str] | None = None, filter: Any = None, *,
+             missing_ok: bool = False) -> pa.Table | None:
+        """A catalog table (all its files); ``None`` when it was never written and ``missing_ok``."""
+        if name == "posts":
+            return self.read_posts(columns=columns, filter=filter)
+        item = catalog.entry(name)
+        if not self.exists(name):
+            if missing_ok:
+                return None
+            raise FileNotFoundError(f"lake table {name!r} is missing from {self.root}: the {item.owner} stage "
+                                    "writes it; run the pipeline (edumine run) to build it")
+        dataset = ds.dataset(self.table_path(name), format="parquet",
+                             partitioning="hive" if item.partitioning else None)
+        return dataset.to_table(columns=columns, filter=filter)
+
+    def write(self, name: str, table: pa.Table, *, part: str = PART_FILE) -> Path:
+        """Replace a catalog table's file atomically; a table with a declared schema is checked against it."""
+        item = catalog.entry(name)
+        schema = item.resolved_schema()
+        if schema is not None and table.schema != schema:
+            missing = sorted(set(schema.names) - set(table.column_names))
+            if missing:
+                raise ValueError(f"table {name!r} lacks the catalog's columns {missing}")
+            table = table.select(schema.names).cast(schema)
+        target = self.table_path(name) / part
+        write_parquet_atomic(table, target)
+        return target
 
     # -- locking ---------------------------------------------------------------------------------
     def lock(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import os
 import re
@@ -23,7 +24,12 @@ DELETED_AUTHORS = frozenset({"", "[deleted]", "[removed]", "deleted", "none", "n
 # u/name or /u/name or /user/name, as Reddit links them; names are 3-20 of [A-Za-z0-9_-].
 _MENTION = re.compile(r"(?<![\w/])(/?u(?:ser)?/)([A-Za-z0-9_-]{3,20})\b", re.IGNORECASE)
 _REDDIT_USER_URL = re.compile(r"(reddit\.com/u(?:ser)?/)([A-Za-z0-9_-]{3,20})", re.IGNORECASE)
-_JSON_AUTHOR = re.compile(r'("author(?:_fullname)?"\s*:\s*")([^"\\]*)(")')
+_JSON_AUTHOR = re.compile(r'("author(?:_fullname)?"\s*:\s*")([^"\\]*)("?)')
+# A user's profile posts live in the pseudo-subreddit u_<name>: r/u_name in links, "subreddit": "u_name" in dumps.
+_PROFILE_LINK = re.compile(r"(?<![\w])(/?r/u_)([A-Za-z0-9_-]{3,20})\b", re.IGNORECASE)
+_JSON_PROFILE = re.compile(r'("subreddit"\s*:\s*"u_)([^"\\]*)(")', re.IGNORECASE)
+# A bare field of a row whose columns cannot be aligned (a malformed CSV row) may be a username.
+_NAME_LIKE = re.compile(r"(?=[^\s]*[A-Za-z])[A-Za-z0-9_-]{3,20}")
 
 
 def load_key(key_env: str, key_file: Path) -> bytes:
@@ -72,14 +78,40 @@ class Pseudonymiser:
                 self._cache.clear()
         return cached
 
+    def profile(self, community: str) -> str:
+        """The pseudo-community of a user's profile (``u_name``) with the name pseudonymised."""
+        return "u_" + (self.author(community[2:]) or "unknown")
+
     def text(self, text: str | None) -> str | None:
-        """Text with ``u/name`` mentions and reddit.com/user/name links pseudonymised."""
-        if not text or ("u/" not in text and "U/" not in text and "user/" not in text.lower()):
+        """Text with ``u/name`` mentions, reddit.com/user/name and r/u_name links pseudonymised."""
+        if not text:
+            return text
+        lowered = text.lower()
+        if "u/" not in lowered and "user/" not in lowered and "r/u_" not in lowered:
             return text
         text = _REDDIT_USER_URL.sub(lambda m: m.group(1) + (self.author(m.group(2)) or ""), text)
+        text = _PROFILE_LINK.sub(lambda m: m.group(1) + (self.author(m.group(2)) or ""), text)
         return _MENTION.sub(lambda m: m.group(1) + (self.author(m.group(2)) or ""), text)
 
-    def excerpt(self, raw: str, limit: int = 300) -> str:
-        """A raw input excerpt safe to keep in quarantine: author fields and mentions pseudonymised."""
+    def excerpt(self, raw: str | dict, limit: int = 300, *, personal: tuple[str, ...] = ()) -> str:
+        """A raw input excerpt safe to keep in quarantine.
+
+        ``raw`` is a line of text (JSON author and profile fields, mentions and user links are pseudonymised)
+        or a row as a dict, whose ``personal`` fields hold usernames. ``personal=("*",)`` says the row's
+        columns cannot be trusted to be aligned (a malformed CSV row): then every bare name-like field is
+        treated as a possible username.
+        """
+        if isinstance(raw, dict):
+            anywhere = "*" in personal
+            safe = {}
+            for key, value in raw.items():
+                if value is None:
+                    safe[key] = None
+                elif key in personal or (anywhere and _NAME_LIKE.fullmatch(str(value).strip())):
+                    safe[key] = self.author(str(value))
+                else:
+                    safe[key] = self.text(str(value))
+            return json.dumps(safe, ensure_ascii=False, default=str)[:limit]
         raw = _JSON_AUTHOR.sub(lambda m: m.group(1) + (self.author(m.group(2)) or "") + m.group(3), raw)
+        raw = _JSON_PROFILE.sub(lambda m: m.group(1) + (self.author(m.group(2)) or "") + m.group(3), raw)
         return (self.text(raw) or "")[:limit]

@@ -4,6 +4,11 @@ Every folder of Parquet files under the lake becomes a view of the same name (``
 ``doc_topics``, ``quarantine``, ...); the tables of ``summary.duckdb`` are attached read-only and shown
 as views too. Only reading statements run: anything that writes (INSERT, CREATE, COPY, ATTACH, SET, ...)
 is refused before it reaches the database.
+
+The connection is sandboxed by DuckDB itself, not by parsing the SQL: once the views are made, external access
+is switched off except for the lake's table folders and the summary store (``allowed_directories`` /
+``allowed_paths``), and the configuration is locked. ``read_text``, ``read_csv``, ``glob`` and friends
+therefore cannot reach the pseudonym key, another lake, the run manifests or any other file of the machine.
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ def connect(lake: str | Path) -> Any:
     if not root.is_dir():
         raise QueryError(f"no lake at {root}: run `edumine collect --config FILE` first, or pass --lake DIR")
     con = duckdb.connect(":memory:")
-    for name, folder in lake_tables(root).items():
+    tables = lake_tables(root)
+    for name, folder in tables.items():
         pattern = _sql_string(folder / "**" / "*.parquet")
         hive = f", hive_types={HIVE_TYPES}" if name == "posts" else ""
         con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({pattern}, hive_partitioning=true, '
@@ -56,7 +62,24 @@ def connect(lake: str | Path) -> Any:
         for (table,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'summary'").fetchall():
             if table not in existing:
                 con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM summary.main."{table}"')
+    _sandbox(con, tables, summary)
     return con
+
+
+def _sandbox(con: Any, tables: dict[str, Path], summary: Path) -> None:
+    """Let the connection read only the lake's tables and summary store, for good (see the module doc)."""
+    folders = [str(folder.resolve()) + "/" for folder in tables.values()]
+    paths = [str(summary.resolve())] if summary.is_file() else []
+    con.execute(f"SET allowed_directories = {_sql_list(folders)}")
+    con.execute(f"SET allowed_paths = {_sql_list(paths)}")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def _sql_list(values: list[str]) -> str:
+    return "[" + ", ".join(_sql_string(v) for v in values) + "]"
 
 
 def check_read_only(con: Any, sql: str) -> None:
@@ -89,7 +112,12 @@ def run_query(lake: str | Path, sql: str) -> tuple[list[str], list[tuple]]:
         except Exception as exc:  # noqa: BLE001
             views = [row[0] for row in con.execute(
                 "SELECT DISTINCT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()]
-            raise QueryError(f"{exc}\n(views available: {', '.join(views) or 'none'})") from None
+            available = f"views available: {', '.join(views) or 'none'}"
+            if type(exc).__name__ == "PermissionException":
+                raise QueryError("refused: `edumine query` reads the lake's tables and its summary store only, no "
+                                 f"other file ({str(exc).splitlines()[0]}); query the views instead ({available})"
+                                 ) from None
+            raise QueryError(f"{exc}\n({available})") from None
         columns = [d[0] for d in cursor.description or []]
         return columns, cursor.fetchall()
     finally:

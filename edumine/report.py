@@ -39,7 +39,7 @@ def esc(value: Any) -> str:
 
 
 REPORT_FILE = "report.html"
-WINDOW_COLUMNS = ("window_label", "window", "window_start")
+WINDOW_COLUMNS = ("window_label", "window_start")
 LOW_COLUMNS = ("share_low", "low", "ci_low", "lower", "share_lower")
 HIGH_COLUMNS = ("share_high", "high", "ci_high", "upper", "share_upper")
 TOPIC_COLUMNS = ("topic_id", "label", "top_terms", "size", "share", "representative_docs")
@@ -233,12 +233,12 @@ def _prevalence(data: Data, table: str, series: str, limit: int, *, counts: tupl
     community = "community" if "community" in columns else "'all'"
     count = _pick(columns, counts)
     docs = f'"{count}"' if count else "NULL"
-    select = (f'SELECT CAST("{window}" AS VARCHAR) AS window, {community} AS community, "{series}" AS series, '
+    select = (f'SELECT CAST("{window}" AS VARCHAR) AS window_label, {community} AS community, "{series}" AS series, '
               f"share, {docs} AS docs"
               + (f', "{low}" AS low, "{high}" AS high' if low and high else "") + f' FROM "{table}" WHERE {where}')
     frame = data.frame(select)
     top = frame.groupby("series")["docs" if count else "share"].sum().nlargest(limit).index
-    frame = frame[frame["series"].isin(top)].sort_values(["series", "community", "window"])
+    frame = frame[frame["series"].isin(top)].sort_values(["series", "community", "window_label"])
     return frame.rename(columns={"series": series})
 
 
@@ -270,7 +270,7 @@ def lineage_section(data: Data, charts: Charts, labels: dict[Any, str]) -> Secti
     if data.has("topic_events"):
         columns = data.columns("topic_events")
         window = _pick(columns, WINDOW_COLUMNS)
-        events = data.frame(f'SELECT * EXCLUDE ("{window}"), CAST("{window}" AS VARCHAR) AS window FROM topic_events')
+        events = data.frame(f'SELECT * EXCLUDE ("{window}"), CAST("{window}" AS VARCHAR) AS window_label FROM topic_events')
     if lineage.empty:
         parts.append('<p class="missing">The lineage table is empty (one window only, or no topic carried over).</p>')
     else:
@@ -279,10 +279,10 @@ def lineage_section(data: Data, charts: Charts, labels: dict[Any, str]) -> Secti
         # The chart has a menu per community; the tables count the whole corpus once, not once per community.
         events = events[events["community"] == "all"]
     if events is not None:
-        counts = events.groupby(["window", "event"]).size().unstack(fill_value=0).reset_index()
+        counts = events.groupby(["window_label", "event"]).size().unstack(fill_value=0).reset_index()
         parts.append("<h3>Events per window</h3>" + html_table(counts))
         detail = events.assign(topic=[labels.get(t, t) for t in events["topic_id"]])
-        parts.append("<h3>Events</h3>" + html_table(detail.sort_values(["window", "event"]), limit=150))
+        parts.append("<h3>Events</h3>" + html_table(detail.sort_values(["window_label", "event"]), limit=150))
     else:
         parts.append(_missing("topic_events"))
     return Section("lineage", "Topic lineage", "".join(parts))
@@ -370,6 +370,8 @@ def build_report(lake_root: str | Path, *, manifest: dict[str, Any] | None = Non
                                        lambda: themes_section(data, charts, max_series)))
         sections.append(_guard_section("crosstab", "Topics × themes", lambda: crosstab_section(data, charts, labels)))
         sections.append(_guard_section("threads", "Most discussed threads", lambda: threads_section(data)))
+        from edumine.report_paper import paper_sections  # the replication table (issue 15), when configured
+        sections.extend(_guard("paper_table", lambda: paper_sections(data, manifest), []))
     finally:
         data.close()
     page = render_page(sections, manifest, root)

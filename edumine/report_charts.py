@@ -141,13 +141,13 @@ def prevalence_figure(frame: pd.DataFrame, *, series: str, title: str, labels: d
             if "low" in rows and "high" in rows and rows["low"].notna().any():
                 error = {"type": "data", "symmetric": False, "array": (rows["high"] - rows["share"]).tolist(),
                          "arrayminus": (rows["share"] - rows["low"]).tolist(), "thickness": 1}
-            fig.add_scatter(x=rows["window"], y=rows["share"], mode="lines+markers", name=name, error_y=error,
+            fig.add_scatter(x=rows["window_label"], y=rows["share"], mode="lines+markers", name=name, error_y=error,
                             visible=community == communities[0], customdata=rows["docs"],
                             hovertemplate=name + "<br>%{x}: %{y:.1%} (%{customdata} docs)<extra></extra>")
             owners.append(community)
     _community_menu(fig, owners, communities, title)
     fig.update_yaxes(tickformat=".0%")
-    _ordered_windows(fig, frame["window"])
+    _ordered_windows(fig, frame["window_label"])
     return fig
 
 
@@ -186,7 +186,7 @@ def lineage_figure(lineage: pd.DataFrame, events: pd.DataFrame | None, labels: d
     event_of: dict[str, dict[tuple, str]] = {}
     if events is not None and not events.empty:
         communities_of_events = events["community"] if "community" in events else ["all"] * len(events)
-        for community, window, topic, event in zip(communities_of_events, events["window"], events["topic_id"],
+        for community, window, topic, event in zip(communities_of_events, events["window_label"], events["topic_id"],
                                                    events["event"]):
             event_of.setdefault(str(community), {}).setdefault((str(window), topic), str(event))
     communities = list(lineage.groupby("community").size().sort_values(ascending=False, kind="stable").index)

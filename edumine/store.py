@@ -36,6 +36,8 @@ HIVE_TYPES = "{'platform': VARCHAR, 'community': VARCHAR, 'month': VARCHAR}"
 class StoreError(EdumineError):
     """The summary store could not be built or copied."""
 
+    code = "E-STORE"
+
 
 def _sql_string(value: str | Path) -> str:
     return "'" + str(value).replace("'", "''") + "'"

@@ -190,7 +190,7 @@ def export_for_labelling(
         import pandas as pd
 
         starts = window_starts(pd.to_datetime(docs["created_at"], utc=True).dt.tz_localize(None), unit)
-        docs["window"] = [window_label(pd.Timestamp(s).date(), unit) for s in starts]
+        docs["window_label"] = [window_label(pd.Timestamp(s).date(), unit) for s in starts]
         P = model.predict_proba(docs["text"].tolist())
         docs["model_themes"] = [";".join(t) for t in model.themes_of(P)]
         labelled = {r["key"] for r in training_set(settings.resolved(), model.codebook)}

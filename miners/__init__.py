@@ -6,3 +6,4 @@ ones. Heavy or optional client libraries are imported inside the sources that ne
 
 from edumine.miners import reddit_dumps, tabular  # noqa: F401  (registration side effects)
 from edumine.miners import discourse, feeds, reddit_praw, wordpress  # noqa: F401  (live sources; clients load lazily)
+from edumine.miners import reddit_arcticshift  # noqa: F401  (live, keyless)

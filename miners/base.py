@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import glob
 from collections.abc import Callable
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import Any, TypeVar
 from pydantic import Field, field_validator
 
 from edumine.config import StrictModel
+from edumine.files import expand_paths  # noqa: F401  (sources import it from here)
 from edumine.schema import UTC, BadRecord  # noqa: F401  (BadRecord is re-exported: sources import it here)
 
 T = TypeVar("T")
@@ -54,10 +54,14 @@ def record_builder(build: Callable[..., T]) -> Callable[..., T]:
 
 @dataclass(slots=True)
 class Rejected:
+    """A record that could not be read. ``raw`` is the input line, or the row as a dict whose ``personal``
+    fields hold usernames (``("*",)``: its columns cannot be aligned, any bare name-like field may be one)."""
+
     location: str
     reason: str
     detail: str
-    raw: str = ""
+    raw: str | dict = ""
+    personal: tuple[str, ...] = ()
 
 
 @dataclass
@@ -74,21 +78,6 @@ class ReadStats:
         for counts in self.files.values():
             total.update(counts)
         return total
-
-
-def expand_paths(patterns: list[str]) -> tuple[list[Path], list[str]]:
-    """Files matched by ``patterns`` (sorted, unique) and the patterns that matched nothing."""
-    found: dict[str, Path] = {}
-    unmatched = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else \
-            ([pattern] if Path(pattern).is_file() else [])
-        matches = [m for m in matches if Path(m).is_file()]
-        if not matches:
-            unmatched.append(pattern)
-        for match in matches:
-            found.setdefault(str(Path(match).resolve()), Path(match))
-    return list(found.values()), unmatched
 
 
 def time_bounds(since: date | datetime | None, until: date | datetime | None) -> tuple[float, float]:

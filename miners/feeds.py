@@ -116,7 +116,9 @@ class FeedSource(LiveSource):
                 try:
                     record = self._record(entry, host, retrieved)
                 except BadRecord as exc:
-                    yield Rejected(f"{page_url}#{entry.get('id', '?')}", exc.reason, exc.detail, repr(entry)[:2000])
+                    raw = {key: entry.get(key) for key in ("id", "link", "title", "published", "updated", "author")}
+                    yield Rejected(f"{page_url}#{entry.get('id', '?')}", exc.reason, exc.detail, raw,
+                                   personal=("author",))
                     continue
                 created = record["created_at"].timestamp()
                 entries_seen.append((created, record["id"]))

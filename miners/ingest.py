@@ -53,12 +53,23 @@ class SourceReport:
         return data
 
 
+TEXT_FIELDS = ("title", "body", "url", "link_url", "flair")  # every free-text field that can name a person
+
+
+def is_user_profile(community: str) -> bool:
+    """Reddit keeps a user's own posts in the pseudo-subreddit ``u_<name>``: its very name is a username."""
+    return community.strip().lower().removeprefix("r/").startswith("u_")
+
+
 def prepare(record: dict, pseudonymiser: Pseudonymiser, kind: str, run_id: str) -> tuple[dict, tuple[str, str, str]]:
     record["author"] = pseudonymiser.author(record.get("author"))
-    for name in ("title", "body", "url", "link_url"):
+    for name in TEXT_FIELDS:
         record[name] = pseudonymiser.text(record.get(name))
     apply_deletion(record)
-    record["community"] = community_slug(record["community"])
+    community = str(record["community"])
+    if is_user_profile(community):
+        community = pseudonymiser.profile(community.strip().removeprefix("r/"))
+    record["community"] = community_slug(community)
     record["source"] = kind
     record["ingest_run"] = run_id
     return record, (record["platform"], record["community"], month_of(record["created_at"]))
@@ -66,7 +77,7 @@ def prepare(record: dict, pseudonymiser: Pseudonymiser, kind: str, run_id: str) 
 
 def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str,
                   pseudonymiser: Pseudonymiser, chunk_rows: int = 50_000,
-                  plausible: tuple[float, float] | None = None) -> SourceReport:
+                  user_profiles: str = "exclude", plausible: tuple[float, float] | None = None) -> SourceReport:
     """Read one source completely and merge it into the lake. Never raises on bad input: every record passes
     ``normalise_record`` (miners/records.py) and what it rejects is quarantined with its reason."""
     started = time.perf_counter()
@@ -81,12 +92,17 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
     stats = ReadStats()
     writer = PostsWriter(lake, run_id, chunk_rows=chunk_rows)
     quarantine = QuarantineWriter(lake, run_id, label)
+    profiles_left_out = 0
     with _progress(label) as advance:
         for item in source.read(stats):
             if isinstance(item, Rejected):
                 quarantine.add(item.location, item.reason, pseudonymiser.excerpt(item.detail, 500),
-                               pseudonymiser.excerpt(item.raw))
+                               pseudonymiser.excerpt(item.raw, personal=item.personal))
                 stats.file(item.location.split(":", 1)[0])["quarantined"] += 1
+                continue
+            if user_profiles == "exclude" and isinstance(item, dict) and \
+                    is_user_profile(str(item.get("community") or "")):
+                profiles_left_out += 1
                 continue
             location = _location(item, label)
             try:
@@ -111,7 +127,9 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
     if hasattr(source, "notes"):
         report.notes = source.notes()
     report.files = {path: dict(counts) for path, counts in stats.files.items()}
-    report.filtered = stats.total()["filtered"]
+    report.filtered = stats.total()["filtered"] + profiles_left_out
+    if profiles_left_out:
+        report.notes["user_profile_records_left_out"] = profiles_left_out
     report.quarantined = dict(Counter(quarantine.by_reason))
     report.added, report.updated = merged.added, merged.updated
     report.duplicates, report.partitions_rewritten = merged.duplicates, merged.partitions_rewritten
@@ -129,11 +147,11 @@ def _location(item: Any, label: str) -> str:
 
 def _reject(quarantine: QuarantineWriter, stats: ReadStats, pseudonymiser: Pseudonymiser, location: str,
             reason: str, detail: str, item: Any) -> None:
-    # No author and no flair in the excerpt: those are where raw names sit in a built record.
-    shown = {k: v for k, v in item.items() if k not in ("author", "flair")} if isinstance(item, dict) else item
-    raw = repr(shown)[:2000]
-    quarantine.add(f"{location}:{(item.get('uid') if isinstance(item, dict) else None) or '?'}", reason,
-                   pseudonymiser.excerpt(detail, 500), pseudonymiser.excerpt(raw))
+    # A built record as a dict: its author field (and a user-profile community) are names.
+    shown = {k: v for k, v in item.items()} if isinstance(item, dict) else {"record": repr(item)[:2000]}
+    personal = ("author",) + (("community",) if is_user_profile(str(shown.get("community") or "")) else ())
+    quarantine.add(f"{location}:{shown.get('uid') or '?'}", reason, pseudonymiser.excerpt(detail, 500),
+                   pseudonymiser.excerpt(shown, personal=personal))
     stats.file(location)["quarantined"] += 1
 
 

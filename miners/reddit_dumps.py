@@ -1,5 +1,10 @@
 """``reddit.dumps.v1``: Pushshift and Arctic Shift NDJSON dumps, zstandard-compressed or plain.
 
+Reads monthly dumps (``RS_2019-01.zst``), per-subreddit dumps (``Teachers_submissions.zst``,
+``Teachers_comments.zst``) and the ``.jsonl`` files Arctic Shift's download tool writes; 2023+ Arctic Shift
+objects carry ``retrieved_on`` and a ``_meta`` from the second retrieval (``retrieved_2nd_on``,
+``was_deleted_later``, ``was_initially_deleted``, ``removal_type``, ``is_edited``, ``note``).
+
 Streams line by line with bounded memory whatever the file size (zstd window up to 2 GiB, as monthly
 Pushshift dumps need). Submissions and comments may be mixed in one file. Every era's quirks are handled
 (see ``../shared/fixtures/pushshift-eras/FIELDS.md``): ``created_utc`` as int, float or numeric string;
@@ -222,7 +227,7 @@ def normalise(obj: dict[str, Any]) -> dict[str, Any]:
         "score": _int_or_none(obj.get("score")),
         "num_comments": None if is_comment else _int_or_none(obj.get("num_comments")),
         "removal": removal,
-        "is_edited": bool(edited),
+        "is_edited": bool(edited) or bool(meta.get("is_edited")),  # Arctic Shift: text changed by the 2nd retrieval
         "edited_at": edited_at,
         "retrieved_at": _time_or_none(max(retrieved)) if retrieved else None,
     }

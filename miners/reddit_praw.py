@@ -1,14 +1,15 @@
 """``reddit.praw.v1``: subreddits live through Reddit's API with praw, incrementally.
 
-Each run walks a subreddit's ``new`` listing newest-first and stops at the stored high-water mark (the
-newest post time seen, plus the ids at that second); Reddit's ``before=`` is unreliable for this. Posts of
-the last ``lookback_days`` are re-fetched with their comment trees, because comments keep arriving (and
-posts get edited or deleted) for days: only new or changed records are yielded, so a nightly run's
-counts mean what they say. A deletion arrives as a newer version without text; the lake keeps it deleted.
+Each run walks a subreddit's ``new`` listing newest-first and stops at the stored high-water mark (newest post
+time plus the ids at that second; Reddit's ``before=`` is unreliable for this), then follows the subreddit's
+comment stream (``/r/{sub}/comments``) back to its own mark, so a reply to a thread of any age is collected
+once. Threads of the last ``lookback_days`` before the previous successful run (not before now: an outage of
+days loses nothing) are read again for edits and deletions; only new or changed records are yielded. A deletion
+arrives as a newer version without text; the lake keeps it deleted.
 
-Reddit listings stop at about 1,000 items. When a run cannot reach the previous mark (or, on a first run,
-the listing ends at the cap), the source report says which window was cut off: backfill it from the
-Pushshift / Arctic Shift dumps (``reddit.dumps.v1``).
+Listings stop at about 1,000 items. A listing that cannot reach its previous mark records the gap in the
+manifest (``missing_window`` for posts, ``comment_gap`` for comments: from, to, ``missed_at_most`` and how to
+backfill it from dumps, ``miners/reddit_gaps.py``).
 
 prawcore retries 5xx, 408 and connection errors itself and honours the ``x-ratelimit-*`` headers; it
 raises on 429 at once, so every page and thread fetch here is retried with backoff (``Retry-After``
@@ -24,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -36,14 +36,14 @@ from edumine import registry
 from edumine.miners.base import ReadStats, Rejected, time_bounds
 from edumine.miners.live import (FetchFailed, LiveSource, LiveSourceConfig, call_with_retries, guarded,
                                  retry_after_seconds)
-from edumine.schema import UTC, from_epoch, make_uid
+from edumine.miners.reddit_auth import resolve_credentials, session_with_timeout
+from edumine.miners.reddit_gaps import gap_note
+from edumine.miners.reddit_records import comment_record, post_record
+from edumine.schema import UTC, from_epoch
 
 log = logging.getLogger(__name__)
 
-REDDIT = "https://www.reddit.com"
 SECRET_KEYS = frozenset({"client_id", "client_secret", "password", "username", "refresh_token"})
-ENV = {"client_id": "REDDIT_CLIENT_ID", "client_secret": "REDDIT_CLIENT_SECRET",
-       "username": "REDDIT_USERNAME", "password": "REDDIT_PASSWORD"}
 PAGE = 100
 
 
@@ -52,10 +52,11 @@ class RedditPrawConfig(LiveSourceConfig):
     subreddits: list[str] = Field(min_length=1)
     listing: Literal["new", "top"] = Field("new", description="new: nightly increments; top: backfill")
     time_filter: Literal["hour", "day", "week", "month", "year", "all"] = "all"
-    comments: bool = Field(True, description="collect comment trees (MoreComments expanded up to more_limit)")
+    comments: bool = Field(True, description="collect comments: the subreddit's comment stream and comment trees "
+                                             "(MoreComments expanded up to more_limit)")
     more_limit: int | None = Field(32, ge=0, description="MoreComments stubs expanded per thread (null: all)")
-    lookback_days: float = Field(3.0, ge=0, description="re-fetch posts this recent for new comments, edits "
-                                                        "and deletions")
+    lookback_days: float = Field(3.0, ge=0, description="re-read threads this young at the previous successful "
+                                                        "run for edits and deletions")
     since: date | datetime | None = Field(None, description="first run: collect posts from this time on")
     max_posts: int = Field(1000, ge=1, description="posts read from one listing per run and subreddit")
     listing_cap: int = Field(1000, ge=1, description="Reddit's listing depth (~1,000)")
@@ -87,28 +88,6 @@ class RedditPrawConfig(LiveSourceConfig):
                              "REDDIT_CLIENT_SECRET (and REDDIT_USERNAME / REDDIT_PASSWORD) in the environment, "
                              "use a praw.ini `site:` or a Prefect Secret `credentials_block:` instead")
         return value
-
-
-def resolve_credentials(*, site: str | None, credentials_block: str | None,
-                        explicit: dict[str, SecretStr | None]) -> dict[str, str]:
-    """Credentials for praw.Reddit: explicit fields, else a Prefect Secret block, else the environment.
-
-    With none of those and a praw.ini ``site``, praw reads the site's own keys (returns {}).
-    """
-    found = {key: value.get_secret_value() for key, value in explicit.items() if value is not None}
-    if not found and credentials_block:
-        from prefect.blocks.system import Secret
-
-        value = Secret.load(credentials_block).get()
-        data = json.loads(value) if isinstance(value, str) else dict(value)
-        found = {key: str(data[key]) for key in ENV if data.get(key)}
-    if not found:
-        found = {key: os.environ[env] for key, env in ENV.items() if os.environ.get(env)}
-    if not found and site is None:
-        raise FetchFailed("no Reddit credentials: set REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET (script apps also "
-                          "REDDIT_USERNAME and REDDIT_PASSWORD), or give the source a praw.ini `site:` or a "
-                          "Prefect Secret `credentials_block:`")
-    return found
 
 
 def _classify(exc: BaseException) -> tuple[bool, float | None]:
@@ -155,6 +134,7 @@ class RedditPrawSource(LiveSource):
         self._explicit = {"client_id": client_id, "client_secret": client_secret, "username": username,
                           "password": password}
         self.praw = dict(praw or {})
+        self._yielded: dict[str, str] = {}
 
     def identity(self) -> dict[str, Any]:
         return {"endpoint": self.praw.get("oauth_url", "https://oauth.reddit.com"), "listing": self.listing,
@@ -173,7 +153,7 @@ class RedditPrawSource(LiveSource):
         if settings.get("timeout"):
             # praw 8 reads `timeout` but prawcore's Session.request passes its own 16 s to every request, so the
             # setting would do nothing: a requests session (praw's documented requestor_kwargs) enforces it.
-            extra["requestor_kwargs"] = {"session": _session_with_timeout(float(settings["timeout"]))}
+            extra["requestor_kwargs"] = {"session": session_with_timeout(float(settings["timeout"]))}
         return praw.Reddit(self.site, **settings, **credentials, **extra) if self.site else \
             praw.Reddit(**settings, **credentials, **extra)
 
@@ -207,30 +187,35 @@ class RedditPrawSource(LiveSource):
     def _subreddit(self, reddit: Any, name: str, counts: Any, note: dict[str, Any]) -> Iterator[dict]:
         key = name.lower()
         mark = self.marks.get(key, {})
-        now = time.time()
+        now = _now()
+        # The look-back counts from the previous successful run: a job that was down for days still re-reads
+        # every thread that was young when it last ran.
+        previous_run = _epoch_of(mark.get("last_success"))
+        horizon = min(previous_run or now, now) - self.lookback_days * 86400
         hwm = mark.get("newest_created") if self.listing == "new" else None
         hwm_ids = set(mark.get("newest_ids", []))
         low = time_bounds(self.since, None)[0] if self.since is not None else None
+        self._yielded = {}  # comment id -> digest yielded in this run (stream and threads overlap)
 
-        submissions, reached = self._listing(reddit, name, hwm, hwm_ids, low)
+        submissions, reached = self._listing(reddit, f"r/{name}/{self.listing}", f"r/{name} {self.listing} page",
+                                             hwm, hwm_ids, low, min(self.max_posts, self.listing_cap))
         # Not reaching the mark (or `since`) means the listing ended at its cap or max_posts stopped it; a first
         # run without `since` is cut off only when it read as many posts as a listing can hold.
         full = len(submissions) >= min(self.listing_cap, self.max_posts)
         truncated = full if self.listing == "top" else \
             (not reached and (hwm is not None or low is not None or full))
-        oldest = min((s.__dict__["created_utc"] for s in submissions), default=None)
+        oldest = min(submissions, key=lambda s: s.__dict__["created_utc"], default=None)
         note.update(listing=self.listing, posts_listed=len(submissions), window_truncated=bool(truncated))
         if truncated:
-            note["missing_window"] = {"from": from_epoch(hwm).isoformat() if hwm else
-                                      (from_epoch(low).isoformat() if low is not None else None),
-                                      "to": from_epoch(oldest).isoformat() if oldest else None,
-                                      "backfill_with": "reddit.dumps.v1"}
+            note["missing_window"] = gap_note(
+                subreddit=name, kind="post", mark_created=hwm, mark_ids=hwm_ids, since=low,
+                oldest_created=oldest.__dict__["created_utc"] if oldest else None,
+                oldest_id=oldest.__dict__["id"] if oldest else None)
             counts["window_truncated"] = 1
             log.warning("r/%s: the %s listing stopped at its cap before reaching the previous mark; the window "
                         "%s is missing (backfill it from dumps)", name, self.listing, note["missing_window"])
 
-        recent = {pid: entry for pid, entry in mark.get("recent", {}).items()
-                  if entry["created"] >= now - self.lookback_days * 86400}
+        recent = {pid: entry for pid, entry in mark.get("recent", {}).items() if entry["created"] >= horizon}
         fetched = set()
         for submission in submissions:
             data = submission.__dict__
@@ -241,12 +226,15 @@ class RedditPrawSource(LiveSource):
             known = recent.get(pid) or mark.get("recent", {}).get(pid)
             if self.listing == "new" or known is None or known["digest"] != entry["digest"]:
                 counts["posts"] += 1
-                yield guarded(self._post_record, data, retrieved, location=f"reddit:post:{data.get('id')}", raw=data)
+                yield guarded(post_record, data, retrieved, location=f"reddit:post:{data.get('id')}", raw=data)
             if self.comments:
                 previous = (known or {}).get("comments", {})
                 entry["comments"] = yield from self._thread(reddit, pid, counts, note, previous, None)
-            if data["created_utc"] >= now - self.lookback_days * 86400:
+            if data["created_utc"] >= horizon:
                 recent[pid] = entry
+        new_mark = dict(mark)
+        if self.comments and self.listing == "new":
+            new_mark.update((yield from self._comment_stream(reddit, name, mark, low, horizon, recent, counts, note)))
         for pid in sorted(set(recent) - fetched):
             counts["threads_refetched"] += 1
             entry = recent[pid]
@@ -255,46 +243,87 @@ class RedditPrawSource(LiveSource):
 
         counts["listed"] += len(submissions)
         newest = max((s.__dict__["created_utc"] for s in submissions), default=None)
-        new_mark = dict(mark)
         if self.listing == "new" and newest is not None and (hwm is None or newest >= hwm):
             ids = {s.__dict__["id"] for s in submissions if s.__dict__["created_utc"] == newest}
             new_mark["newest_created"] = newest
             new_mark["newest_ids"] = sorted(ids | (hwm_ids if newest == hwm else set()))
         new_mark["recent"] = recent
-        new_mark["last_success"] = datetime.now(UTC).isoformat()
+        new_mark["last_success"] = datetime.fromtimestamp(now, UTC).isoformat()
         self._pending[key] = new_mark
-        note.update({k: counts[k] for k in ("posts", "comments", "updated", "threads_refetched", "more_skipped")
-                     if counts.get(k)})
+        note.update({k: counts[k] for k in ("posts", "comments", "updated", "threads_refetched", "more_skipped",
+                                            "comments_streamed") if counts.get(k)})
         if hwm is not None:
             note["previous_mark"] = from_epoch(hwm).isoformat()
 
-    def _listing(self, reddit: Any, name: str, hwm: float | None, hwm_ids: set[str],
-                 low: float | None) -> tuple[list[Any], bool]:
-        """Posts newer than the mark, newest first, and whether the walk reached the mark (or `since`)."""
-        path = f"r/{name}/{self.listing}"
+    def _comment_stream(self, reddit: Any, name: str, mark: dict[str, Any], low: float | None,
+                        horizon: float | None, recent: dict[str, Any], counts: Any, note: dict[str, Any]) -> Any:
+        """Yield the subreddit's comments newer than the comment mark (replies to threads of any age);
+        returns the new comment mark."""
+        hwm = mark.get("comments_newest_created")
+        hwm_ids = set(mark.get("comments_newest_ids", []))
+        if hwm is None and mark.get("last_success") and horizon is not None:
+            low = max(low, horizon) if low is not None else horizon  # marks from before the stream: no false gap
+        listed, reached = self._listing(reddit, f"r/{name}/comments", f"r/{name} comments page", hwm, hwm_ids, low,
+                                        self.listing_cap)
+        truncated = not reached and (hwm is not None or low is not None or len(listed) >= self.listing_cap)
+        note.update(comments_listed=len(listed), comments_truncated=bool(truncated))
+        if truncated:
+            oldest = min(listed, key=lambda c: c.__dict__["created_utc"], default=None)
+            note["comment_gap"] = gap_note(
+                subreddit=name, kind="comment", mark_created=hwm, mark_ids=hwm_ids, since=low,
+                oldest_created=oldest.__dict__["created_utc"] if oldest else None,
+                oldest_id=oldest.__dict__["id"] if oldest else None)
+            counts["comments_truncated"] = 1
+            log.warning("r/%s: the comment listing stopped at its cap before reaching the previous mark; %s",
+                        name, note["comment_gap"])
+        retrieved = datetime.now(UTC)
+        for comment in reversed(listed):  # oldest first, so parents tend to land before their replies
+            data = comment.__dict__
+            cid = data["id"]
+            digest = self._comment_digest(data)
+            thread = recent.get(str(data["link_id"]).split("_", 1)[-1])
+            old = (thread or {}).get("comments", {}).get(cid)
+            if self._yielded.get(cid) == digest or old == digest:
+                continue
+            self._yielded[cid] = digest
+            if thread is not None:
+                thread.setdefault("comments", {})[cid] = digest
+            counts["comments" if old is None else "updated"] += 1
+            counts["comments_streamed"] += 1
+            yield guarded(comment_record, data, retrieved, location=f"reddit:comment:{data.get('id')}", raw=data)
+        newest = max((c.__dict__["created_utc"] for c in listed), default=None)
+        if newest is None or (hwm is not None and newest < hwm):
+            return {}
+        ids = {c.__dict__["id"] for c in listed if c.__dict__["created_utc"] == newest}
+        return {"comments_newest_created": newest,
+                "comments_newest_ids": sorted(ids | (hwm_ids if newest == hwm else set()))}
+
+    def _listing(self, reddit: Any, path: str, what: str, hwm: float | None, hwm_ids: set[str],
+                 low: float | None, most: int) -> tuple[list[Any], bool]:
+        """Things newer than the mark, newest first, and whether the walk reached the mark (or `since`)."""
         params: dict[str, Any] = {"limit": PAGE}
-        if self.listing == "top":
+        if self.listing == "top" and path.endswith("/top"):
             params["t"] = self.time_filter
-        posts: list[Any] = []
+        things: list[Any] = []
         after = None
-        while len(posts) < self.max_posts:
+        while len(things) < most:
             page_params = {**params, **({"after": after} if after else {})}
-            page = self._call(lambda p=page_params: reddit.get(path, params=p), f"r/{name} {self.listing} page")
+            page = self._call(lambda p=page_params: reddit.get(path, params=p), what)
             children = list(getattr(page, "children", []))
-            for submission in children:
-                data = submission.__dict__
+            for thing in children:
+                data = thing.__dict__
                 created = float(data["created_utc"])
                 if hwm is not None and (created < hwm or (created == hwm and data["id"] in hwm_ids)):
-                    return posts, True
+                    return things, True
                 if low is not None and created < low:
-                    return posts, True
-                posts.append(submission)
-                if len(posts) >= self.max_posts:
-                    return posts, False
+                    return things, True
+                things.append(thing)
+                if len(things) >= most:
+                    return things, False
             after = getattr(page, "after", None)
             if not after or not children:
-                return posts, False
-        return posts, False
+                return things, False
+        return things, False
 
     def _thread(self, reddit: Any, pid: str, counts: Any, note: dict[str, Any], previous: dict[str, str],
                 entry: dict[str, Any] | None) -> Any:
@@ -317,7 +346,7 @@ class RedditPrawSource(LiveSource):
             if digest != entry.get("digest"):
                 entry["digest"] = digest
                 counts["updated"] += 1
-                yield guarded(self._post_record, data, retrieved, location=f"reddit:post:{data.get('id')}", raw=data)
+                yield guarded(post_record, data, retrieved, location=f"reddit:post:{data.get('id')}", raw=data)
         seen: dict[str, str] = {}
         from praw.models import Comment
 
@@ -325,14 +354,14 @@ class RedditPrawSource(LiveSource):
             if not isinstance(comment, Comment):
                 continue
             data = comment.__dict__
-            digest = _digest(data.get("body"), data.get("edited"), data.get("author") is None)
+            digest = self._comment_digest(data)
             seen[data["id"]] = digest
             old = previous.get(data["id"])
-            if old == digest:
+            if old == digest or self._yielded.get(data["id"]) == digest:
                 continue
+            self._yielded[data["id"]] = digest
             counts["comments" if old is None else "updated"] += 1
-            yield guarded(self._comment_record, data, retrieved, location=f"reddit:comment:{data.get('id')}",
-                          raw=data)
+            yield guarded(comment_record, data, retrieved, location=f"reddit:comment:{data.get('id')}", raw=data)
         # A comment gone from the tree (removed by moderators) keeps its last version in the lake.
         return {**previous, **seen}
 
@@ -343,65 +372,16 @@ class RedditPrawSource(LiveSource):
                        data.get("author") is None)
 
     @staticmethod
-    def _post_record(data: dict[str, Any], retrieved: datetime) -> dict[str, Any]:
-        edited = data.get("edited")
-        pid = data["id"]
-        permalink = data.get("permalink") or f"/comments/{pid}/"
-        return {
-            "uid": make_uid("reddit", "post", pid), "platform": "reddit", "community": str(data["subreddit"]),
-            "kind": "post", "id": pid, "parent_uid": None, "thread_uid": make_uid("reddit", "post", pid),
-            "author": _name(data.get("author")), "created_at": from_epoch(float(data["created_utc"])),
-            "title": data.get("title"), "body": data.get("selftext"),
-            "url": REDDIT + permalink if permalink.startswith("/") else permalink,
-            "link_url": None if data.get("is_self", True) else data.get("url"),
-            "flair": data.get("link_flair_text"), "score": _int(data.get("score")),
-            "num_comments": _int(data.get("num_comments")),
-            "removal": data.get("removed_by_category") or None,
-            "is_edited": bool(edited), "edited_at": from_epoch(float(edited)) if _is_time(edited) else None,
-            "retrieved_at": retrieved,
-        }
-
-    @staticmethod
-    def _comment_record(data: dict[str, Any], retrieved: datetime) -> dict[str, Any]:
-        edited = data.get("edited")
-        cid = data["id"]
-        thread = str(data["link_id"]).split("_", 1)[-1]
-        parent = str(data.get("parent_id") or f"t3_{thread}")
-        permalink = data.get("permalink") or f"/comments/{thread}/_/{cid}/"
-        return {
-            "uid": make_uid("reddit", "comment", cid), "platform": "reddit", "community": str(data["subreddit"]),
-            "kind": "comment", "id": cid,
-            "parent_uid": make_uid("reddit", "comment" if parent.startswith("t1_") else "post",
-                                   parent.split("_", 1)[-1]),
-            "thread_uid": make_uid("reddit", "post", thread), "author": _name(data.get("author")),
-            "created_at": from_epoch(float(data["created_utc"])), "title": None, "body": data.get("body"),
-            "url": REDDIT + permalink if permalink.startswith("/") else permalink, "link_url": None, "flair": None,
-            "score": _int(data.get("score")), "num_comments": None, "removal": None,
-            "is_edited": bool(edited), "edited_at": from_epoch(float(edited)) if _is_time(edited) else None,
-            "retrieved_at": retrieved,
-        }
+    def _comment_digest(data: dict[str, Any]) -> str:
+        return _digest(data.get("body"), data.get("edited"), data.get("author") is None)
 
 
-def _session_with_timeout(seconds: float) -> Any:
-    import requests
-
-    class TimeoutSession(requests.Session):
-        def request(self, *args: Any, timeout: Any = None, **kwargs: Any) -> Any:
-            return super().request(*args, timeout=min(float(timeout or seconds), seconds), **kwargs)
-
-    return TimeoutSession()
+def _now() -> float:
+    return time.time()
 
 
-def _name(author: Any) -> str | None:
-    return None if author is None else str(getattr(author, "name", author))
-
-
-def _int(value: Any) -> int | None:
+def _epoch_of(iso: Any) -> float | None:
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        return datetime.fromisoformat(str(iso)).timestamp() if iso else None
+    except ValueError:
         return None
-
-
-def _is_time(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 1

@@ -15,6 +15,7 @@ import csv
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -126,7 +127,8 @@ class TabularSource:
                 try:
                     record = self._record(row, columns, counts, retrieved)
                 except BadRecord as exc:
-                    yield Rejected(location, exc.reason, exc.detail, repr(row)[:2000])
+                    yield Rejected(location, exc.reason, exc.detail, row,
+                                   personal=(columns.author,) if columns.author else ())
                     continue
                 if not low <= record["created_at"].timestamp() < high:
                     counts["filtered"] += 1
@@ -168,7 +170,8 @@ class TabularSource:
                     row_number += 1
                     yield f"{path}:row {row_number}", row
         except Exception as exc:  # noqa: BLE001  (a damaged file must not stop the run)
-            yield Rejected(str(path), "unreadable_file", f"stopped after row {row_number}: {type(exc).__name__}: {exc}")
+            yield Rejected(str(path), "unreadable_file", f"stopped after row {row_number}: {type(exc).__name__}: "
+                                                         f"{_without_row_text(str(exc))}")
 
     @record_builder
     def _record(self, row: dict, columns: ColumnMap, counts: Any, retrieved: Any) -> dict:
@@ -245,9 +248,11 @@ def _csv_batches(path: Path, delimiter: str, encoding: str, stats: ReadStats) ->
     rejected: list[Rejected] = []
 
     def on_invalid(row: Any) -> str:
+        # The fields cannot be aligned with the header, so any of them may be a username (see Rejected).
+        fields = next(csv.reader([row.text or ""], delimiter=delimiter), [])
         rejected.append(Rejected(f"{path}:row {row.number}", "malformed_row",
                                  f"{row.actual_columns} fields where the header has {row.expected_columns}",
-                                 (row.text or "")[:2000]))
+                                 {f"field_{i}": value for i, value in enumerate(fields[:50])}, personal=("*",)))
         return "skip"
 
     # Columns are read as bytes and decoded per batch, so that one invalid UTF-8 byte costs one U+FFFD in
@@ -291,6 +296,11 @@ def _decoded(batch: Any, counts: Any) -> Any:
     if damaged:
         counts["rows_with_replaced_bytes"] += len(damaged)
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _without_row_text(message: str) -> str:
+    """pyarrow's CSV errors end with the offending row's text, which can hold a username: keep the rest."""
+    return re.sub(r"(Expected \d+ columns?, got \d+)\s*:.*", r"\1", message, flags=re.DOTALL)
 
 
 def _parquet_batches(path: Path) -> Iterator[Any]:

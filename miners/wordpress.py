@@ -236,7 +236,12 @@ class WordPressSource(LiveSource):
             mark.advance(created, item["id"])
 
     def _rejected(self, endpoint: str, item: dict, exc: BadRecord) -> Rejected:
-        return Rejected(f"{self.url}{API}/{endpoint}/{item.get('id')}", exc.reason, exc.detail, repr(item)[:2000])
+        title = item.get("title")
+        raw = {"id": item.get("id"), "link": item.get("link"), "date_gmt": item.get("date_gmt"),
+               "title": title.get("rendered") if isinstance(title, dict) else title,
+               "author_name": item.get("author_name")}
+        return Rejected(f"{self.url}{API}/{endpoint}/{item.get('id')}", exc.reason, exc.detail, raw,
+                        personal=("author_name",))
 
     def _pages(self, client: HttpClient, path: str, params: dict, what: str) -> Iterator[tuple[dict, datetime]]:
         page, total = 1, None

@@ -32,6 +32,8 @@ _THEME_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 class CodebookError(EdumineError):
     """A codebook file that cannot be used; the message lists every problem."""
 
+    code = "E-CODEBOOK"
+
 
 class Theme(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from edumine.registry import Registry
+from edumine import registry
 
 log = logging.getLogger(__name__)
 
-embedders: Registry[Any] = Registry("embedding backend")
+embedders = registry.embedders
 
 
 def _digest(data: dict[str, Any]) -> str:

@@ -32,13 +32,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edumine.registry import Registry
+from edumine import registry
 from edumine.stats import bootstrap_share_interval
 from edumine.windows import window_label, window_starts
 
 log = logging.getLogger(__name__)
 
-lineage_methods: Registry[Any] = Registry("lineage method")
+lineage_methods = registry.lineage_methods
 
 ALL_SCOPE = "all"
 EVENTS = ("emerged", "persisted", "grew", "declined", "faded", "split", "merged")
@@ -171,7 +171,7 @@ class WindowLineage:
             has = joined["share_low_stage"].notna().to_numpy()
             topics.loc[has, "share_low"] = joined.loc[has, "share_low_stage"].to_numpy()
             topics.loc[has, "share_high"] = joined.loc[has, "share_high_stage"].to_numpy()
-        topics["window"] = [window_label(pd.Timestamp(s).date(), self.unit) for s in topics["window_start"]]
+        topics["window_label"] = [window_label(pd.Timestamp(s).date(), self.unit) for s in topics["window_start"]]
         enough = (topics["topic_id"] >= 0) & (topics["window_docs"] >= self.min_window_docs)
         topics["present"] = enough & (topics["docs"] >= self.min_topic_docs) & (topics["share"] >= self.min_topic_share)
         topics["tracked"] = enough & (topics["docs"] >= self.min_track_docs)
@@ -203,7 +203,7 @@ class WindowLineage:
         edge_columns = ["community", "from_window", "from_window_start", "from_topic", "to_window",
                         "to_window_start", "to_topic", "similarity"]
         self.lineage_ = pd.DataFrame(edges, columns=edge_columns)
-        event_columns = ["window", "window_start", "community", "topic_id", "event", "related_topics",
+        event_columns = ["window_label", "window_start", "community", "topic_id", "event", "related_topics",
                          "from_window", "docs_before", "docs_after", "prevalence_before", "prevalence_after",
                          "prevalence_before_low", "prevalence_before_high", "prevalence_after_low",
                          "prevalence_after_high", "similarity", "score"]
@@ -254,7 +254,7 @@ class WindowLineage:
         def row(topic: int, event: str, related: list[int], similarity: float, score: float) -> dict[str, Any]:
             b = stats_before.loc[topic] if topic in stats_before.index else None
             a = stats_after.loc[topic] if topic in stats_after.index else None
-            return {"window": label_after, "window_start": after.window_start, "community": community,
+            return {"window_label": label_after, "window_start": after.window_start, "community": community,
                     "topic_id": int(topic), "event": event, "related_topics": [int(t) for t in related],
                     "from_window": label_before,
                     "docs_before": int(b["docs"]) if b is not None else 0,

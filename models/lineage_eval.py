@@ -83,7 +83,7 @@ def event_precision_recall(events: pd.DataFrame, truth: dict[str, set[int]], *, 
                            community: str = "all") -> dict[str, float]:
     """Precision and recall of the emerged / faded events of one window against the planted topics, and
     the share of unplanted topics reported there that persisted (persisted, grew or declined)."""
-    rows = events[(events["window"] == window) & (events["community"] == community)]
+    rows = events[(events["window_label"] == window) & (events["community"] == community)]
     expected = {(t, "emerged") for t in truth["emerging"]} | \
                {(t, "faded") for t in truth["fading"] | truth["removed"]}
     found = {(int(t), e) for t, e in zip(rows["topic_id"], rows["event"]) if e in ("emerged", "faded")}

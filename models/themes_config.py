@@ -23,6 +23,8 @@ class ExportConfig(StrictModel):
 class ThemesConfig(StrictModel):
     """The ``themes`` section: codebook, labels, classifier, where models and caches live."""
 
+    components = {"classifier": ("theme_classifiers", "params")}
+
     enabled: bool = True
     codebook: Path = Path("../shared/codebook/sdl_themes.yaml")
     labels: list[Path] = Field(default_factory=lambda: [Path("../shared/labels/sdl_train.jsonl")])

@@ -24,6 +24,8 @@ from edumine.models.codebook import Codebook
 class LabelsError(EdumineError):
     """A label file that cannot be used; the message lists the problems."""
 
+    code = "E-LABELS"
+
 
 def label_key(title: str | None, body: str | None) -> str:
     title = title if isinstance(title, str) else ""

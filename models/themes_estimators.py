@@ -22,9 +22,9 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from edumine.models.codebook import Codebook
-from edumine.registry import Registry
+from edumine import registry
 
-classifiers: Registry[Any] = Registry("theme classifier")
+classifiers = registry.theme_classifiers
 
 
 def codebook_documents(codebook: Codebook) -> tuple[list[str], np.ndarray]:

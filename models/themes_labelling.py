@@ -27,7 +27,7 @@ from edumine.models.codebook import Codebook
 from edumine.models.themes_data import label_key, read_jsonl, text_or_none
 
 NO_THEME = "no_theme"
-INFO_COLUMNS = ["uid", "key", "window", "community", "created_at", "uncertain_theme", "uncertainty",
+INFO_COLUMNS = ["uid", "key", "window_label", "community", "created_at", "uncertain_theme", "uncertainty",
                 "model_themes", "title", "text"]
 YES = {"1", "x", "y", "yes", "true", "t"}
 NO = {"0", "n", "no", "false", "f", "-"}
@@ -59,7 +59,7 @@ def select_for_labelling(docs: pd.DataFrame, P: np.ndarray, thresholds: np.ndarr
         frame = frame[~frame["key"].isin(exclude_keys)]
     frame = frame.drop_duplicates("key")
     strata = {name: group.sort_values(["_margin", "uid"]).index.tolist()
-              for name, group in frame.groupby(["uncertain_theme", "window"], sort=True)}
+              for name, group in frame.groupby(["uncertain_theme", "window_label"], sort=True)}
     # Visit strata most-uncertain-first at each round, so a short export still spans themes and windows.
     chosen: list[int] = []
     depth = 0

@@ -31,7 +31,7 @@ def prevalence_table(window_starts: np.ndarray, communities: list[str], topics: 
     starts = np.asarray(window_starts).astype("datetime64[D]")
     community_arr = np.asarray(communities, dtype=object)
     topics = np.asarray(topics)
-    rows: dict[str, list[Any]] = {k: [] for k in ("window_start", "window", "community", "topic_id", "docs",
+    rows: dict[str, list[Any]] = {k: [] for k in ("window_start", "window_label", "community", "topic_id", "docs",
                                                   "total_docs", "share", "share_low", "share_high")}
     hits_all, totals_all = [], []
     for community in sorted(set(communities)):
@@ -50,7 +50,7 @@ def prevalence_table(window_starts: np.ndarray, communities: list[str], topics: 
         for w, start in enumerate(windows):
             for t, topic_id in enumerate(topic_ids):
                 rows["window_start"].append(start)
-                rows["window"].append(window_label(start, unit))
+                rows["window_label"].append(window_label(start, unit))
                 rows["community"].append(community)
                 rows["topic_id"].append(int(topic_id))
                 rows["docs"].append(int(counts[w, t]))
@@ -86,7 +86,7 @@ def window_representations(window_starts: np.ndarray, topics: np.ndarray, topic_
     weights = ctfidf.transform(sp.csr_matrix(summed))
     sizes = np.asarray(indicator.sum(axis=1)).ravel()
     centroids = (indicator @ vectors) / np.maximum(sizes, 1)[:, None]
-    out: dict[str, list[Any]] = {k: [] for k in ("window_start", "window", "topic_id", "docs", "terms", "weights",
+    out: dict[str, list[Any]] = {k: [] for k in ("window_start", "window_label", "topic_id", "docs", "terms", "weights",
                                                  "centroid")}
     weights = sp.csr_matrix(weights)
     for g, (start_days, topic_id) in enumerate(groups):
@@ -94,7 +94,7 @@ def window_representations(window_starts: np.ndarray, topics: np.ndarray, topic_
         order = np.argsort(-row.data, kind="stable")[:top_n]
         start = date.fromisoformat(str(np.datetime64(int(start_days), "D")))
         out["window_start"].append(start)
-        out["window"].append(window_label(start, unit))
+        out["window_label"].append(window_label(start, unit))
         out["topic_id"].append(int(topic_id))
         out["docs"].append(int(sizes[g]))
         out["terms"].append([str(vocabulary[i]) for i in row.indices[order]])

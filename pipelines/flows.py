@@ -17,6 +17,7 @@ configure_prefect()
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
+from edumine import registry  # noqa: E402
 from edumine.config import load_config  # noqa: E402
 from edumine.faults import kill_point  # noqa: E402
 from edumine.pipelines import runner  # noqa: E402
@@ -44,8 +45,7 @@ def collect_source_task(run_id: str, index: int, config: str | None = None,
 @task(name="stage", cache_policy=NO_CACHE, persist_result=False)
 def stage_task(run_id: str, stage_name: str) -> dict[str, Any]:
     ctx = _ACTIVE[run_id]
-    stage = next(s for s in pipeline_stages(ctx.config) if s.name == stage_name)
-    return runner.run_stage(ctx, stage)
+    return runner.run_stage(ctx, registry.stages.get(stage_name))
 
 
 def _collect_all(ctx: runner.RunContext, config: str | None = None, overrides: list[str] | None = None,
@@ -87,9 +87,8 @@ def pipeline_flow(config: str, overrides: list[str] | None = None, task_runner: 
         collected = collect_flow(config, overrides, run_id=ctx.run_id, task_runner=task_runner,
                                  dask_address=dask_address)
         kill_point("stage.collect.after")
-        stages = {}
-        for stage in pipeline_stages(settings):
-            stages[stage.name] = stage_task.with_options(name=stage.name)(ctx.run_id, stage.name)
+        stages = runner.run_stages(ctx, pipeline_stages(settings),
+                                   lambda stage: stage_task.with_options(name=stage.name)(ctx.run_id, stage.name))
         return {"sources": collected["sources"], "stages": stages}
 
     return _run(ctx, body)

@@ -14,14 +14,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from edumine import recovery, registry
-from edumine.config import ConfigBase, config_as_dict
+from edumine.config import ConfigBase, config_as_dict, input_problems
 from edumine.errors import ConfigError
 from edumine.faults import kill_point
 from edumine.lake import Lake
 from edumine.manifest import code_version, library_versions, new_run_id, write_json_atomic
+from edumine.migrations import migrate_lake
 from edumine.miners.ingest import SourceReport, ingest_source
 from edumine.privacy import Pseudonymiser, load_key
 from edumine.schema import UTC
@@ -75,21 +77,8 @@ def build_source(config: ConfigBase, index: int) -> Any:
 
 def check_inputs(config: ConfigBase) -> None:
     """Fail before any work when a file source matches no file at all, saying where to point it."""
-    problems = []
-    for index, source_config in enumerate(config.sources):  # type: ignore[attr-defined]
-        source = build_source(config, index)
-        if not hasattr(source, "files"):
-            continue
-        files, unmatched = source.files()
-        if not files:
-            shown = ", ".join(unmatched)
-            hint = ""
-            if any("shared" in pattern for pattern in unmatched):
-                hint = (" The default config reads the corpora in ../shared beside the project; without them, "
-                        "point this source at your own Pushshift/Arctic Shift dumps (*.zst) or CSV exports, e.g. "
-                        f"--set 'sources.{index}.paths=[\"data/raw/*.zst\"]'.")
-            problems.append((f"sources.{index}.paths", f"no file matches {shown} (working directory "
-                                                       f"{Path.cwd()}).{hint}"))
+    sources = [source.model_dump(mode="json") for source in config.sources]  # type: ignore[attr-defined]
+    problems = input_problems({"sources": sources}, Path.cwd())
     if problems:
         raise ConfigError("sources", problems)
 
@@ -105,6 +94,7 @@ def open_run(config: ConfigBase, flow: str) -> RunContext:
                          flow=flow)
         found: dict[str, Any] = {"interrupted_runs": recovery.mark_interrupted(lake.root, ctx.run_id),
                                  "rolled_back": recovery.recover(lake.root),
+                                 "migrated_files": migrate_lake(lake.root),
                                  "rebuilt_unreadable": recovery.verify_derived(lake.root)}
         if flow == "pipeline":  # the stages' outputs become one commit: all of them, or none (a later run undoes)
             recovery.begin(lake.root, ctx.run_id)
@@ -112,6 +102,8 @@ def open_run(config: ConfigBase, flow: str) -> RunContext:
         lake.unlock()
         raise
     found = {k: v for k, v in found.items() if v}
+    if found.get("migrated_files"):
+        ctx.outputs["migrated_files"] = found.pop("migrated_files")
     if found:
         ctx.outputs["recovery"] = found
     write_manifest(ctx, status="running")
@@ -125,7 +117,8 @@ def collect_source(ctx: RunContext, index: int) -> SourceReport:
     with ctx.stage("collect"):
         report = ingest_source(build_source(ctx.config, index), label=label, kind=source_config.kind,
                                lake=ctx.lake, run_id=ctx.run_id, pseudonymiser=ctx.pseudonymiser,
-                               chunk_rows=ctx.config.collect.chunk_rows, plausible=ctx.config.collect.plausible())
+                               chunk_rows=ctx.config.collect.chunk_rows, plausible=ctx.config.collect.plausible(),
+                               user_profiles=ctx.config.privacy.user_profiles)
     ctx.inputs.append(report.as_dict())
     write_manifest(ctx, status="running")
     return report
@@ -190,7 +183,7 @@ def write_manifest(ctx: RunContext, *, status: str, error: BaseException | None 
 
 
 def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
-    """One stage of the run, its summary into the manifest (the flows' stage task calls this too)."""
+    """Run one stage of ``ctx``'s run, timing it and recording its summary in the manifest."""
     kill_point(f"stage.{stage.name}.before")
     with ctx.stage(stage.name):
         summary = stage.run(ctx) or {}
@@ -198,6 +191,12 @@ def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
     write_manifest(ctx, status="running")
     kill_point(f"stage.{stage.name}.after")
     return summary
+
+
+def run_stages(ctx: RunContext, stages: list[Any], call: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """The one stage loop, for the plain runner and the Prefect flow alike: ``call(stage)`` runs a stage
+    (``run_stage`` directly, or as a Prefect task that calls it) and returns its summary."""
+    return {stage.name: call(stage) for stage in stages}
 
 
 def run_collect(config: ConfigBase, flow: str = "collect") -> RunContext:
@@ -222,10 +221,8 @@ def run_pipeline(config: ConfigBase, *, only: list[str] | None = None) -> RunCon
         for index in range(len(config.sources)):  # type: ignore[attr-defined]
             collect_source(ctx, index)
         kill_point("stage.collect.after")
-        for stage in pipeline_stages(config):
-            if only is not None and stage.name not in only:
-                continue
-            run_stage(ctx, stage)
+        stages = pipeline_stages(config, only=only)
+        run_stages(ctx, stages, lambda stage: run_stage(ctx, stage))
     except BaseException as exc:
         close_run(ctx, "failed", exc)
         raise

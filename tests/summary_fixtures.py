@@ -48,7 +48,7 @@ def write_model_tables(lake: Path) -> None:
     posts = Lake(lake).read_posts(columns=["uid", "kind", "created_at", "community"]).to_pandas()
     posts = posts[posts["kind"] == "post"].sort_values("uid").reset_index(drop=True)
     moment = posts["created_at"].dt
-    posts["window"] = moment.year.astype(str) + ["H1" if m <= 6 else "H2" for m in moment.month]
+    posts["window_label"] = moment.year.astype(str) + ["H1" if m <= 6 else "H2" for m in moment.month]
     posts["topic_id"] = posts.index % 5 - 1  # -1: outliers
     posts["theme"] = [THEMES[i % 3] for i in range(len(posts))]
     labels = {0: SCRIPT_TITLE + " lesson plans", 1: "worksheets math", 2: "reading books", 3: "science labs"}
@@ -59,8 +59,8 @@ def write_model_tables(lake: Path) -> None:
     write_parquet(lake, "doc_topics", posts.assign(probability=0.8)[["uid", "topic_id", "probability"]])
     write_parquet(lake, "doc_themes", pd.DataFrame({"uid": posts["uid"], "themes": [[t] for t in posts["theme"]]}))
     for table, column in (("topic_prevalence", "topic_id"), ("theme_prevalence", "theme")):
-        counts = posts.groupby(["window", "community", column]).size().rename("docs").reset_index()
-        totals = counts.groupby(["window", "community"])["docs"].transform("sum")
+        counts = posts.groupby(["window_label", "community", column]).size().rename("docs").reset_index()
+        totals = counts.groupby(["window_label", "community"])["docs"].transform("sum")
         counts["share"] = counts["docs"] / totals
         counts["share_low"], counts["share_high"] = counts["share"] * 0.8, counts["share"] * 1.2
         if table == "theme_prevalence":  # a second community, so the report's community menu is drawn too
@@ -72,7 +72,7 @@ def write_model_tables(lake: Path) -> None:
     lineage = pd.concat([lineage.assign(community="teachingresources"),
                          lineage.head(3).assign(community="teaching")])  # the lineage stage's shape: per community
     write_parquet(lake, "topic_lineage", lineage)
-    events = pd.DataFrame({"window": ["2017H2"] * 4 + ["2018H1"] * 4, "community": "teachingresources",
+    events = pd.DataFrame({"window_label": ["2017H2"] * 4 + ["2018H1"] * 4, "community": "teachingresources",
                            "topic_id": [0, 1, 2, 3, 0, 1, 2, 3],
                            "event": ["emerged"] * 4 + ["persisted", "declined", "merged", "grew"],
                            "related_topic_ids": [[], [], [], [], [0], [1], [2, 3], [3]],

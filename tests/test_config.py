@@ -74,3 +74,69 @@ def test_missing_shared_corpora_says_where_to_point_sources(tmp_path: Path) -> N
         check_inputs(config)
     assert len(caught.value.problems) == 4
     assert "sources.0.paths" in str(caught.value) and "Pushshift" in str(caught.value)
+
+
+FOUR_TYPOS = """
+lake: {lake}
+sources:
+  - kind: reddit.dumps.v1
+    paths: ["{missing}/*.zst"]
+topics:
+  embeddings: {{backend: embeddings.tfidf_svdd.v1}}
+themes:
+  classifier: themes.minilm_logreg.v2
+  params: {{codebook_weigth: 2}}
+"""
+
+
+def test_four_typos_fail_at_load_once_each_before_any_server(tmp_path: Path) -> None:
+    """A typo'd backend, a typo'd classifier, an unknown param and a path matching nothing: one message, exit 2,
+    no traceback, and nothing started (no Prefect home, no lake)."""
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "typos.yaml"
+    config.write_text(FOUR_TYPOS.format(lake=tmp_path / "lake", missing=tmp_path / "nowhere"))
+    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"))
+    env.pop("PREFECT_API_URL", None)
+    result = subprocess.run([sys.executable, "-m", "edumine.cli", "run", "--config", str(config)], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "Traceback" not in output and output.count("error [E-CONFIG]") == 1
+    assert "4 problem(s)" in output
+    for path, hint in [("sources.0.paths", "no file matches"),
+                       ("topics.embeddings.backend", "did you mean 'embeddings.tfidf_svd.v1'"),
+                       ("themes.classifier", "did you mean 'themes.minilm_logreg.v1'"),
+                       ("themes.params.codebook_weigth", "did you mean 'codebook_weight'")]:
+        line = next((line for line in output.splitlines() if line.startswith(f"  - {path}: ")), "")
+        assert hint in line, (path, output)
+    assert not (tmp_path / "prefect").exists() and not (tmp_path / "lake").exists()
+
+
+def test_unknown_keys_suggest_the_field_meant() -> None:
+    data = {"lake": "x", "sources": [{"kind": "reddit.dumps.v1", "paths": ["a.zst"], "subredits": ["a"]}],
+            "topics": {"n_clustres": 5}, "windowz": {"unit": "year"},
+            "lineage": {"method": "lineage.window_match.v9"}}
+    with pytest.raises(ConfigError) as caught:
+        load_config(data=data)
+    problems = dict(caught.value.problems)
+    assert problems["sources.0.subredits"] == "unknown key (did you mean 'subreddits'?)"
+    assert problems["topics.n_clustres"] == "unknown key (did you mean 'n_clusters'?)"
+    assert problems["windowz"] == "unknown key (did you mean 'windows'?)"
+    assert "did you mean 'lineage.window_match.v1'" in problems["lineage.method"]
+
+
+def test_component_params_come_from_the_registry() -> None:
+    from edumine import registry
+
+    params = registry.embedders.params_model("embeddings.tfidf_svd.v1")
+    assert params().model_dump()["dims"] == 256  # the estimator's own defaults: one set of defaults
+    assert set(registry.theme_classifiers.params_model("themes.tfidf_logreg.v1").model_fields) == \
+        {"C", "ngram_max", "min_df", "codebook_weight"}  # codebook, cache_dir and seed are the pipeline's
+    problems = registry.embedders.check("embeddings.tfidf_svd.v1", {"dims": "many"}, "b", "p")
+    assert problems and problems[0][0] == "p.dims"
+    assert registry.embedders.check("embeddings.tfidf_svd.v1", {"dims": 64}, "b", "p") == []
+    with pytest.raises(registry.RegistryError, match="did you mean 'embeddings.minilm.v1'"):
+        registry.embedders.get("embeddings.minilm.v2")

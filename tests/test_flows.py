@@ -66,3 +66,24 @@ def test_a_failed_run_leaves_a_failed_manifest_and_a_clear_error(flow_run, tmp_p
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "windows.unit" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_everything_a_run_writes_is_in_the_catalog(flow_run) -> None:
+    from edumine.catalog import CATALOG
+
+    work, result = flow_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = {path.name for path in (work / "lake").iterdir() if not path.name.startswith(".")}
+    assert written - set(CATALOG) == set()
+    assert {"posts", "docs", "topics", "doc_themes", "summary.duckdb", "report.html"} <= written
+
+
+def test_prefect_home_in_a_missing_folder_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: with PREFECT_HOME under a folder that did not exist, the temporary server could not open its
+    database, and `edumine run` hung for the whole startup timeout before failing."""
+    from edumine.pipelines.prefect_env import configure_prefect
+
+    home = tmp_path / "not" / "yet" / "prefect"
+    monkeypatch.setenv("PREFECT_HOME", str(home))
+    configure_prefect()
+    assert home.is_dir()

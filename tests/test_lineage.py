@@ -50,7 +50,7 @@ def test_event_rules_on_a_hand_built_corpus() -> None:
     assert events.loc[2, "event"] == "grew"
     assert events.loc[5, "event"] == "merged" and set(events.loc[5, "related_topics"]) == {5, 7}
     assert events.loc[7, "event"] == "merged" and list(events.loc[7, "related_topics"]) == [5]
-    assert (events["window"] == "2018H1").all()
+    assert (events["window_label"] == "2018H1").all()
     # Prevalence before / after comes with intervals that hold the share.
     row = events.loc[2]
     assert row["prevalence_before_low"] <= row["prevalence_before"] <= row["prevalence_before_high"]
@@ -147,7 +147,7 @@ def test_planted_drift_is_recovered(planted: dict) -> None:
     assert mixed["precision"] >= 0.65, mixed  # measured 0.77: the rest are real r/teaching changes
     assert mixed["directional_recall"] >= 0.8, mixed
     # Nothing planted happens in the first window: it has no predecessor to compare with.
-    assert set(events["window"]) == {"2018H1"}
+    assert set(events["window_label"]) == {"2018H1"}
 
 
 def test_lineage_is_deterministic(planted: dict) -> None:
@@ -186,13 +186,13 @@ def test_lineage_stage_writes_contract_tables(tmp_path: Path) -> None:
     assert summary["edges"] > 0 and summary["events"] > 0
     events = ds.dataset(lake / "topic_events").to_table().to_pandas()
     edges = ds.dataset(lake / "topic_lineage").to_table().to_pandas()
-    for column in ("window", "community", "topic_id", "event", "related_topics", "prevalence_before",
+    for column in ("window_label", "community", "topic_id", "event", "related_topics", "prevalence_before",
                    "prevalence_after", "score"):
         assert column in events
     assert list(edges.columns[:8]) == ["community", "from_window", "from_window_start", "from_topic",
                                         "to_window", "to_window_start", "to_topic", "similarity"]
     assert set(events["event"]) <= {"emerged", "persisted", "grew", "declined", "faded", "split", "merged"}
-    assert set(events["window"]) <= {"2010", "2011", "2012", "2013"}
+    assert set(events["window_label"]) <= {"2010", "2011", "2012", "2013"}
     assert set(events["community"]) >= {"all", "teachers", "tefl"}
     # Same lake, second run: the same tables, row for row.
     run_pipeline(config, only=["lineage"])

@@ -259,4 +259,6 @@ def test_more_comments_beyond_the_cap_are_counted_not_fetched(reddit: RedditDoub
     assert not reddit.hits(r"^/api/morechildren") and not reddit.hits(r"^/comments/\w+/_/")
     note = report["notes"]["subreddits"]["Teachers"]
     assert report["files"]["r/Teachers"]["more_skipped"] == 2 == note["more_skipped"]
-    assert report["records"] == 1 + 3 + 2                          # the post, 3 inline top-level, 2 inline replies
+    # The tree gave the post, 3 inline top-level comments and 2 inline replies; the comment stream the other 4.
+    assert report["records"] == 1 + 9 and report["files"]["r/Teachers"]["comments_streamed"] == 4
+    assert set(lake_rows(tmp_lake)) == world_uids(reddit)

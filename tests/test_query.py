@@ -47,3 +47,34 @@ def test_cli_errors_are_clear(default_lake: Path, tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "no lake" in missing.output
     unknown = runner.invoke(app, ["query", "select * from nosuch", "--lake", str(default_lake)])
     assert unknown.exit_code == 2 and "views available" in unknown.output and "posts" in unknown.output
+
+
+def test_sandbox_reads_nothing_but_the_lake(default_lake: Path, tmp_path: Path) -> None:
+    """The pseudonym key, another lake, the manifests and any file of the machine stay out of reach."""
+    import shutil
+
+    secret = tmp_path / "pseudonym.key"
+    secret.write_text("the-hmac-key-that-reidentifies-every-author")
+    inside = default_lake / "planted-secret.txt"  # a stray file inside the lake but outside every table
+    inside.write_text("the-hmac-key-that-reidentifies-every-author")
+    other = tmp_path / "other-lake"
+    shutil.copytree(default_lake / "posts" / "platform=reddit" / "community=teachingresources",
+                    other / "posts" / "community=teachingresources")
+    manifest = next((default_lake / "runs").glob("*/manifest.json"))
+    try:
+        attempts = [f"select * from read_text('{secret}')", f"select * from read_text('{inside}')",
+                    "select * from read_csv('/etc/passwd', sep=':')", "select * from read_blob('/etc/hostname')",
+                    "select * from glob('/root/**')", f"select * from glob('{default_lake}/**')",
+                    f"select count(*) from read_parquet('{other}/**/*.parquet')",
+                    f"select * from read_json('{manifest}')",
+                    f"select * from read_text('{default_lake}/posts/../planted-secret.txt')",
+                    f"select * from read_csv('{default_lake / 'posts'}/../../{secret.parent.name}/pseudonym.key')"]
+        for sql in attempts:
+            with pytest.raises(QueryError, match="refused: `edumine query` reads the lake's tables") as caught:
+                run_query(default_lake, sql)
+            assert "reidentifies" not in str(caught.value)
+        # what the sandbox must still allow: the views, and the lake's own Parquet read directly
+        _, rows = run_query(default_lake, f"select count(*) from read_parquet('{default_lake}/posts/**/*.parquet')")
+        assert rows[0][0] == run_query(default_lake, "select count(*) from posts")[1][0][0] > 0
+    finally:
+        inside.unlink()

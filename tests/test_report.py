@@ -155,7 +155,7 @@ def test_lineage_event_tables_count_the_whole_corpus_once(lakes: dict[str, Path]
     from summary_fixtures import write_parquet
 
     lake = copy_lake(lakes["full"], tmp_path / "lake")
-    events = pd.DataFrame({"window": ["2018H1"] * 3, "community": ["all", "all", "teachingresources"],
+    events = pd.DataFrame({"window_label": ["2018H1"] * 3, "community": ["all", "all", "teachingresources"],
                            "topic_id": [0, 1, 98765], "event": ["persisted", "grew", "faded"],
                            "related_topic_ids": [[0], [1], []], "score": [0.9, 0.8, 0.7]})
     write_parquet(lake, "topic_events", events)

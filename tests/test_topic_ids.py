@@ -182,4 +182,4 @@ def test_pipeline_ids_are_stable_and_nightly_updates_add_only_new_docs(tmp_path:
     assert not new["core"].any() and len(joined) > 0 and (joined["probability"] >= 0.35 - 1e-6).all()
     history = pd.read_parquet(lake / "topic_updates" / "part-0.parquet")
     assert history["mode"].tolist() == ["refit", "refit", "incremental"]
-    assert set(now["window"]) >= {"2013"}
+    assert set(now["window_label"]) >= {"2013"}

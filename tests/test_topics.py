@@ -54,8 +54,8 @@ def test_tables_scores_and_readable_labels(runs) -> None:  # noqa: ANN001
     assert not {w for t in real for w in t["top_terms"]} & {"im", "dont", "ive", "nt", "amp"}
     assert sum(t["size"] for t in topics) == assignments.num_rows == summary["docs"]
     prevalence = pq.read_table(lake / "topic_prevalence" / "part-0.parquet").to_pandas()
-    assert set(prevalence["window"]) == {"2017-07", "2017-08", "2017-09", "2017-10"}
-    totals = prevalence.groupby(["window", "community"])["share"].sum()
+    assert set(prevalence["window_label"]) == {"2017-07", "2017-08", "2017-09", "2017-10"}
+    totals = prevalence.groupby(["window_label", "community"])["share"].sum()
     assert np.allclose(totals, 1.0)
     filled = prevalence[prevalence.docs > 0]
     assert (filled.share_low <= filled.share).all() and (filled.share <= filled.share_high).all()

@@ -60,6 +60,8 @@ class UpdateConfig(StrictModel):
 class LineageConfig(StrictModel):
     """Topic lineage across windows (topic_lineage, topic_events)."""
 
+    components = {"method": ("lineage_methods", None)}
+
     enabled: bool = True
     method: str = Field("lineage.window_match.v1", description="registered lineage method")
     match_threshold: float = Field(0.75, ge=0, le=1, description="similarity for an edge between different "
@@ -118,20 +120,37 @@ def lineage_inputs(lake: Any) -> Any:
     return frame.sort_values("uid", kind="stable").reset_index(drop=True)
 
 
+def topic_embedding_cache(lake: Any) -> tuple[Path, str] | None:
+    """Where the topic stage cached the vectors its model was fitted on, and under which key: read from that
+    model's manifest (the topic stage's output), never rebuilt from the topic stage's config."""
+    import json
+
+    pointer = lake.table_path("models") / "topics" / "latest.json"
+    if not pointer.is_file():
+        return None
+    meta_file = Path(json.loads(pointer.read_text(encoding="utf-8"))["path"]) / "manifest.json"
+    if not meta_file.is_file():
+        return None
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    cache = meta.get("embedding_cache") or (meta.get("stage_config", {}).get("embeddings", {}).get("cache_dir")
+                                            or str(lake.table_path("_cache") / "embeddings"))
+    return Path(cache), meta["embedding_key"]
+
+
 def cached_embeddings(ctx: Any, frame: Any) -> Any:
     """The topic stage's cached vectors for ``frame``'s docs, or None when any is missing (nothing is embedded
     here)."""
-    from edumine.models.embeddings import open_cache
-    from edumine.pipelines.stages.topics import stage_embedder
+    from edumine.models.embeddings import EmbeddingCache
 
-    if "text_hash" not in frame:
+    found = topic_embedding_cache(ctx.lake)
+    if "text_hash" not in frame or found is None:
         return None
-    embedder, cache_root = stage_embedder(ctx.config.topics, ctx.lake)
-    cache = open_cache(embedder, cache_root)  # the state the topic stage fitted: its key names the vectors
+    cache_root, key = found
+    cache = EmbeddingCache(cache_root, key)
     vectors, missing = cache.get(frame["uid"].tolist(), frame["text_hash"].tolist())
     if vectors is None or missing.any():
         log.warning("lineage: %d of %d docs have no cached %s embedding; comparing topics by c-TF-IDF only",
-                    int(missing.sum()), len(frame), embedder.key)
+                    int(missing.sum()) if missing is not None else len(frame), len(frame), key)
         return None
     return vectors
 
@@ -150,7 +169,7 @@ def write_lineage_tables(lake: Any, model: Any) -> None:
                                 ("from_window_start", pa.date32()), ("from_topic", pa.int64()),
                                 ("to_window", pa.string()), ("to_window_start", pa.date32()),
                                 ("to_topic", pa.int64()), ("similarity", pa.float64())])
-    event_fields = [("window", pa.string()), ("window_start", pa.date32()), ("community", pa.string()),
+    event_fields = [("window_label", pa.string()), ("window_start", pa.date32()), ("community", pa.string()),
                     ("topic_id", pa.int64()), ("event", pa.string()), ("related_topics", pa.list_(pa.int64())),
                     ("from_window", pa.string()), ("docs_before", pa.int64()), ("docs_after", pa.int64())]
     event_fields += [(name, pa.float64()) for name in events.columns if name.startswith("prevalence_")]
@@ -187,5 +206,6 @@ def run_lineage(ctx: Any) -> dict[str, Any]:
 
 SECTION = registry.config_sections.register("lineage")(LineageConfig)
 STAGE = registry.stages.register("lineage")(
-    Stage("lineage", order=40, run=run_lineage, section="lineage",
+    Stage("lineage", run=run_lineage, inputs=("docs", "doc_topics"), optional_inputs=("topic_prevalence", "models"),
+          outputs=("topic_lineage", "topic_events"), section="lineage",
           description="topic lineage and events (emerged, persisted, grew, declined, faded, split, merged)"))

@@ -40,5 +40,6 @@ def run_metrics(ctx: Any) -> dict[str, Any]:
 
 
 STAGE = registry.stages.register("metrics")(
-    Stage("metrics", order=60, run=run_metrics, section="metrics",
+    Stage("metrics", run=run_metrics, inputs=("posts",), outputs=("community_activity",),
+          section="metrics",
           description="participation metrics per window and community"))

@@ -206,5 +206,6 @@ def _merge(posts: Any, stored: Any, todo: list[int], fresh: list[Any], config_ha
 
 SECTION = registry.config_sections.register("preprocess")(PreprocessConfig)
 STAGE = registry.stages.register("preprocess")(
-    Stage("preprocess", order=10, run=run_preprocess, section="preprocess",
+    Stage("preprocess", run=run_preprocess, inputs=("posts",), outputs=("docs",),
+          section="preprocess",
           description="clean text, lemmas, language and usable flags into the lake's docs table"))

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from edumine import registry
 from edumine.config import StrictModel
-from edumine.stages import Stage
+from edumine.stages import REPORTED, Stage
 
 
 @registry.config_sections.register("report")
@@ -30,4 +30,5 @@ def run_report(ctx: Any) -> dict[str, Any]:
 
 
 STAGE = registry.stages.register("report")(
-    Stage("report", order=90, run=run_report, section="report", description="self-contained HTML report"))
+    Stage("report", run=run_report, optional_inputs=REPORTED, outputs=("report.html",),
+          section="report", description="self-contained HTML report"))

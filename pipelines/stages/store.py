@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr
 
 from edumine import registry
 from edumine.config import StrictModel
-from edumine.stages import Stage
+from edumine.stages import STORED, Stage
 
 
 @registry.config_sections.register("store")
@@ -36,4 +36,5 @@ def run_store(ctx: Any) -> dict[str, Any]:
 
 
 STAGE = registry.stages.register("store")(
-    Stage("store", order=80, run=run_store, section="store", description="summary store (DuckDB, optional PostgreSQL)"))
+    Stage("store", run=run_store, optional_inputs=STORED, outputs=("summary.duckdb",),
+          section="store", description="summary store (DuckDB, optional PostgreSQL)"))

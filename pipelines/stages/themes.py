@@ -37,7 +37,7 @@ DOC_THEMES_SCHEMA = pa.schema([
 ])
 
 
-PREVALENCE_TYPES = {"window_start": "object", "window": "object", "community": "object", "theme": "object",
+PREVALENCE_TYPES = {"window_start": "object", "window_label": "object", "community": "object", "theme": "object",
                     "theme_label": "object", "docs": "int64", "theme_docs": "int64", "share": "float64",
                     "share_low": "float64", "share_high": "float64", "model": "object"}
 
@@ -130,7 +130,7 @@ def theme_prevalence(doc_themes: Any, theme_ids: list[str], labels: dict[str, st
     from edumine.stats import bootstrap_share_interval
     from edumine.windows import window_label, window_starts
 
-    columns = ["window_start", "window", "community", "theme", "theme_label", "docs", "theme_docs", "share",
+    columns = ["window_start", "window_label", "community", "theme", "theme_label", "docs", "theme_docs", "share",
                "share_low", "share_high", "model"]
     if len(doc_themes) == 0:
         return pa.Table.from_pandas(pd.DataFrame({c: pd.Series(dtype=PREVALENCE_TYPES[c]) for c in columns}),
@@ -147,7 +147,7 @@ def theme_prevalence(doc_themes: Any, theme_ids: list[str], labels: dict[str, st
     rows["share_low"], rows["share_high"] = low, high
     starts = pd.to_datetime(rows["window_start"]).dt.date
     rows["window_start"] = starts
-    rows["window"] = [window_label(s, unit) for s in starts]
+    rows["window_label"] = [window_label(s, unit) for s in starts]
     rows["theme_label"] = rows["theme"].map(labels)
     rows["model"] = model_name
     rows = rows.sort_values(["window_start", "community", "theme"]).reset_index(drop=True)
@@ -180,5 +180,7 @@ def run_themes(ctx: Any) -> dict[str, Any]:
             "prevalence_rows": prevalence.num_rows, "share_overall": shares}
 
 
-STAGE = registry.stages.register("themes")(Stage("themes", order=50, run=run_themes, section="themes",
-                                                 description="SDL themes per doc and their prevalence per window"))
+STAGE = registry.stages.register("themes")(
+    Stage("themes", run=run_themes, inputs=("posts",), optional_inputs=("docs",),
+          outputs=("doc_themes", "theme_prevalence"), section="themes",
+          description="SDL themes per doc and their prevalence per window"))

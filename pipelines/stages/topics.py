@@ -32,8 +32,9 @@ BACKEND_DEFAULT_PARAMS: dict[str, dict[str, Any]] = {"embeddings.tfidf_svd.v1": 
 class EmbeddingsConfig(StrictModel):
     """Which embedding backend, its parameters, and where vectors are cached."""
 
-    backend: Literal["embeddings.tfidf_svd.v1", "embeddings.static.v1", "embeddings.minilm.v1"] = \
-        "embeddings.tfidf_svd.v1"
+    components = {"backend": ("embedders", "params")}
+
+    backend: str = Field("embeddings.tfidf_svd.v1", description="registered embedding backend")
     params: dict[str, Any] = Field(default_factory=dict, description="keyword parameters of the backend; left "
                                                                      "out: BACKEND_DEFAULT_PARAMS of the backend")
     cache_dir: Optional[Path] = Field(None, description="default <lake>/_cache/embeddings")
@@ -263,7 +264,7 @@ def run_topics(ctx: Any) -> dict[str, Any]:
         "probability": pa.array(model.probabilities_, pa.float32()),
         "core": pa.array(model.core_, pa.bool_()), "community": communities,
         "window_start": pa.array(start_dates, pa.date32()),
-        "window": [window_label(d, unit) for d in start_dates], "run_id": [run_id] * len(uids),
+        "window_label": [window_label(d, unit) for d in start_dates], "run_id": [run_id] * len(uids),
     })
     prevalence = pa.table(prevalence_table(starts, communities, topics, ids, unit,
                                            resamples=config.bootstrap_resamples, seed=config.random_state))
@@ -283,6 +284,7 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     model.save(model_dir, {
         "run_id": run_id, "config_hash": hash_config(config), "stage_config": json.loads(config.model_dump_json()),
         "embedding_backend": embedding_info["backend"], "embedding_key": embedding_info["key"],
+        "embedding_cache": str(stage_embedder(config, ctx.lake)[1]),
         "corpus_size": len(uids), "windows_unit": unit, "libraries": library_versions(), "scores": scores,
     })
     save_embedder_state(config, ctx.lake, model_dir)
@@ -294,11 +296,14 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     log.info("topics: %d docs, %d topics, NPMI %.4f, diversity %.3f, outliers %.1f%%", len(uids),
              scores["n_topics"], scores["npmi"], scores["diversity"], 100 * scores["outlier_share"])
     return {"docs": len(uids), "embedding": embedding_info, "model_dir": str(model_dir), "scores": scores,
-            "windows": sorted({w for w in doc_topics["window"].to_pylist()}),
+            "windows": sorted({w for w in doc_topics["window_label"].to_pylist()}),
             "seconds": {k: round(v, 2) for k, v in timings.items()}}
 
 
 SECTION = registry.config_sections.register("topics")(TopicsConfig)
 STAGE = registry.stages.register("topics")(
-    Stage("topics", order=30, run=run_topics, section="topics",
+    Stage("topics", run=run_topics, inputs=("docs",),
+          outputs=("topics", "doc_topics", "topic_prevalence", "topic_windows", "topic_ids", "topic_id_history",
+                   "topic_updates", "topic_outlier_pool", "models", "_cache"),
+          section="topics",
           description="embeddings (cached), one BERTopic model, topics and prevalence per window"))

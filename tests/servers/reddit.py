@@ -2,7 +2,8 @@
 
 Payloads follow Reddit's shapes (``Listing`` / ``t3`` / ``t1`` / ``more`` things, ``raw_json=1`` text,
 ``edited`` false or an epoch, ``[deleted]`` authors and bodies, ``removed_by_category``). Listings
-stop at ``listing_cap`` items like Reddit's ~1,000; threads inline ``inline_top`` top-level comments and
+(``/r/{sub}/new``, ``/top`` and the comment stream ``/r/{sub}/comments``) stop at ``listing_cap`` items like
+Reddit's ~1,000; threads inline ``inline_top`` top-level comments and
 ``inline_depth`` levels, the rest behind ``more`` stubs (with children) and "continue this thread"
 stubs (count 0), as Reddit does. Every API reply carries all three ``x-ratelimit-*`` headers.
 """
@@ -174,6 +175,8 @@ class RedditDouble(Double):
         query = {k: v[-1] for k, v in request.query.items()}
         if len(parts) == 3 and parts[0] == "r" and parts[2] in ("new", "top"):
             return self._listing(parts[1], parts[2], query)
+        if len(parts) == 3 and parts[0] == "r" and parts[2] == "comments":
+            return self._comment_listing(parts[1], query)
         if parts[0] == "comments" and len(parts) in (2, 4):
             return self._thread(parts[1], parts[3] if len(parts) == 4 else None)
         if path == "/api/morechildren" and request.method == "POST":
@@ -197,6 +200,29 @@ class RedditDouble(Double):
         return Reply(200, {"kind": "Listing", "data": {"after": after, "dist": len(page), "modhash": None,
                                                        "geo_filter": "", "before": None,
                                                        "children": [self._t3(p) for p in page]}})
+
+    def _comment_listing(self, subreddit: str, query: dict[str, str]) -> Reply:
+        """``/r/{sub}/comments``: the subreddit's comments, newest first, capped like every listing."""
+        comments = sorted((c for c in self.comments.values() if c.post.subreddit.lower() == subreddit.lower()),
+                          key=lambda c: (c.created_utc, c.id), reverse=True)[: self.listing_cap]
+        limit = min(int(query.get("limit", 25)), 100)
+        start = 0
+        if query.get("after"):
+            ids = [f"t1_{c.id}" for c in comments]
+            start = ids.index(query["after"]) + 1 if query["after"] in ids else len(comments)
+        page = comments[start:start + limit]
+        after = f"t1_{page[-1].id}" if page and start + limit < len(comments) else None
+        children = []
+        for comment in page:
+            thing = self._t1(comment, 0, flat=True)
+            post = comment.post
+            thing["data"].update(link_title=post.title, link_author=post.author or "[deleted]",
+                                 link_permalink=f"https://www.reddit.com/r/{post.subreddit}/comments/{post.id}/x/",
+                                 link_url=f"https://www.reddit.com/r/{post.subreddit}/comments/{post.id}/x/",
+                                 num_comments=len(post.all_comments()), over_18=False, quarantine=False)
+            children.append(thing)
+        return Reply(200, {"kind": "Listing", "data": {"after": after, "dist": len(page), "modhash": None,
+                                                       "geo_filter": "", "before": None, "children": children}})
 
     def _thread(self, post_id: str, focus: str | None) -> Reply:
         post = self.posts.get(post_id)

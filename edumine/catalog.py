@@ -1,0 +1,110 @@
+"""The data catalog: every table and artefact of the lake declared once, Kedro-style.
+
+Each entry names the folder under ``<lake>/``, its layer (Kedro's: raw -> intermediate -> primary -> model
+output -> reporting, plus ``models`` and ``state`` for fitted artefacts and high-water marks), the stage
+that owns (writes) it, its partitioning, and where its pyarrow schema is declared. ``Lake.read`` and
+``Lake.write`` go through it, so a table nobody declared cannot be written, and ``edumine catalog`` lists a
+lake's tables with their row counts.
+
+Naming rule for ideas shared across tables: ``window_label`` and ``window_start`` for windows, ``community``,
+``topic_id``, ``uid``; never a SQL reserved word as a column name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+Layer = Literal["raw", "intermediate", "primary", "model_output", "reporting", "models", "state"]
+LAYERS: tuple[str, ...] = ("raw", "intermediate", "primary", "model_output", "reporting", "models", "state")
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    layer: Layer
+    owner: str
+    description: str
+    kind: Literal["table", "artefact"] = "table"
+    partitioning: tuple[str, ...] = ()
+    schema: str | None = None  # "module:attribute" of its pyarrow schema, resolved on use
+
+    def resolved_schema(self) -> Any:
+        if self.schema is None:
+            return None
+        module, _, attribute = self.schema.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+def _table(name: str, layer: Layer, owner: str, description: str, **extra: Any) -> Entry:
+    return Entry(name, layer, owner, description, **extra)
+
+
+ENTRIES: tuple[Entry, ...] = (
+    _table("posts", "raw", "collect", "one row per post or comment, authors pseudonymised",
+           partitioning=("platform", "community", "month"), schema="edumine.schema:FILE_SCHEMA"),
+    _table("quarantine", "raw", "collect", "records that could not be read, with reason and masked excerpt",
+           schema="edumine.schema:QUARANTINE_SCHEMA"),
+    _table("docs", "intermediate", "preprocess", "clean text, lemmas, token count, language, usable + reason",
+           partitioning=("platform", "community", "month")),
+    _table("topics", "model_output", "topics", "per topic: label, top terms, size, label coverage"),
+    _table("doc_topics", "model_output", "topics", "per doc: topic_id, probability, core, window"),
+    _table("topic_prevalence", "model_output", "topics", "window x community x topic: docs, share, interval"),
+    _table("topic_windows", "model_output", "topics", "per window and topic: terms and centroid"),
+    _table("topic_ids", "model_output", "topics", "stable topic ids across refits (registry)"),
+    _table("topic_id_history", "model_output", "topics", "how each refit's topics map to stable ids"),
+    _table("topic_updates", "model_output", "topics", "nightly updates since the last refit"),
+    _table("topic_outlier_pool", "model_output", "topics", "new docs no topic took, pooled for new topics"),
+    _table("topic_lineage", "model_output", "lineage", "edges between topics of consecutive windows"),
+    _table("topic_events", "model_output", "lineage", "emerged, persisted, grew, declined, faded, split, merged"),
+    _table("doc_themes", "model_output", "themes", "per doc: SDL themes and scores"),
+    _table("theme_prevalence", "model_output", "themes", "window x community x theme: share, interval, method"),
+    _table("community_activity", "reporting", "metrics", "participation per window and community"),
+    _table("paper_table", "reporting", "paper_table", "participation laid out as in the replicated paper"),
+    Entry("models", "models", "topics", "fitted models (topics/<run>/, themes/<hash>/)", kind="artefact"),
+    Entry("_cache", "intermediate", "topics", "embedding vectors by backend key, uid and text hash",
+          kind="artefact"),
+    Entry("_state", "state", "collect", "high-water marks of live sources", kind="artefact"),
+    Entry("runs", "reporting", "runner", "one manifest.json per run", kind="artefact"),
+    Entry("summary.duckdb", "reporting", "store", "DuckDB summary store for analysts", kind="artefact"),
+    Entry("report.html", "reporting", "report", "self-contained HTML report", kind="artefact"),
+)
+CATALOG: dict[str, Entry] = {entry.name: entry for entry in ENTRIES}
+
+
+class UnknownTableError(KeyError):
+    """A table that the catalog does not declare."""
+
+
+def entry(name: str) -> Entry:
+    try:
+        return CATALOG[name]
+    except KeyError:
+        from edumine.registry import did_you_mean
+
+        raise UnknownTableError(f"lake table {name!r} is not declared in edumine/catalog.py"
+                                f"{did_you_mean(name, list(CATALOG))}; declare it there (layer, owner)") from None
+
+
+def describe(root: Path) -> list[dict[str, Any]]:
+    """One row per catalog entry: name, layer, owner, kind, and for tables present: files and rows."""
+    import pyarrow.parquet as pq
+
+    rows = []
+    for item in ENTRIES:
+        path = root / item.name
+        row: dict[str, Any] = {"name": item.name, "layer": item.layer, "owner": item.owner, "kind": item.kind,
+                               "present": path.exists(), "files": None, "rows": None, "mb": None}
+        if item.kind == "table" and path.is_dir():
+            files = [f for f in path.rglob("*.parquet") if not f.name.startswith(".")]
+            row["files"] = len(files)
+            row["rows"] = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+            row["mb"] = round(sum(f.stat().st_size for f in files) / 2**20, 2)
+        elif path.is_file():
+            row["mb"] = round(path.stat().st_size / 2**20, 2)
+        elif path.is_dir():
+            row["mb"] = round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 2)
+        rows.append(row)
+    return rows
