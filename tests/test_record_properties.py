@@ -19,7 +19,7 @@ from edumine.miners.feeds import FeedSource
 from edumine.miners.ingest import prepare
 from edumine.miners.live import guarded
 from edumine.miners.reddit_dumps import normalise as dump_record
-from edumine.miners.reddit_praw import RedditPrawSource
+from edumine.miners.reddit_records import comment_record, post_record
 from edumine.miners.records import normalise_record, plausible_range
 from edumine.miners.tabular import ColumnMap, TabularSource
 from edumine.miners.wordpress import WordPressSource
@@ -117,7 +117,7 @@ PRAW_KEYS = list(PRAW_BASE) + ["url", "link_flair_text", "removed_by_category"]
 @given(draw=st.data(), comment=st.booleans())
 def test_praw_replies(key: str, draw: st.DataObject, comment: bool) -> None:
     data = draw.draw(mutated(PRAW_BASE, key))
-    build = RedditPrawSource._comment_record if comment else RedditPrawSource._post_record
+    build = comment_record if comment else post_record
     lands_or_is_rejected(lambda d, r: guarded(build, d, r, location="test", raw=d), data, RETRIEVED)
 
 

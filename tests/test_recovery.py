@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -109,3 +110,53 @@ def test_edumine_query_on_a_truncated_lake_says_so_without_a_traceback(tmp_path:
     assert result.exit_code == 2, result.output
     assert "cannot be read" in result.output and "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_lost_embedding_cache_is_rebuilt_with_the_fitted_state_kept_by_the_model(tmp_path: Path) -> None:
+    import numpy as np
+
+    from edumine.models.embeddings import embed_with_cache, make_embedder
+
+    first_corpus = ["student behaviour classroom management", "math lesson fraction worksheet",
+                    "job interview district", "classroom management behaviour plan", "fraction lesson math game"] * 4
+    later_corpus = first_corpus + ["math worksheet fraction"] * 3 + ["interview district job offer"] * 3
+    uids = [f"u{i}" for i in range(len(later_corpus))]
+
+    def embedder():  # noqa: ANN202
+        return make_embedder("embeddings.tfidf_svd.v1", dims=3, min_df=1, max_df=1.0)
+
+    fitted = embedder()
+    before, info = embed_with_cache(fitted, tmp_path / "cache", uids[:20], ["h"] * 20, first_corpus)
+    model_dir = tmp_path / "model" / "embedder"  # what the topic stage keeps beside the saved model
+    model_dir.mkdir(parents=True)
+    (model_dir / "state.pkl").write_bytes((tmp_path / "cache" / fitted.base_key / "state.pkl").read_bytes())
+    shutil.rmtree(tmp_path / "cache")  # the cache is lost
+
+    # Without the model's copy, the state is refitted on another corpus: another key, never the same one.
+    refitted = embedder()
+    _, info_refit = embed_with_cache(refitted, tmp_path / "other", uids, ["h"] * len(uids), later_corpus)
+    assert info_refit["key"] != info["key"]
+    # With it, the same state and key come back, and the same vectors.
+    restored = embedder()
+    again, info_again = embed_with_cache(restored, tmp_path / "cache", uids, ["h"] * len(uids), later_corpus,
+                                         state_sources=(model_dir,))
+    assert info_again["key"] == info["key"]
+    assert np.allclose(again[:20], before, atol=1e-6)
+
+
+def test_an_incremental_topic_update_needs_its_model_doc_topics_and_pool_to_agree(tmp_path: Path) -> None:
+    from edumine.models.topic_update import POOL_TABLE, _incremental_state_problem
+
+    lake = Lake(tmp_path / "lake")
+    folder = lake.root / "models" / "topics" / "r1"
+    folder.mkdir(parents=True)
+    (lake.root / "models" / "topics" / "latest.json").write_text(json.dumps({"run_id": "r1", "path": str(folder)}))
+    (lake.root / "doc_topics").mkdir()
+    pq.write_table(pa.table({"uid": ["a"], "topic_id": [1], "run_id": ["r1"]}), lake.root / "doc_topics" / "p.parquet")
+    (lake.root / POOL_TABLE).mkdir()
+    pq.write_table(pa.table({"uid": pa.array([], pa.string())}), lake.root / POOL_TABLE / "part-0.parquet")
+    assert _incremental_state_problem(lake, folder) is None
+    pq.write_table(pa.table({"uid": ["a"], "topic_id": [1], "run_id": ["r0"]}), lake.root / "doc_topics" / "p.parquet")
+    assert "saved model by run r1" in _incremental_state_problem(lake, folder)
+    shutil.rmtree(lake.root / "doc_topics")
+    assert _incremental_state_problem(lake, folder) == "doc_topics is missing"
