@@ -116,7 +116,7 @@ def _text(value: Any, name: str, counts: Counter) -> str | None:
         text = bytes(value).decode("utf-8", "replace")
     else:
         raise BadRecord(f"bad_field:{name}", f"{name} holds a {type(value).__name__}, not text")
-    if text is not None:
+    if text is not None and not text.isascii():  # ASCII is valid UTF-8: the common case costs one scan
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates from a broken decoder: Parquet needs valid UTF-8
