@@ -104,6 +104,7 @@ def lake_state(lake: Path) -> dict[str, Any]:
         text = re.sub(r"generated \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", "generated TIME", text)
         text = re.sub(r"\b[0-9a-f]{16}\b", "HASH", text)  # the config hash: the lake's path is in the config
         text = re.sub(r"<h3>Inputs of this run</h3>.*?<h3>", "<h3>", text, flags=re.DOTALL)
+        text = re.sub(r"git commit</td>\s*<td>[^<]*</td>", "git commit</td><td>COMMIT</td>", text)  # provenance
         text = re.sub(r"\d{8}T\d{6}Z-[0-9a-f]{6}", "RUN", text)
         text = re.sub(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(\+00:00|Z)?", "TIME", text)
         text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "UUID", text)
