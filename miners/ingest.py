@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import sys
 import threading
 import time
 from collections import Counter
@@ -22,6 +21,7 @@ from edumine.lake import Lake, PostsWriter, QuarantineWriter
 from edumine.miners.base import BadRecord, ReadStats, Rejected
 from edumine.miners.records import normalise_record, plausible_range
 from edumine.privacy import Pseudonymiser
+from edumine.progress import Progress
 from edumine.schema import apply_deletion, community_slug, month_of
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
     writer = PostsWriter(lake, run_id, chunk_rows=chunk_rows)
     quarantine = QuarantineWriter(lake, run_id, label)
     profiles_left_out = 0
-    with _progress(label) as advance:
+    with Progress(f"collecting {label}", unit="records", logger=log, summary=False) as progress:
         for item in source.read(stats):
             if isinstance(item, Rejected):
                 quarantine.add(item.location, item.reason, pseudonymiser.excerpt(item.detail, 500),
@@ -118,7 +118,7 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
             writer.add(record, key)
             report.records += 1
             if report.records % 10_000 == 0:
-                advance(10_000)
+                progress.advance(10_000)
         quarantine.flush()
         with merge_lock(lake):
             merged = writer.commit()
@@ -170,26 +170,3 @@ def merge_lock(lake: Lake) -> Iterator[None]:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class _progress:
-    """A rich progress line on a terminal; nothing otherwise (logs carry the totals)."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self._progress: Any = None
-
-    def __enter__(self):  # noqa: ANN204
-        if not sys.stderr.isatty():
-            return lambda n: None
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                  TextColumn("{task.completed:,} records"), TimeElapsedColumn(), transient=True)
-        self._progress.start()
-        task = self._progress.add_task(f"collecting {self.label}", total=None)
-        return lambda n: self._progress.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()

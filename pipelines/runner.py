@@ -47,6 +47,9 @@ class RunContext:
     # The process's resident-memory high-water mark when each stage ended: a stage's own peak is at most
     # its figure, and the first stage whose figure jumps is the one that set it.
     peak_rss_mb: dict[str, int] = field(default_factory=dict)
+    # Docs each stage handled per second of its run (stages whose summary counts ``docs``), and records per
+    # second of collection.
+    docs_per_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def manifest_path(self) -> Path:
@@ -120,6 +123,9 @@ def collect_source(ctx: RunContext, index: int) -> SourceReport:
                                chunk_rows=ctx.config.collect.chunk_rows, plausible=ctx.config.collect.plausible(),
                                user_profiles=ctx.config.privacy.user_profiles)
     ctx.inputs.append(report.as_dict())
+    records = sum(item.get("records", 0) for item in ctx.inputs)
+    if records and ctx.timings.get("collect"):
+        ctx.docs_per_s["collect"] = round(records / ctx.timings["collect"], 1)
     write_manifest(ctx, status="running")
     return report
 
@@ -176,6 +182,7 @@ def write_manifest(ctx: RunContext, *, status: str, error: BaseException | None 
         "outputs": ctx.outputs,
         "timings": ctx.timings,
         "peak_rss_mb": ctx.peak_rss_mb,
+        "docs_per_s": ctx.docs_per_s,
         "scores": ctx.scores,
     }
     with _MANIFEST_LOCK:  # collection tasks on a Dask task runner's threads write it concurrently
@@ -188,6 +195,9 @@ def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
     with ctx.stage(stage.name):
         summary = stage.run(ctx) or {}
     ctx.outputs[stage.name] = summary
+    docs, seconds = summary.get("docs"), ctx.timings.get(stage.name)
+    if isinstance(docs, int) and docs and seconds:
+        ctx.docs_per_s[stage.name] = round(docs / seconds, 1)
     write_manifest(ctx, status="running")
     kill_point(f"stage.{stage.name}.after")
     return summary

@@ -54,6 +54,12 @@ def test_edumine_run_runs_the_pipeline_flow_with_an_ephemeral_server(flow_run) -
     # Resident memory high-water mark after each stage, non-decreasing in run order (a process-wide peak).
     peaks = list(manifest["peak_rss_mb"].values())
     assert "collect" in manifest["peak_rss_mb"] and peaks[0] > 50 and peaks == sorted(peaks)
+    # Throughput of each stage that counts docs, from its own summary and timing.
+    rates = manifest["docs_per_s"]
+    assert {"collect", "preprocess", "topics", "themes"} <= set(rates)
+    for stage in ("preprocess", "topics", "themes"):
+        docs, seconds = manifest["outputs"][stage]["docs"], manifest["timings"][stage]
+        assert rates[stage] == pytest.approx(docs / seconds, rel=0.01)
     assert "manifest:" in result.stdout and str(work / "lake") in result.stdout
     assert "Finished in state Completed" in result.stderr
 

@@ -28,12 +28,11 @@ def activity_table(frame: Any) -> Any:
 
 
 def run_metrics(ctx: Any) -> dict[str, Any]:
-    from edumine.lake import write_parquet_atomic
     from edumine.models.participation import participation_metrics, read_records
 
     unit = ctx.config.windows.unit
     frame = participation_metrics(read_records(ctx.lake), unit)
-    write_parquet_atomic(activity_table(frame), ctx.lake.table_path(TABLE) / "part-0.parquet")
+    ctx.lake.write(TABLE, activity_table(frame))
     return {"table": TABLE, "rows": len(frame), "unit": unit,
             "communities": int(frame[["platform", "community"]].drop_duplicates().shape[0]),
             "contributions": int(frame["contributions"].sum())}

@@ -43,18 +43,13 @@ class PaperTableConfig(StrictModel):
 
 
 def run_paper_table(ctx: Any) -> dict[str, Any]:
-    import pandas as pd
     import pyarrow as pa
 
-    from edumine.lake import write_parquet_atomic
     from edumine.report_paper import PAPER_METRICS, TABLE, paper_long
     from edumine.windows import window_start
 
     settings: PaperTableConfig = ctx.config.paper_table
-    path = ctx.lake.table_path("community_activity")
-    if not path.exists():
-        return {"table": TABLE, "rows": 0, "note": "no community_activity table: enable the metrics stage"}
-    activity = pd.read_parquet(path)
+    activity = ctx.lake.read("community_activity").to_pandas()
     unit = ctx.config.windows.unit
     bounds = [None if day is None else window_start(day, unit) for day in (settings.since, settings.until)]
     long = paper_long(activity, metrics=settings.metrics or PAPER_METRICS, communities=settings.communities,
@@ -62,7 +57,7 @@ def run_paper_table(ctx: Any) -> dict[str, Any]:
     table = pa.Table.from_pandas(long, preserve_index=False)
     index = table.schema.get_field_index("window_start")
     table = table.set_column(index, "window_start", table["window_start"].cast(pa.timestamp("s")).cast(pa.date32()))
-    write_parquet_atomic(table, ctx.lake.table_path(TABLE) / "part-0.parquet")
+    ctx.lake.write(TABLE, table)
     return {"table": TABLE, "rows": len(long), "metrics": int(long["metric"].nunique()),
             "columns": int(long[["community", "window_start"]].drop_duplicates().shape[0])}
 

@@ -66,6 +66,7 @@ def run_preprocess(ctx: Any) -> dict[str, Any]:
     from edumine.faults import kill_point
     from edumine.lake import PART_FILE
     from edumine.models.preprocess import Preprocessor, text_hash
+    from edumine.progress import Progress
 
     config: PreprocessConfig = ctx.config.preprocess
     settings = settings_of(config)
@@ -85,6 +86,7 @@ def run_preprocess(ctx: Any) -> dict[str, Any]:
         started = time.perf_counter()
         results = list(preprocessor.process(records))
         seconds += time.perf_counter() - started
+        progress.advance(len(records))
         offset = 0
         for target, posts, stored, todo in pending:
             fresh = results[offset: offset + len(todo)]
@@ -99,30 +101,32 @@ def run_preprocess(ctx: Any) -> dict[str, Any]:
         counts["processed"] += len(records)
         pending, pending_docs = [], 0
 
-    for part in sorted(ctx.lake.posts.glob(f"*/*/*/{PART_FILE}")):
-        relative = part.relative_to(ctx.lake.posts)
-        target = docs_root / relative
-        posts = pq.read_table(part, columns=POST_COLUMNS)
-        hashes = [text_hash(t, b) for t, b in zip(posts["title"].to_pylist(), posts["body"].to_pylist())]
-        stored = _read_stored(target)
-        known: dict[str, tuple[str, str]] = {}
-        if stored is not None:
-            known = dict(zip(stored["uid"].to_pylist(),
-                             zip(stored["text_hash"].to_pylist(), stored["config_hash"].to_pylist())))
-        uids = posts["uid"].to_pylist()
-        todo = [i for i, (uid, h) in enumerate(zip(uids, hashes)) if known.get(uid) != (h, config_hash)]
-        posts = posts.append_column("text_hash", _string_array(hashes))
-        counts["partitions"] += 1
-        counts["docs"] += len(uids)
-        counts["kept"] += len(uids) - len(todo)
-        if not todo and stored is not None and stored.num_rows == len(uids):
-            continue
-        pending.append((target, posts, stored, todo))
-        pending_docs += len(todo)
-        if pending_docs >= config.chunk_docs:
+    with Progress("preprocessing", total=ctx.lake.count_posts(), logger=log) as progress:
+        for part in sorted(ctx.lake.posts.glob(f"*/*/*/{PART_FILE}")):
+            relative = part.relative_to(ctx.lake.posts)
+            target = docs_root / relative
+            posts = pq.read_table(part, columns=POST_COLUMNS)
+            hashes = [text_hash(t, b) for t, b in zip(posts["title"].to_pylist(), posts["body"].to_pylist())]
+            stored = _read_stored(target)
+            known: dict[str, tuple[str, str]] = {}
+            if stored is not None:
+                known = dict(zip(stored["uid"].to_pylist(),
+                                 zip(stored["text_hash"].to_pylist(), stored["config_hash"].to_pylist())))
+            uids = posts["uid"].to_pylist()
+            todo = [i for i, (uid, h) in enumerate(zip(uids, hashes)) if known.get(uid) != (h, config_hash)]
+            posts = posts.append_column("text_hash", _string_array(hashes))
+            counts["partitions"] += 1
+            counts["docs"] += len(uids)
+            counts["kept"] += len(uids) - len(todo)
+            progress.advance(len(uids) - len(todo))
+            if not todo and stored is not None and stored.num_rows == len(uids):
+                continue
+            pending.append((target, posts, stored, todo))
+            pending_docs += len(todo)
+            if pending_docs >= config.chunk_docs:
+                flush()
+        if pending:
             flush()
-    if pending:
-        flush()
     counts["partitions_removed"] = _remove_orphans(docs_root, ctx.lake.posts)
 
     usable_total = 0
