@@ -75,6 +75,13 @@ def stop_servers() -> None:
         except Exception:  # noqa: BLE001  (stopping is best effort on the way out)
             log.debug("could not stop the temporary Prefect server %s", pid, exc_info=True)
         (_records_dir() / f"{pid}.json").unlink(missing_ok=True)
+    folder = _records_dir()  # servers Prefect's own exit handler stopped first: their records are ours too
+    for record in folder.glob("*.json") if folder.is_dir() else []:
+        try:
+            if json.loads(record.read_text(encoding="utf-8")).get("owner") == os.getpid():
+                record.unlink(missing_ok=True)
+        except (OSError, ValueError, AttributeError):
+            continue
 
 
 def reap_orphans() -> list[int]:

