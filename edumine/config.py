@@ -65,7 +65,7 @@ class CollectConfig(StrictModel):
     plausible_time: PlausibleTimeConfig = PlausibleTimeConfig()
 
     def plausible(self) -> tuple[float, float]:
-        from edumine.miners.records import plausible_range
+        from edumine.schema import plausible_range
 
         return plausible_range(self.plausible_time.since, self.plausible_time.until)
 

@@ -21,7 +21,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -30,6 +29,7 @@ import pyarrow.parquet as pq
 from edumine import catalog
 from edumine.errors import LakeBusyError
 from edumine.faults import kill_point
+from edumine.merge import MergeCounts, merge_versions, plan_moves, stored_elsewhere  # noqa: F401
 from edumine.schema import FILE_SCHEMA, PARTITION_FIELDS, POSTS_SCHEMA, QUARANTINE_SCHEMA, UTC
 
 PART_FILE = "part-0.parquet"
@@ -163,79 +163,6 @@ def partition_dir(root: Path, key: PartitionKey) -> Path:
     return root / f"platform={platform}" / f"community={community}" / f"month={month}"
 
 
-@dataclass
-class MergeCounts:
-    added: int = 0
-    updated: int = 0
-    duplicates: int = 0
-    partitions_rewritten: int = 0
-
-    def __iadd__(self, other: MergeCounts) -> MergeCounts:
-        self.added += other.added
-        self.updated += other.updated
-        self.duplicates += other.duplicates
-        self.partitions_rewritten += other.partitions_rewritten
-        return self
-
-
-def version_rank(table: pa.Table) -> tuple[pa.Array, pa.Array]:
-    """(real, retrieved) per row, both sorted descending to find the newest truth: a version with a real
-    retrieval time beats one whose time is only an estimate (``retrieval_estimated``), then the newest
-    retrieval wins; a version without a retrieval time counts as the oldest."""
-    real = pc.invert(pc.fill_null(table["retrieval_estimated"], False)).cast(pa.int8())
-    retrieved = pc.fill_null(table["retrieved_at"].cast(pa.int64()), np.iinfo(np.int64).min)
-    return real, retrieved
-
-
-def merge_versions(existing: pa.Table | None, incoming: pa.Table) -> tuple[pa.Table, MergeCounts]:
-    """One row per uid: the newest truth wins (``version_rank``), ties keep the stored row, deletion is sticky."""
-    n_old = 0 if existing is None else existing.num_rows
-    combined = incoming if existing is None else pa.concat_tables([existing, incoming])
-    combined = combined.append_column("_order", pa.array(np.arange(combined.num_rows)))
-    real, retrieved = version_rank(combined)
-    keys = pa.table({"uid": combined["uid"], "real": real, "retrieved": retrieved, "order": combined["_order"]})
-    order = pc.sort_indices(keys, sort_keys=[("uid", "ascending"), ("real", "descending"),
-                                             ("retrieved", "descending"), ("order", "ascending")])
-    uids = combined["uid"].take(order)
-    first = np.ones(len(uids), dtype=bool)
-    if len(uids) > 1:
-        first[1:] = pc.not_equal(uids.slice(1), uids.slice(0, len(uids) - 1)).to_numpy(zero_copy_only=False)
-    winners = combined.take(pc.filter(order, pa.array(first)))
-
-    deleted = pc.unique(pc.filter(combined["uid"], pc.fill_null(combined["is_deleted"], False)))
-    revive = pc.and_(pc.is_in(winners["uid"], value_set=deleted), pc.invert(pc.fill_null(winners["is_deleted"], False)))
-    sticky = pc.sum(revive).as_py() or 0
-    if sticky:
-        winners = _clear_text(winners, revive)
-
-    winner_order = winners["_order"].to_numpy()
-    from_incoming = winner_order >= n_old
-    if existing is None:
-        was_stored = np.zeros(len(winners), dtype=bool)
-    else:
-        was_stored = pc.is_in(winners["uid"], value_set=existing["uid"]).to_numpy(zero_copy_only=False)
-    counts = MergeCounts(added=int(np.sum(from_incoming & ~was_stored)),
-                         updated=int(np.sum(from_incoming & was_stored)))
-    counts.duplicates = incoming.num_rows - counts.added - counts.updated
-    changed = counts.added + counts.updated + sticky > 0
-    counts.partitions_rewritten = int(changed)
-    merged = winners.drop_columns(["_order"])
-    merged = merged.take(pc.sort_indices(merged, sort_keys=[("created_at", "ascending"), ("uid", "ascending")]))
-    return merged, counts
-
-
-def _clear_text(table: pa.Table, mask: pa.ChunkedArray) -> pa.Table:
-    for name in ("title", "body", "link_url"):
-        col = table[name]
-        table = table.set_column(table.schema.get_field_index(name), name,
-                                 pc.if_else(mask, pa.scalar(None, col.type), col))
-    for name, value in (("is_deleted", True), ("removal", "deleted_later")):
-        col = table[name]
-        table = table.set_column(table.schema.get_field_index(name), name,
-                                 pc.if_else(mask, pa.scalar(value, col.type), col))
-    return table
-
-
 class PostsWriter:
     """Buffers records, stages them in bounded chunks, and merges them into the lake on ``commit``."""
 
@@ -286,7 +213,7 @@ class PostsWriter:
         """
         total = MergeCounts()
         keys = sorted(self._staged | set(self._buffers))
-        moves = self._plan_moves(keys)
+        moves = plan_moves(self.lake, self._incoming, keys)
         routed: dict[PartitionKey, list[pa.Table]] = defaultdict(list)  # versions merged in another partition
         leaving: dict[PartitionKey, set[str]] = defaultdict(set)
         if moves:
@@ -298,7 +225,7 @@ class PostsWriter:
                     picked = table.filter(pc.is_in(table["uid"], value_set=pa.array(uids, pa.string())))
                     if picked.num_rows:
                         routed[dest].append(picked)
-            for key, rows in self._stored_elsewhere(moves).items():
+            for key, rows in stored_elsewhere(self.lake, moves).items():
                 for dest in {moves[u] for u in rows["uid"].to_pylist()} - {key}:
                     uids = [u for u in rows["uid"].to_pylist() if moves[u] == dest]
                     routed[dest].append(rows.filter(pc.is_in(rows["uid"], value_set=pa.array(uids, pa.string()))))
@@ -344,70 +271,6 @@ class PostsWriter:
         self._staged.clear()
         self._buffered = 0
         return total
-
-    def _plan_moves(self, keys: list[PartitionKey]) -> dict[str, PartitionKey]:
-        """uid -> the partition of its winning version, for the uids whose versions sit in more than one."""
-        columns = ["uid", "retrieved_at", "retrieval_estimated"]
-        frames = []
-        for number, key in enumerate(keys):
-            table = self._incoming(key, columns)
-            frames.append(table.append_column("_key", pa.array([number] * table.num_rows, pa.int32()))
-                          .append_column("_stored", pa.array(np.zeros(table.num_rows, dtype=np.int8))))
-        incoming = pa.concat_tables(frames) if frames else None
-        if incoming is None or not incoming.num_rows:
-            return {}
-        all_keys = list(keys)
-        dataset = self.lake.posts_dataset()
-        if dataset is not None:
-            stored = dataset.to_table(columns=columns + ["platform", "community", "month"],
-                                      filter=ds.field("uid").isin(pc.unique(incoming["uid"])))
-            numbers = []
-            for key in zip(*(stored[c].to_pylist() for c in ("platform", "community", "month"))):
-                if key not in all_keys:
-                    all_keys.append(key)
-                numbers.append(all_keys.index(key))
-            stored = stored.select(columns).append_column("_key", pa.array(numbers, pa.int32())) \
-                .append_column("_stored", pa.array(np.ones(stored.num_rows, dtype=np.int8)))
-            versions = pa.concat_tables([stored, incoming])
-        else:
-            versions = incoming
-        places = pa.table({"uid": versions["uid"], "_key": versions["_key"]}).group_by("uid") \
-            .aggregate([("_key", "count_distinct")])
-        spread = pc.filter(places["uid"], pc.greater(places["_key_count_distinct"], 1))
-        if not len(spread):
-            return {}
-        versions = versions.filter(pc.is_in(versions["uid"], value_set=spread))
-        real, retrieved = version_rank(versions)
-        ranked = pa.table({"uid": versions["uid"], "real": real, "retrieved": retrieved,
-                           "stored": versions["_stored"], "key": versions["_key"],
-                           "order": pa.array(np.arange(versions.num_rows))})
-        # Stored copies first on ties (a tie keeps the stored row); between stored copies of one version
-        # (a kill between writing the new partition and rewriting the old one), the newest incoming key.
-        order = pc.sort_indices(ranked, sort_keys=[("uid", "ascending"), ("real", "descending"),
-                                                   ("retrieved", "descending"), ("stored", "descending"),
-                                                   ("order", "descending")])
-        winners: dict[str, PartitionKey] = {}
-        for uid, key in zip(ranked["uid"].take(order).to_pylist(), ranked["key"].take(order).to_pylist()):
-            winners.setdefault(uid, all_keys[key])
-        return winners
-
-    def _stored_elsewhere(self, moves: dict[str, PartitionKey]) -> dict[PartitionKey, pa.Table]:
-        """Stored rows of moving uids, by the partition that holds them (marked with a ``_stored`` column)."""
-        found: dict[PartitionKey, pa.Table] = {}
-        dataset = self.lake.posts_dataset()
-        if dataset is None:
-            return found
-        table = dataset.to_table(filter=ds.field("uid").isin(sorted(moves)))
-        for key in set(zip(*(table[c].to_pylist() for c in ("platform", "community", "month")))):
-            mask = pc.and_(pc.and_(pc.equal(table["platform"], key[0]), pc.equal(table["community"], key[1])),
-                           pc.equal(table["month"], key[2]))
-            rows = table.filter(mask).select(FILE_SCHEMA.names).cast(FILE_SCHEMA)
-            mine = [u for u in rows["uid"].to_pylist() if moves[u] != key]
-            if mine:
-                rows = rows.filter(pc.is_in(rows["uid"], value_set=pa.array(mine, pa.string())))
-                found[key] = rows.append_column("_stored", pa.array(np.ones(rows.num_rows, dtype=np.int8)))
-        return found
-
 
 def remove_partition(target: Path) -> None:
     """Remove a partition's file and the folders it leaves empty (a partition whose last row moved away)."""

@@ -8,7 +8,7 @@ source spells it (Reddit names are case-insensitive: ``Teachers`` and ``teachers
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 import pyarrow as pa
 
@@ -107,3 +107,19 @@ def apply_deletion(record: dict) -> dict:
     else:
         record["is_deleted"] = False
     return record
+
+
+DEFAULT_SINCE = date(2005, 6, 1)  # the month Reddit opened
+
+
+def plausible_range(since: date | datetime | None = DEFAULT_SINCE,
+                    until: date | datetime | None = None, *, now: datetime | None = None) -> tuple[float, float]:
+    """Epoch bounds [low, high) of plausible times; ``until`` null means now + 1 day."""
+    def epoch(value: date | datetime) -> float:
+        if not isinstance(value, datetime):
+            value = datetime.combine(value, time.min)
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+    low = epoch(since) if since is not None else float("-inf")
+    high = epoch(until) if until is not None else ((now or datetime.now(UTC)) + timedelta(days=1)).timestamp()
+    return low, high

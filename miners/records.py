@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
-from edumine.schema import FILE_FIELDS, UTC, BadRecord
+from edumine.schema import FILE_FIELDS, UTC, BadRecord, plausible_range  # noqa: F401  (re-exported)
 
 INT64 = (-(2**63), 2**63 - 1)
 KINDS = frozenset({"post", "comment"})
@@ -33,22 +33,8 @@ REQUIRED_TEXT = ("uid", "platform", "community", "kind", "id")
 OPTIONAL_TEXT = ("parent_uid", "thread_uid", "title", "body", "url", "link_url", "flair", "removal")
 COUNTS = ("score", "num_comments")
 FLAGS = ("is_deleted", "is_edited")
-DEFAULT_SINCE = date(2005, 6, 1)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _FIELD_NAMES = tuple(f.name for f in FILE_FIELDS) + ("platform", "community")
-
-
-def plausible_range(since: date | datetime | None = DEFAULT_SINCE,
-                    until: date | datetime | None = None, *, now: datetime | None = None) -> tuple[float, float]:
-    """Epoch bounds [low, high) of plausible times; ``until`` null means now + 1 day."""
-    def epoch(value: date | datetime) -> float:
-        if not isinstance(value, datetime):
-            value = datetime.combine(value, time.min)
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-
-    low = epoch(since) if since is not None else float("-inf")
-    high = epoch(until) if until is not None else ((now or datetime.now(UTC)) + timedelta(days=1)).timestamp()
-    return low, high
 
 
 def normalise_record(record: dict[str, Any], *, plausible: tuple[float, float],
