@@ -42,6 +42,14 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _guard_prefect_server() -> None:
+    """Stop a temporary Prefect server a killed edumine left, and stop ours on SIGTERM/SIGHUP/SIGINT too."""
+    from edumine.pipelines.prefect_env import install_signal_handlers, reap_orphans
+
+    reap_orphans()
+    install_signal_handlers()
+
+
 def _summary(result: dict[str, Any]) -> None:
     table = Table(title=f"run {result['run_id']}", show_lines=False)
     for column in ("source", "records", "added", "updated", "duplicates", "filtered", "quarantined", "seconds"):
@@ -71,6 +79,7 @@ def run(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option(Fal
         from edumine.stages import pipeline_stages
 
         pipeline_stages(load_config(config, set_ or [], check_inputs=True))  # fail fast, before Prefect starts
+        _guard_prefect_server()
         from edumine.pipelines.flows import pipeline_flow
 
         _summary(pipeline_flow(str(config), set_ or []))
@@ -86,6 +95,7 @@ def collect(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option
         from edumine.config import load_config
 
         load_config(config, set_ or [], check_inputs=True)
+        _guard_prefect_server()
         from edumine.pipelines.flows import collect_flow
 
         _summary(collect_flow(str(config), set_ or []))
@@ -116,6 +126,9 @@ def query(
     except EdumineError as exc:
         _fail(exc)
         return
+    except Exception as exc:  # noqa: BLE001  (a damaged lake file: a clear message, not a traceback)
+        _fail(EdumineError(_query_failure(exc, lake)))
+        return
     _print_rows(columns, rows, format)
 
 
@@ -142,6 +155,16 @@ def migrate(lake: Annotated[Path, typer.Option("--lake", help="lake folder to br
         _fail(EdumineError(f"no lake at {lake}: pass the folder a config's `lake:` names"))
     changed = migrate_lake(lake)
     console.print(f"{len(changed)} file(s) migrated" + "".join(f"\n  {path}" for path in changed))
+
+
+def _query_failure(exc: Exception, lake: Any) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    hint = ""
+    if any(word in str(exc).lower() for word in ("parquet", "magic", "footer", "truncat", "corrupt", "no magic")):
+        hint = (" A file of the lake cannot be read (truncated or corrupt?). A derived table (docs, topics, ...) is "
+                "rebuilt by the next `edumine run`; a damaged posts file must be restored from a backup, or removed "
+                "and its sources collected again.")
+    return f"the query could not be answered over the lake {lake}: {type(exc).__name__}: {first}.{hint}"
 
 
 def _jsonable(value: Any) -> Any:

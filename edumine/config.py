@@ -13,7 +13,7 @@ import os
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -50,10 +50,24 @@ class PrivacyConfig(StrictModel):
                                "counted as filtered, or kept under the community u_<pseudonym>")
 
 
+class PlausibleTimeConfig(StrictModel):
+    """Creation times outside [since, until) are quarantined as ``bad_time`` (miners/records.py)."""
+
+    since: Optional[date] = Field(date(2005, 6, 1), description="default: the month Reddit opened; set an "
+                                                                 "earlier date for older blogs or forums")
+    until: Optional[date] = Field(None, description="exclusive; null: now + 1 day")
+
+
 class CollectConfig(StrictModel):
     """How collection writes to the lake."""
 
     chunk_rows: int = Field(50_000, ge=100, description="records buffered before they are staged to disk")
+    plausible_time: PlausibleTimeConfig = PlausibleTimeConfig()
+
+    def plausible(self) -> tuple[float, float]:
+        from edumine.schema import plausible_range
+
+        return plausible_range(self.plausible_time.since, self.plausible_time.until)
 
 
 class ConfigBase(StrictModel):

@@ -21,7 +21,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -29,7 +28,9 @@ import pyarrow.parquet as pq
 
 from edumine import catalog
 from edumine.errors import LakeBusyError
-from edumine.schema import FILE_SCHEMA, PARTITION_FIELDS, QUARANTINE_SCHEMA, UTC
+from edumine.faults import kill_point
+from edumine.merge import MergeCounts, merge_versions, plan_moves, stored_elsewhere  # noqa: F401
+from edumine.schema import FILE_SCHEMA, PARTITION_FIELDS, POSTS_SCHEMA, QUARANTINE_SCHEMA, UTC
 
 PART_FILE = "part-0.parquet"
 PartitionKey = tuple[str, str, str]  # platform, community, month
@@ -117,7 +118,8 @@ class Lake:
         if not any(self.posts.glob(f"*/*/*/{PART_FILE}")):
             return None
         partitioning = ds.partitioning(pa.schema(PARTITION_FIELDS), flavor="hive")
-        return ds.dataset(self.posts, format="parquet", partitioning=partitioning)
+        # The full schema, so that files written before a column existed read it as null.
+        return ds.dataset(self.posts, format="parquet", partitioning=partitioning, schema=POSTS_SCHEMA)
 
     def read_posts(self, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
         dataset = self.posts_dataset()
@@ -161,71 +163,6 @@ def partition_dir(root: Path, key: PartitionKey) -> Path:
     return root / f"platform={platform}" / f"community={community}" / f"month={month}"
 
 
-@dataclass
-class MergeCounts:
-    added: int = 0
-    updated: int = 0
-    duplicates: int = 0
-    partitions_rewritten: int = 0
-
-    def __iadd__(self, other: MergeCounts) -> MergeCounts:
-        self.added += other.added
-        self.updated += other.updated
-        self.duplicates += other.duplicates
-        self.partitions_rewritten += other.partitions_rewritten
-        return self
-
-
-def merge_versions(existing: pa.Table | None, incoming: pa.Table) -> tuple[pa.Table, MergeCounts]:
-    """One row per uid: the newest retrieval wins, ties keep the stored row, deletion is sticky."""
-    n_old = 0 if existing is None else existing.num_rows
-    combined = incoming if existing is None else pa.concat_tables([existing, incoming])
-    combined = combined.append_column("_order", pa.array(np.arange(combined.num_rows)))
-    # A version without a retrieval time counts as the oldest.
-    retrieved = pc.fill_null(combined["retrieved_at"].cast(pa.int64()), np.iinfo(np.int64).min)
-    keys = pa.table({"uid": combined["uid"], "retrieved": retrieved, "order": combined["_order"]})
-    order = pc.sort_indices(keys, sort_keys=[("uid", "ascending"), ("retrieved", "descending"),
-                                             ("order", "ascending")])
-    uids = combined["uid"].take(order)
-    first = np.ones(len(uids), dtype=bool)
-    if len(uids) > 1:
-        first[1:] = pc.not_equal(uids.slice(1), uids.slice(0, len(uids) - 1)).to_numpy(zero_copy_only=False)
-    winners = combined.take(pc.filter(order, pa.array(first)))
-
-    deleted = pc.unique(pc.filter(combined["uid"], pc.fill_null(combined["is_deleted"], False)))
-    revive = pc.and_(pc.is_in(winners["uid"], value_set=deleted), pc.invert(pc.fill_null(winners["is_deleted"], False)))
-    sticky = pc.sum(revive).as_py() or 0
-    if sticky:
-        winners = _clear_text(winners, revive)
-
-    winner_order = winners["_order"].to_numpy()
-    from_incoming = winner_order >= n_old
-    if existing is None:
-        was_stored = np.zeros(len(winners), dtype=bool)
-    else:
-        was_stored = pc.is_in(winners["uid"], value_set=existing["uid"]).to_numpy(zero_copy_only=False)
-    counts = MergeCounts(added=int(np.sum(from_incoming & ~was_stored)),
-                         updated=int(np.sum(from_incoming & was_stored)))
-    counts.duplicates = incoming.num_rows - counts.added - counts.updated
-    changed = counts.added + counts.updated + sticky > 0
-    counts.partitions_rewritten = int(changed)
-    merged = winners.drop_columns(["_order"])
-    merged = merged.take(pc.sort_indices(merged, sort_keys=[("created_at", "ascending"), ("uid", "ascending")]))
-    return merged, counts
-
-
-def _clear_text(table: pa.Table, mask: pa.ChunkedArray) -> pa.Table:
-    for name in ("title", "body", "link_url"):
-        col = table[name]
-        table = table.set_column(table.schema.get_field_index(name), name,
-                                 pc.if_else(mask, pa.scalar(None, col.type), col))
-    for name, value in (("is_deleted", True), ("removal", "deleted_later")):
-        col = table[name]
-        table = table.set_column(table.schema.get_field_index(name), name,
-                                 pc.if_else(mask, pa.scalar(value, col.type), col))
-    return table
-
-
 class PostsWriter:
     """Buffers records, stages them in bounded chunks, and merges them into the lake on ``commit``."""
 
@@ -250,26 +187,80 @@ class PostsWriter:
                                  partition_dir(self.stage_root, key) / f"chunk-{self._chunks:05d}.parquet",
                                  durable=False)
             self._staged.add(key)
+            kill_point("collect.staging")
         self._chunks += 1
         self._buffers.clear()
         self._buffered = 0
 
+    def _incoming(self, key: PartitionKey, columns: list[str] | None = None) -> pa.Table:
+        parts = []
+        if key in self._staged:
+            schema = FILE_SCHEMA if columns is None else pa.schema([FILE_SCHEMA.field(c) for c in columns])
+            parts += [pq.read_table(chunk, schema=schema)
+                      for chunk in sorted(partition_dir(self.stage_root, key).glob("chunk-*.parquet"))]
+        if self._buffers.get(key):
+            table = pa.Table.from_pylist(self._buffers[key], schema=FILE_SCHEMA)
+            parts.append(table if columns is None else table.select(columns))
+        return pa.concat_tables(parts)
+
     def commit(self) -> MergeCounts:
-        """Merge every touched partition into the lake; returns what changed."""
+        """Merge every touched partition into the lake; returns what changed.
+
+        One row per uid across the whole lake: a uid whose versions (stored or incoming) sit in more than one
+        partition (a later retrieval says another month or community) is merged in the partition of its
+        winning version and leaves the others. Partitions that gain rows are written before those that lose
+        them, so a kill in between leaves a duplicate that the next merge of the uid resolves, never a loss.
+        """
         total = MergeCounts()
-        for key in sorted(self._staged | set(self._buffers)):
-            parts = []
-            staged = partition_dir(self.stage_root, key)
-            if key in self._staged:
-                parts += [pq.read_table(chunk, schema=FILE_SCHEMA) for chunk in sorted(staged.glob("chunk-*.parquet"))]
-            if self._buffers.get(key):
-                parts.append(pa.Table.from_pylist(self._buffers[key], schema=FILE_SCHEMA))
+        keys = sorted(self._staged | set(self._buffers))
+        moves = plan_moves(self.lake, self._incoming, keys)
+        routed: dict[PartitionKey, list[pa.Table]] = defaultdict(list)  # versions merged in another partition
+        leaving: dict[PartitionKey, set[str]] = defaultdict(set)
+        if moves:
+            for key in keys:
+                table = self._incoming(key)
+                away = [(uid, k) for uid, k in moves.items() if k != key]
+                for dest in {k for _, k in away}:
+                    uids = [uid for uid, k in away if k == dest]
+                    picked = table.filter(pc.is_in(table["uid"], value_set=pa.array(uids, pa.string())))
+                    if picked.num_rows:
+                        routed[dest].append(picked)
+            for key, rows in stored_elsewhere(self.lake, moves).items():
+                for dest in {moves[u] for u in rows["uid"].to_pylist()} - {key}:
+                    uids = [u for u in rows["uid"].to_pylist() if moves[u] == dest]
+                    routed[dest].append(rows.filter(pc.is_in(rows["uid"], value_set=pa.array(uids, pa.string()))))
+                    leaving[key].update(uids)
+        for key in sorted(set(keys) | set(routed)):
+            incoming = self._incoming(key) if key in keys else None
+            if incoming is not None and moves:
+                stay = [uid for uid, k in moves.items() if k != key]
+                incoming = incoming.filter(pc.invert(pc.is_in(incoming["uid"], value_set=pa.array(stay, pa.string()))))
             target = partition_dir(self.lake.posts, key) / PART_FILE
             existing = pq.read_table(target, schema=FILE_SCHEMA) if target.exists() else None
+            moved_in = [t for t in routed.get(key, []) if t.num_rows]
+            moved_stored = [t for t in moved_in if "_stored" in t.schema.names]
+            moved_new = [t for t in moved_in if "_stored" not in t.schema.names]
+            if moved_stored:
+                existing = pa.concat_tables(([existing] if existing is not None else []) +
+                                            [t.drop_columns(["_stored"]) for t in moved_stored])
+            parts = ([incoming] if incoming is not None else []) + moved_new
+            if not parts:
+                continue
             merged, counts = merge_versions(existing, pa.concat_tables(parts))
-            if counts.partitions_rewritten:
+            if counts.partitions_rewritten or moved_stored:
                 write_parquet_atomic(merged, target)
+                counts.partitions_rewritten = 1
             total += counts
+            kill_point("merge")
+        for key, uids in sorted(leaving.items()):
+            target = partition_dir(self.lake.posts, key) / PART_FILE
+            table = pq.read_table(target, schema=FILE_SCHEMA)
+            kept = table.filter(pc.invert(pc.is_in(table["uid"], value_set=pa.array(sorted(uids), pa.string()))))
+            if kept.num_rows:
+                write_parquet_atomic(kept, target)
+            else:
+                remove_partition(target)
+            total.partitions_rewritten += 1
         shutil.rmtree(self.stage_root, ignore_errors=True)
         for parent in (self.stage_root.parent, self.lake.staging):
             try:
@@ -280,6 +271,17 @@ class PostsWriter:
         self._staged.clear()
         self._buffered = 0
         return total
+
+def remove_partition(target: Path) -> None:
+    """Remove a partition's file and the folders it leaves empty (a partition whose last row moved away)."""
+    target.unlink(missing_ok=True)
+    folder = target.parent
+    for _ in range(3):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+        folder = folder.parent
 
 
 @dataclass

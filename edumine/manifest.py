@@ -56,7 +56,10 @@ def library_versions() -> dict[str, str | None]:
 def write_json_atomic(data: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{path.name}-{os.getpid()}"
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())  # durable before anything recorded after it refers to it
     os.replace(tmp, path)
 
 

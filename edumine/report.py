@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from edumine.faults import kill_point
 from edumine.report_charts import lineage_figure
 from edumine.report_data import Data, latest_manifest, pick, prevalence, topic_info, with_all_scope
 from edumine.report_html import Charts, Section, esc, html_table, missing
@@ -146,6 +147,7 @@ def _write_atomic(target: Path, page: str) -> None:
     tmp = target.parent / f".tmp-{uuid.uuid4().hex}-{target.name}"
     try:
         tmp.write_text(page, encoding="utf-8")
+        kill_point("report.write")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -8,7 +8,7 @@ source spells it (Reddit names are case-insensitive: ``Teachers`` and ``teachers
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 import pyarrow as pa
 
@@ -41,6 +41,9 @@ FILE_FIELDS = (
     pa.field("is_edited", pa.bool_()),
     pa.field("edited_at", TS),
     pa.field("retrieved_at", TS),                   # when the source saw this version
+    pa.field("retrieval_estimated", pa.bool_()),    # true: retrieved_at is a guess (a file's mtime), not a
+                                                    # real retrieval time; such a version never replaces one
+                                                    # with a real time (null: real, as in lakes before 0.x)
     pa.field("source", pa.string()),                # registry name of the miner, e.g. reddit.dumps.v1
     pa.field("ingest_run", pa.string()),            # run that wrote this version
 )
@@ -75,8 +78,22 @@ def make_uid(platform: str, kind: str, record_id: str) -> str:
     return f"{platform}:{kind}:{record_id}"
 
 
+class BadRecord(ValueError):
+    """A record that cannot be normalised; ``reason`` is a short code used to count quarantined records."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
 def from_epoch(value: float) -> datetime:
-    return datetime.fromtimestamp(value, tz=UTC)
+    """A UTC datetime; a value no datetime can hold (1e20, 10**30, NaN) is a ``bad_time`` BadRecord, so that
+    every source's existing ``except BadRecord`` quarantines it instead of aborting the run."""
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError, TypeError):
+        raise BadRecord("bad_time", f"{value!r} is not a representable time (seconds since 1970)") from None
 
 
 def apply_deletion(record: dict) -> dict:
@@ -90,3 +107,19 @@ def apply_deletion(record: dict) -> dict:
     else:
         record["is_deleted"] = False
     return record
+
+
+DEFAULT_SINCE = date(2005, 6, 1)  # the month Reddit opened
+
+
+def plausible_range(since: date | datetime | None = DEFAULT_SINCE,
+                    until: date | datetime | None = None, *, now: datetime | None = None) -> tuple[float, float]:
+    """Epoch bounds [low, high) of plausible times; ``until`` null means now + 1 day."""
+    def epoch(value: date | datetime) -> float:
+        if not isinstance(value, datetime):
+            value = datetime.combine(value, time.min)
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+    low = epoch(since) if since is not None else float("-inf")
+    high = epoch(until) if until is not None else ((now or datetime.now(UTC)) + timedelta(days=1)).timestamp()
+    return low, high

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edumine.errors import EdumineError
+from edumine.faults import kill_point
 from edumine.schema import UTC
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ def build_store(lake_root: str | Path, *, run_id: str | None = None) -> dict[str
             con.close()
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        kill_point("store.write")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

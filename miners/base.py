@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, field_validator
 
 from edumine.config import StrictModel
 from edumine.files import expand_paths  # noqa: F401  (sources import it from here)
-from edumine.schema import UTC
+from edumine.schema import UTC, BadRecord  # noqa: F401  (BadRecord is re-exported: sources import it here)
+
+T = TypeVar("T")
 
 
 class SourceConfig(StrictModel):
@@ -33,13 +37,19 @@ class FileSourceConfig(SourceConfig):
         return value
 
 
-class BadRecord(ValueError):
-    """A record that cannot be normalised; ``reason`` is a short code used to count quarantined records."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+def record_builder(build: Callable[..., T]) -> Callable[..., T]:
+    """Decorates a source's record builder so that a field of the wrong type (``int('abc')``, a missing
+    key, a list where text belongs) raises ``BadRecord`` like every known problem: the source's own
+    ``except BadRecord`` then quarantines that record instead of the error aborting the run."""
+    @functools.wraps(build)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return build(*args, **kwargs)
+        except BadRecord:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, OSError) as exc:
+            raise BadRecord("bad_record", f"{type(exc).__name__}: {exc}") from None
+    return wrapper
 
 
 @dataclass(slots=True)
@@ -87,9 +97,11 @@ def time_bounds(since: date | datetime | None, until: date | datetime | None) ->
 
 def parse_epoch(value: Any, field_name: str) -> float:
     """Seconds since the epoch from int, float or numeric string (Pushshift eras use all three)."""
+    if isinstance(value, bool):  # JSON true is not a time, though float(True) == 1.0
+        raise BadRecord("bad_time", f"{field_name}={value!r} is not a number of seconds")
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BadRecord("bad_time", f"{field_name}={value!r} is not a number of seconds") from None
     if seconds != seconds or seconds in (float("inf"), float("-inf")):
         raise BadRecord("bad_time", f"{field_name}={value!r} is not a finite time")
@@ -128,6 +140,6 @@ def optional_int(value: Any, stats: Counter, field_name: str) -> int | None:
         return None
     try:
         return int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         stats[f"coerced_to_null:{field_name}"] += 1
         return None

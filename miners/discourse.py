@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 
 from edumine import registry
-from edumine.miners.base import BadRecord, ReadStats, Rejected, parse_time_text, time_bounds
+from edumine.miners.base import BadRecord, ReadStats, Rejected, parse_time_text, record_builder, time_bounds
 from edumine.miners.html_text import html_to_text
 from edumine.miners.live import FetchFailed, HttpClient, LiveSource, LiveSourceConfig, host_of
 from edumine.schema import UTC, from_epoch, make_uid
@@ -212,6 +212,7 @@ class DiscourseSource(LiveSource):
                 posts[post["id"]] = post
         return topic, sorted(posts.values(), key=lambda p: p.get("post_number", 0))
 
+    @record_builder
     def _record(self, topic: dict, post: dict, first_id: int | None, by_number: dict, names: dict,
                 retrieved: datetime) -> dict[str, Any]:
         if "id" not in post or "created_at" not in post:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from edumine import registry
-from edumine.miners.base import BadRecord, ReadStats, Rejected, time_bounds
+from edumine.miners.base import BadRecord, ReadStats, Rejected, record_builder, time_bounds
 from edumine.miners.html_text import html_to_text
 from edumine.miners.live import FetchFailed, HttpClient, HttpStatusError, LiveSource, LiveSourceConfig, \
     MalformedReply, host_of
@@ -155,6 +155,7 @@ class FeedSource(LiveSource):
             return f"{url}{'&' if '?' in url else '?'}paged={pages + 1}"
         return None
 
+    @record_builder
     def _record(self, entry: Any, host: str, retrieved: datetime) -> dict[str, Any]:
         created = _time(entry, "published_parsed") or _time(entry, "updated_parsed")
         if created is None:

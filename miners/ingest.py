@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from edumine.lake import Lake, PostsWriter, QuarantineWriter
-from edumine.miners.base import ReadStats, Rejected
+from edumine.miners.base import BadRecord, ReadStats, Rejected
+from edumine.miners.records import normalise_record, plausible_range
 from edumine.privacy import Pseudonymiser
 from edumine.progress import Progress
 from edumine.schema import apply_deletion, community_slug, month_of
@@ -76,9 +77,11 @@ def prepare(record: dict, pseudonymiser: Pseudonymiser, kind: str, run_id: str) 
 
 def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str,
                   pseudonymiser: Pseudonymiser, chunk_rows: int = 50_000,
-                  user_profiles: str = "exclude") -> SourceReport:
-    """Read one source completely and merge it into the lake. Never raises on bad input."""
+                  user_profiles: str = "exclude", plausible: tuple[float, float] | None = None) -> SourceReport:
+    """Read one source completely and merge it into the lake. Never raises on bad input: every record passes
+    ``normalise_record`` (miners/records.py) and what it rejects is quarantined with its reason."""
     started = time.perf_counter()
+    plausible = plausible or plausible_range()
     report = SourceReport(label=label, kind=kind)
     if hasattr(source, "files"):
         files, report.unmatched_patterns = source.files()
@@ -97,10 +100,21 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
                                pseudonymiser.excerpt(item.raw, personal=item.personal))
                 stats.file(item.location.split(":", 1)[0])["quarantined"] += 1
                 continue
-            if user_profiles == "exclude" and is_user_profile(str(item.get("community") or "")):
+            if user_profiles == "exclude" and isinstance(item, dict) and \
+                    is_user_profile(str(item.get("community") or "")):
                 profiles_left_out += 1
                 continue
-            record, key = prepare(item, pseudonymiser, kind, run_id)
+            location = _location(item, label)
+            try:
+                record, key = prepare(normalise_record(item, plausible=plausible, counts=stats.file(location)),
+                                      pseudonymiser, kind, run_id)
+            except BadRecord as exc:
+                _reject(quarantine, stats, pseudonymiser, location, exc.reason, exc.detail, item)
+                continue
+            except Exception as exc:  # noqa: BLE001  (no value of any field may abort the run)
+                log.warning("source %s: unexpected %s normalising a record; quarantined", label, type(exc).__name__)
+                _reject(quarantine, stats, pseudonymiser, location, "bad_record", f"{type(exc).__name__}: {exc}", item)
+                continue
             writer.add(record, key)
             report.records += 1
             if report.records % 10_000 == 0:
@@ -124,6 +138,21 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
              label, report.records, report.added, report.updated, report.duplicates, report.filtered,
              report.quarantined_total, report.seconds)
     return report
+
+
+def _location(item: Any, label: str) -> str:
+    """The file a record came from, for the per-file counts (sources name it ``_file`` or not at all)."""
+    return str(item.get("_file") or label) if isinstance(item, dict) else label
+
+
+def _reject(quarantine: QuarantineWriter, stats: ReadStats, pseudonymiser: Pseudonymiser, location: str,
+            reason: str, detail: str, item: Any) -> None:
+    # A built record as a dict: its author field (and a user-profile community) are names.
+    shown = {k: v for k, v in item.items()} if isinstance(item, dict) else {"record": repr(item)[:2000]}
+    personal = ("author",) + (("community",) if is_user_profile(str(shown.get("community") or "")) else ())
+    quarantine.add(f"{location}:{shown.get('uid') or '?'}", reason, pseudonymiser.excerpt(detail, 500),
+                   pseudonymiser.excerpt(shown, personal=personal))
+    stats.file(location)["quarantined"] += 1
 
 
 _MERGE_LOCK = threading.Lock()

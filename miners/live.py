@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import Field
 
-from edumine.miners.base import SourceConfig
+from edumine.miners.base import BadRecord, Rejected, SourceConfig
 from edumine.miners.state import StateStore, state_key
 from edumine.schema import UTC
 
@@ -31,6 +31,23 @@ class LiveSourceConfig(SourceConfig):
     backoff_seconds: float = Field(2.0, ge=0, description="first retry delay; doubles with each retry")
     backoff_max_seconds: float = Field(120.0, ge=0, description="longest single wait (Retry-After included)")
     incremental: bool = Field(True, description="collect only what is newer than the marks in <lake>/_state/")
+
+
+def guarded(build: Callable[..., dict], *args: Any, location: str, raw: Any = None) -> dict | Rejected:
+    """The record ``build(*args)`` makes, or why it could not: one reply with a field of the wrong type must
+    cost that record, not the run (the record normaliser in miners/records.py checks the rest)."""
+    try:
+        return build(*args)
+    except BadRecord as exc:
+        return Rejected(location, exc.reason, exc.detail, _shown(raw))
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError) as exc:
+        return Rejected(location, "bad_record", f"{type(exc).__name__}: {exc}", _shown(raw))
+
+
+def _shown(raw: Any) -> str:
+    if isinstance(raw, dict):  # no author in an excerpt: it is where a raw name sits
+        raw = {k: v for k, v in raw.items() if k not in ("author", "username", "name", "author_fullname")}
+    return "" if raw is None else repr(raw)[:2000]
 
 
 class FetchFailed(RuntimeError):

@@ -16,6 +16,7 @@ keeps what was read before the damage and is reported.
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +27,7 @@ from pydantic import field_validator
 
 from edumine import registry
 from edumine.miners.base import (BadRecord, FileSourceConfig, ReadStats, Rejected, expand_paths,
-                                 parse_epoch, time_bounds)
+                                 parse_epoch, record_builder, time_bounds)
 from edumine.schema import from_epoch, make_uid
 
 REDDIT = "https://www.reddit.com"
@@ -99,8 +100,14 @@ def iter_json_lines(path: Path, stats: ReadStats) -> Iterator[tuple[int, bytes, 
                 try:
                     obj = orjson.loads(line)
                 except orjson.JSONDecodeError as exc:
-                    yield Rejected(f"{path}:{lineno}", "invalid_json", str(exc), _text(line))
-                    continue
+                    # orjson refuses invalid UTF-8 and lone surrogates; the standard parser reads them (the
+                    # record normaliser then repairs the text) rather than losing the record.
+                    try:
+                        obj = json.loads(line.decode("utf-8", "replace"))
+                        counts["lines_with_repaired_text"] += 1
+                    except ValueError:
+                        yield Rejected(f"{path}:{lineno}", "invalid_json", str(exc), _text(line))
+                        continue
                 if not isinstance(obj, dict):
                     yield Rejected(f"{path}:{lineno}", "not_an_object", f"a JSON {type(obj).__name__}", _text(line))
                     continue
@@ -152,6 +159,7 @@ class RedditDumpSource:
                 yield record
 
 
+@record_builder
 def normalise(obj: dict[str, Any]) -> dict[str, Any]:
     """One dump object (submission or comment, any era) as a lake record (author still raw)."""
     is_comment = "link_id" in obj or ("body" in obj and "title" not in obj)
@@ -159,6 +167,8 @@ def normalise(obj: dict[str, Any]) -> dict[str, Any]:
     if not record_id or not isinstance(record_id, str):
         raise BadRecord("missing_id", "neither 'id' nor 'name' holds an id")
     subreddit = obj.get("subreddit")
+    if isinstance(subreddit, (int, float)) and not isinstance(subreddit, bool):
+        subreddit = str(subreddit)  # a community named by digits, written as a JSON number
     if not subreddit or not isinstance(subreddit, str):
         raise BadRecord("missing_community", "'subreddit' is missing")
     if obj.get("created_utc") is None:
@@ -167,7 +177,7 @@ def normalise(obj: dict[str, Any]) -> dict[str, Any]:
     edited = obj.get("edited")
     edited_at = None
     if isinstance(edited, (int, float)) and not isinstance(edited, bool) and edited > 1:
-        edited_at = from_epoch(float(edited))
+        edited_at = _time_or_none(float(edited))
     retrieved = [_epoch_or_none(obj.get(k)) for k in _RETRIEVAL_KEYS]
     meta = obj.get("_meta") if isinstance(obj.get("_meta"), dict) else {}
     retrieved.append(_epoch_or_none(meta.get("retrieved_2nd_on")))
@@ -219,8 +229,16 @@ def normalise(obj: dict[str, Any]) -> dict[str, Any]:
         "removal": removal,
         "is_edited": bool(edited) or bool(meta.get("is_edited")),  # Arctic Shift: text changed by the 2nd retrieval
         "edited_at": edited_at,
-        "retrieved_at": from_epoch(max(retrieved)) if retrieved else None,
+        "retrieved_at": _time_or_none(max(retrieved)) if retrieved else None,
     }
+
+
+def _time_or_none(seconds: float) -> Any:
+    """An edit or retrieval time no datetime can hold is dropped (the record itself is fine)."""
+    try:
+        return from_epoch(seconds)
+    except BadRecord:
+        return None
 
 
 def _strip_prefix(fullname: Any) -> str | None:

@@ -34,7 +34,8 @@ from pydantic import Field, SecretStr, field_validator
 
 from edumine import registry
 from edumine.miners.base import ReadStats, Rejected, time_bounds
-from edumine.miners.live import FetchFailed, LiveSource, LiveSourceConfig, call_with_retries, retry_after_seconds
+from edumine.miners.live import (FetchFailed, LiveSource, LiveSourceConfig, call_with_retries, guarded,
+                                 retry_after_seconds)
 from edumine.miners.reddit_auth import resolve_credentials, session_with_timeout
 from edumine.miners.reddit_gaps import gap_note
 from edumine.miners.reddit_records import comment_record, post_record
@@ -225,7 +226,7 @@ class RedditPrawSource(LiveSource):
             known = recent.get(pid) or mark.get("recent", {}).get(pid)
             if self.listing == "new" or known is None or known["digest"] != entry["digest"]:
                 counts["posts"] += 1
-                yield post_record(data, retrieved)
+                yield guarded(post_record, data, retrieved, location=f"reddit:post:{data.get('id')}", raw=data)
             if self.comments:
                 previous = (known or {}).get("comments", {})
                 entry["comments"] = yield from self._thread(reddit, pid, counts, note, previous, None)
@@ -289,7 +290,7 @@ class RedditPrawSource(LiveSource):
                 thread.setdefault("comments", {})[cid] = digest
             counts["comments" if old is None else "updated"] += 1
             counts["comments_streamed"] += 1
-            yield comment_record(data, retrieved)
+            yield guarded(comment_record, data, retrieved, location=f"reddit:comment:{data.get('id')}", raw=data)
         newest = max((c.__dict__["created_utc"] for c in listed), default=None)
         if newest is None or (hwm is not None and newest < hwm):
             return {}
@@ -345,7 +346,7 @@ class RedditPrawSource(LiveSource):
             if digest != entry.get("digest"):
                 entry["digest"] = digest
                 counts["updated"] += 1
-                yield post_record(data, retrieved)
+                yield guarded(post_record, data, retrieved, location=f"reddit:post:{data.get('id')}", raw=data)
         seen: dict[str, str] = {}
         from praw.models import Comment
 
@@ -360,7 +361,7 @@ class RedditPrawSource(LiveSource):
                 continue
             self._yielded[data["id"]] = digest
             counts["comments" if old is None else "updated"] += 1
-            yield comment_record(data, retrieved)
+            yield guarded(comment_record, data, retrieved, location=f"reddit:comment:{data.get('id')}", raw=data)
         # A comment gone from the tree (removed by moderators) keeps its last version in the lake.
         return {**previous, **seen}
 

@@ -10,8 +10,10 @@ the same tool gets the same id. Rows are streamed in batches (bounded memory).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -23,11 +25,12 @@ from pydantic import Field, model_validator
 from edumine import registry
 from edumine.config import StrictModel
 from edumine.miners.base import (BadRecord, FileSourceConfig, ReadStats, Rejected, expand_paths, optional_int,
-                                 parse_time_text, time_bounds)
+                                 parse_time_text, record_builder, time_bounds)
 from edumine.miners.reddit_dumps import iter_json_lines
 from edumine.schema import from_epoch, make_uid
 
 BATCH_ROWS = 10_000
+log = logging.getLogger(__name__)
 
 
 class ColumnMap(StrictModel):
@@ -57,6 +60,10 @@ class TabularConfig(FileSourceConfig):
                                                          "epoch seconds or ISO dates are recognised")
     delimiter: str = ","
     encoding: str = "utf-8"
+    file_time_is_estimate: bool = Field(True, description="rows without a `retrieved` column take the file's "
+                                        "modification time as their retrieval time; true: it is only an "
+                                        "estimate, and such a row never replaces a version with a real retrieval "
+                                        "time (a CSV copy of a dump row must not wipe its url and counts)")
 
     @model_validator(mode="after")
     def _community_known(self) -> TabularConfig:
@@ -74,7 +81,7 @@ class TabularSource:
     def __init__(self, *, paths: list[str], columns: ColumnMap | dict, platform: str = "reddit",
                  kind_of_record: str = "post", community: str | None = None, format: str = "auto",
                  created_format: str | None = None, delimiter: str = ",", encoding: str = "utf-8",
-                 since: Any = None, until: Any = None) -> None:
+                 since: Any = None, until: Any = None, file_time_is_estimate: bool = True) -> None:
         self.paths = paths
         self.columns = columns
         self.platform = platform
@@ -86,6 +93,7 @@ class TabularSource:
         self.encoding = encoding
         self.since = since
         self.until = until
+        self.file_time_is_estimate = file_time_is_estimate
 
     def files(self) -> tuple[list[Path], list[str]]:
         return expand_paths(self.paths)
@@ -104,10 +112,16 @@ class TabularSource:
                 location, row = item
                 counts["rows"] += 1
                 if not checked:
-                    missing = [c for c in columns.model_dump(exclude_none=True).values() if c not in row]
+                    wanted = list(columns.model_dump(exclude_none=True).values())
+                    missing = [c for c in wanted if c not in row]
                     if missing:
-                        yield Rejected(str(path), "missing_column", f"columns {missing} are not in the file "
-                                       f"(it has {sorted(row)[:20]}); fix the source's `columns:`")
+                        hint = self._delimiter_hint(path, wanted)
+                        if hint:
+                            log.warning("source file %s: %s", path, hint)
+                            yield Rejected(str(path), "wrong_delimiter", hint)
+                        else:
+                            yield Rejected(str(path), "missing_column", f"columns {missing} are not in the file "
+                                           f"(it has {sorted(row)[:20]}); fix the source's `columns:`")
                         break
                     checked = True
                 try:
@@ -120,6 +134,24 @@ class TabularSource:
                     counts["filtered"] += 1
                     continue
                 yield record
+
+    def _delimiter_hint(self, path: Path, wanted: list[str]) -> str | None:
+        """When the columns are missing because the file is split by another delimiter, say which (sniffed)."""
+        if (self.format if self.format != "auto" else _format_of(path)) != "csv":
+            return None
+        try:
+            with open(path, newline="", encoding=self.encoding, errors="replace") as handle:
+                sample = handle.read(64 << 10)
+            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        except (OSError, csv.Error):
+            return None
+        if dialect.delimiter == self.delimiter:
+            return None
+        header = next(csv.reader(sample.splitlines(), delimiter=dialect.delimiter), [])
+        if not all(c in header for c in wanted):
+            return None
+        return (f"the columns are separated by {dialect.delimiter!r}, not {self.delimiter!r} (sniffed from the "
+                f"file's start); set the source's `delimiter: {dialect.delimiter!r}`")
 
     def _rows(self, path: Path, stats: ReadStats) -> Iterator[tuple[str, dict] | Rejected]:
         fmt = self.format if self.format != "auto" else _format_of(path)
@@ -141,6 +173,7 @@ class TabularSource:
             yield Rejected(str(path), "unreadable_file", f"stopped after row {row_number}: {type(exc).__name__}: "
                                                          f"{_without_row_text(str(exc))}")
 
+    @record_builder
     def _record(self, row: dict, columns: ColumnMap, counts: Any, retrieved: Any) -> dict:
         def get(name: str | None) -> Any:
             value = row.get(name) if name else None
@@ -169,6 +202,7 @@ class TabularSource:
             thread_uid = make_uid(platform, "post", _unprefix(thread_id)) if thread_id else None
             parent_uid = _parent_uid(platform, parent_id, thread_id)
         retrieved_value = get(columns.retrieved)
+        estimated = retrieved_value is None and self.file_time_is_estimate
         return {
             "uid": uid, "platform": platform, "community": str(community), "kind": kind, "id": record_id,
             "parent_uid": parent_uid, "thread_uid": thread_uid, "author": get(columns.author),
@@ -179,6 +213,7 @@ class TabularSource:
             "removal": None, "is_edited": False, "edited_at": None,
             "retrieved_at": from_epoch(parse_time_text(retrieved_value, columns.retrieved or "retrieved"))
             if retrieved_value is not None else retrieved,
+            "retrieval_estimated": estimated or None,
         }
 
 
@@ -220,18 +255,47 @@ def _csv_batches(path: Path, delimiter: str, encoding: str, stats: ReadStats) ->
                                  {f"field_{i}": value for i, value in enumerate(fields[:50])}, personal=("*",)))
         return "skip"
 
+    # Columns are read as bytes and decoded per batch, so that one invalid UTF-8 byte costs one U+FFFD in
+    # one value (counted as rows_with_replaced_bytes) instead of the whole file.
+    utf8 = codecs.lookup(encoding).name == "utf-8"
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(encoding=encoding, block_size=4 << 20),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in header},
+        convert_options=pacsv.ConvertOptions(column_types={name: pa.binary() if utf8 else pa.string()
+                                                           for name in header},
                                              strings_can_be_null=False, quoted_strings_can_be_null=False),
     )
     for batch in reader:
         yield from rejected
         rejected.clear()
-        yield batch
+        yield _decoded(batch, stats.file(path)) if utf8 else batch
     yield from rejected
+
+
+def _decoded(batch: Any, counts: Any) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns, damaged = [], set()
+    for column in batch.columns:
+        if not pa.types.is_binary(column.type):
+            columns.append(column)
+            continue
+        try:
+            columns.append(pc.cast(column, pa.string()))
+        except pa.ArrowInvalid:
+            values = column.to_pylist()
+            fixed = []
+            for row, value in enumerate(values):
+                text = None if value is None else value.decode("utf-8", "replace")
+                if text is not None and "\ufffd" in text and "\ufffd".encode() not in value:
+                    damaged.add(row)
+                fixed.append(text)
+            columns.append(pa.array(fixed, pa.string()))
+    if damaged:
+        counts["rows_with_replaced_bytes"] += len(damaged)
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def _without_row_text(message: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from edumine import registry
-from edumine.miners.base import BadRecord, ReadStats, Rejected, parse_time_text, time_bounds
+from edumine.miners.base import BadRecord, ReadStats, Rejected, parse_time_text, record_builder, time_bounds
 from edumine.miners.feeds import FeedSource
 from edumine.miners.html_text import html_to_text
 from edumine.miners.live import (FetchFailed, HttpClient, HttpStatusError, LiveSource, LiveSourceConfig,
@@ -260,6 +260,7 @@ class WordPressSource(LiveSource):
         if total is not None and page <= total:
             self._notes.setdefault("window_truncated", []).append(what)
 
+    @record_builder
     def _post(self, item: dict, retrieved: datetime) -> dict[str, Any]:
         if "id" not in item or not item.get("date_gmt"):
             raise BadRecord("missing_field", "a post without id or date_gmt")
@@ -281,6 +282,7 @@ class WordPressSource(LiveSource):
             "retrieved_at": retrieved,
         }
 
+    @record_builder
     def _comment(self, item: dict, retrieved: datetime) -> dict[str, Any]:
         if "id" not in item or not item.get("date_gmt") or not item.get("post"):
             raise BadRecord("missing_field", "a comment without id, date_gmt or post")

@@ -45,14 +45,21 @@ class Embedder:
     name = ""
     uses = "text"
     needs_fit = False
+    state_digest_: str | None = None  # backends with ``needs_fit``: digest of the fitted state's bytes
 
     def params(self) -> dict[str, Any]:
         return {}
 
     @property
-    def key(self) -> str:
-        """Folder name of this backend's cache: name plus a digest of what changes the vectors."""
+    def base_key(self) -> str:
+        """Name plus a digest of the parameters: the folder that keeps a fitted backend's state."""
         return f"{self.name}-{_digest(self.params())}"
+
+    @property
+    def key(self) -> str:
+        """Folder name of this backend's cached vectors: everything that changes them, the fitted state
+        included (a TF-IDF/SVD refitted on another corpus maps the same text to other vectors)."""
+        return self.base_key if not self.state_digest_ else f"{self.base_key}-{self.state_digest_}"
 
     def fit(self, texts: list[str]) -> Embedder:
         return self
@@ -165,6 +172,7 @@ class TfidfSvdEmbedder(Embedder):
         self.random_state = random_state
         self.vectorizer_: Any = None
         self.svd_: Any = None
+        self._state_bytes = b""
 
     def params(self) -> dict[str, Any]:
         return {"dims": self.dims, "min_df": self.min_df, "max_df": self.max_df, "ngram_max": self.ngram_max,
@@ -181,6 +189,8 @@ class TfidfSvdEmbedder(Embedder):
         dims = max(2, min(self.dims, matrix.shape[1] - 1, matrix.shape[0] - 1))
         self.svd_ = TruncatedSVD(n_components=dims, algorithm="randomized", n_iter=5,
                                  random_state=self.random_state).fit(matrix)
+        self._state_bytes = pickle.dumps({"vectorizer": self.vectorizer_, "svd": self.svd_})
+        self.state_digest_ = hashlib.sha256(self._state_bytes).hexdigest()[:12]
         return self
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -192,16 +202,24 @@ class TfidfSvdEmbedder(Embedder):
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".tmp-state-{uuid.uuid4().hex}"
         with open(tmp, "wb") as handle:
-            pickle.dump({"vectorizer": self.vectorizer_, "svd": self.svd_}, handle)
+            handle.write(self._state_bytes)  # the bytes the digest was taken of
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, folder / "state.pkl")
 
     def load_state(self, folder: Path) -> bool:
-        state = folder / "state.pkl"
+        state = Path(folder) / "state.pkl"
         if not state.exists():
             return False
-        with open(state, "rb") as handle:
-            data = pickle.load(handle)  # our own file, written by save_state
+        raw = state.read_bytes()
+        try:
+            data = pickle.loads(raw)  # our own file, written by save_state
+        except Exception as exc:  # noqa: BLE001  (a damaged state is refitted or restored, not fatal)
+            log.warning("embedding state %s cannot be read (%s); ignored", state, exc)
+            return False
         self.vectorizer_, self.svd_ = data["vectorizer"], data["svd"]
+        self._state_bytes = raw
+        self.state_digest_ = hashlib.sha256(raw).hexdigest()[:12]
         return True
 
 
@@ -270,15 +288,32 @@ class EmbeddingCache:
             index[pair] = (number, row)
 
 
+def open_cache(embedder: Embedder, cache_root: Path, texts: list[str] | None = None,
+               state_sources: tuple[Path, ...] = ()) -> EmbeddingCache:
+    """The cache of ``embedder``'s vectors. A backend that needs fitting gets its state first: from the cache,
+    else from ``state_sources`` (the saved topic model keeps a copy, so a lost cache is rebuilt with the same
+    state, not silently refitted on another corpus), else fitted on ``texts`` (None: not fitted here)."""
+    if embedder.needs_fit:
+        folder = Path(cache_root) / embedder.base_key
+        if not embedder.load_state(folder):
+            restored = next((s for s in state_sources if embedder.load_state(Path(s))), None)
+            if restored is not None:
+                log.warning("embedding cache %s lost its fitted state; restored it from %s", folder, restored)
+            elif texts is not None:
+                embedder.fit(texts)
+            else:
+                return EmbeddingCache(cache_root, embedder.key)
+            embedder.save_state(folder)
+    return EmbeddingCache(cache_root, embedder.key)
+
+
 def embed_with_cache(embedder: Embedder, cache_root: Path, uids: list[str], hashes: list[str],
-                     texts: list[str], *, batch: int = 20_000) -> tuple[np.ndarray, dict[str, Any]]:
+                     texts: list[str], *, batch: int = 20_000,
+                     state_sources: tuple[Path, ...] = ()) -> tuple[np.ndarray, dict[str, Any]]:
     """Vectors for every doc, embedding only those the cache lacks; returns (vectors, counts)."""
     import time
 
-    cache = EmbeddingCache(cache_root, embedder.key)
-    if embedder.needs_fit and not embedder.load_state(cache.folder):
-        embedder.fit(texts)
-        embedder.save_state(cache.folder)
+    cache = open_cache(embedder, cache_root, texts, state_sources)
     vectors, missing = cache.get(uids, hashes)
     todo = np.flatnonzero(missing)
     started = time.perf_counter()

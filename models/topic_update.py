@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from edumine.faults import kill_point
+
 log = logging.getLogger(__name__)
 
 UPDATES_TABLE = "topic_updates"
@@ -233,6 +235,30 @@ def _latest_model_dir(lake: Any) -> Path | None:
     return folder if (folder / "manifest.json").exists() else None
 
 
+def _incremental_state_problem(lake: Any, folder: Path | None) -> str | None:
+    """Why the saved state cannot be updated incrementally (None: it can): the update builds on the saved
+    model, the ``doc_topics`` that model wrote and its outlier pool, so all three must be there and agree."""
+    import json
+
+    import pyarrow.dataset as ds
+
+    if folder is None:
+        return "no saved topic model"
+    model_run = json.loads((Path(lake.root) / "models" / "topics" / "latest.json").read_text(encoding="utf-8"))["run_id"]
+    doc_topics = Path(lake.table_path("doc_topics"))
+    if not doc_topics.is_dir() or not any(doc_topics.rglob("*.parquet")):
+        return "doc_topics is missing"
+    try:
+        runs = set(ds.dataset(doc_topics, format="parquet").to_table(columns=["run_id"])["run_id"].unique().to_pylist())
+    except Exception as exc:  # noqa: BLE001
+        return f"doc_topics cannot be read ({type(exc).__name__})"
+    if runs != {model_run}:
+        return f"doc_topics was written by run(s) {sorted(runs)}, the saved model by run {model_run}"
+    if not (Path(lake.table_path(POOL_TABLE)) / "part-0.parquet").exists():
+        return f"{POOL_TABLE} is missing"
+    return None
+
+
 def _previous_assignments(lake: Any) -> tuple[dict[str, int], set[str]]:
     """The last run's topic per uid, and the uids that were in their topic's core (``doc_topics.core``;
     tables written before that column existed have no core docs)."""
@@ -267,7 +293,17 @@ def fit_or_update(ctx: Any, estimator: Any, uids: list[str], lemmas: list[str], 
     plan = plan_update(ctx.lake, mode=update.mode, config_hash=config_hash, model_exists=folder is not None,
                        n_docs=len(uids), refit_every_days=update.refit_every_days,
                        refit_new_share=update.refit_new_share)
-    previous = StableTopicModel.load(folder) if plan.mode == "incremental" else None
+    previous = None
+    if plan.mode == "incremental":
+        problem = _incremental_state_problem(ctx.lake, folder)
+        if problem is None:
+            try:
+                previous = StableTopicModel.load(folder)
+            except Exception as exc:  # noqa: BLE001  (a damaged model is rebuilt, not fatal)
+                problem = f"the saved topic model cannot be loaded ({type(exc).__name__}: {exc})"
+        if problem is not None:  # rebuilt from the docs, never updated from a state that does not add up
+            log.warning("topics: %s; refitting", problem)
+            plan = UpdatePlan("refit", f"{problem}; refit from the docs")
     if previous is not None and previous.inner.manifest_.get("embedding_key") != embedding_key:
         plan, previous = UpdatePlan("refit", "the embedding backend changed since the saved model"), None
     info: dict[str, Any] = {"mode": plan.mode, "reason": plan.reason}
@@ -277,21 +313,26 @@ def fit_or_update(ctx: Any, estimator: Any, uids: list[str], lemmas: list[str], 
         if stable.enabled:
             signatures = signatures_of(inner, normalise(vectors, inner.center_), inner.topics_, embedding_key)
             mapping = assign_stable_ids(ctx.lake, ctx.run_id, signatures, min_similarity=stable.min_similarity)
+        kill_point("topics.refit")
         model = StableTopicModel(inner, mapping)
         model.topics_ = remap(inner.topics_, model.mapping)
         model.probabilities_ = inner.probabilities_
         model.core_ = inner.core_
-        write_pool(ctx.lake, pd.DataFrame({"uid": [], "lemmas": [], "vector": []}))
+        pool = pd.DataFrame({"uid": [], "lemmas": [], "vector": []})
         kept = _kept_ids(ctx.lake, ctx.run_id) if stable.enabled else set()
         info.update(docs_new=len(uids), pooled=0, new_topics=[], topics=len(mapping),
                     stable_ids_kept=len(kept & set(mapping.values())))
     else:
-        model, counts = _update(ctx, previous, uids, lemmas, vectors, embedding_key)
+        model, counts, pool = _update(ctx, previous, uids, lemmas, vectors, embedding_key)
         info.update(counts)
-    record_update(ctx.lake, {"run_id": ctx.run_id, "mode": plan.mode, "reason": plan.reason,
-                             "config_hash": config_hash, "docs_total": len(uids), "docs_new": info["docs_new"],
-                             "pooled": info["pooled"], "new_topics": [t["topic_id"] for t in info["new_topics"]],
-                             "seconds": round(time.perf_counter() - started, 3)})
+    # Recorded only by ``commit_update``, once the stage has saved the model these rows describe: a run killed
+    # in between must not leave a refit on record whose model does not exist (the next run would update the
+    # old model "incrementally" with 0 new docs).
+    model.pending_update_ = (pool, {"run_id": ctx.run_id, "mode": plan.mode, "reason": plan.reason,
+                                    "config_hash": config_hash, "docs_total": len(uids),
+                                    "docs_new": info["docs_new"], "pooled": info["pooled"],
+                                    "new_topics": [t["topic_id"] for t in info["new_topics"]],
+                                    "seconds": round(time.perf_counter() - started, 3)})
     ctx.outputs["topic_update"] = info
     log.info("topics: %s (%s)", plan.mode, plan.reason)
     return model
@@ -348,14 +389,21 @@ def _update(ctx: Any, previous: Any, uids: list[str], lemmas: list[str], vectors
     for row in np.flatnonzero(~fresh):
         uid = uids[row]
         topics[row] = model.mapping[updater.resolved_[uid]] if uid in updater.resolved_ else int(known[uid])
-    write_pool(ctx.lake, updater.pool_)
     model.topics_ = topics
     # New and re-pooled docs were assigned by similarity: only docs of the last refit's cores stay core.
     model.core_ = np.array([uid in cores and uid not in updater.resolved_ for uid in uids], dtype=bool)
     model.probabilities_ = _closeness(inner, normalise(vectors, inner.center_), remap(topics, model.inverse))
     new_topics = [{**t, "topic_id": model.mapping[t["topic_id"]]} for t in updater.new_topics_]
     return model, {"docs_new": int(fresh.sum()), "pooled": int(len(updater.pool_)),
-                   "resolved_from_pool": int(len(set(updater.resolved_) & pooled_before)), "new_topics": new_topics}
+                   "resolved_from_pool": int(len(set(updater.resolved_) & pooled_before)),
+                   "new_topics": new_topics}, updater.pool_
+
+
+def commit_update(lake: Any, model: Any) -> None:
+    """Record this run's update (the outlier pool, then the ``topic_updates`` row) after its model is saved."""
+    pool, row = model.pending_update_
+    write_pool(lake, pool)
+    record_update(lake, row)
 
 
 def assign_threshold(config: Any) -> float:

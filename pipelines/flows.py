@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from edumine.pipelines.prefect_env import configure_prefect
+from edumine.pipelines.prefect_env import configure_prefect, note_servers
 
 configure_prefect()
 
@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from edumine import registry  # noqa: E402
 from edumine.config import load_config  # noqa: E402
+from edumine.faults import kill_point  # noqa: E402
 from edumine.pipelines import runner  # noqa: E402
 from edumine.pipelines.task_runners import (TaskRunnerName, collect_source_detached, make_task_runner,  # noqa: E402
                                             run_all)
@@ -85,6 +86,7 @@ def pipeline_flow(config: str, overrides: list[str] | None = None, task_runner: 
     def body() -> dict[str, Any]:
         collected = collect_flow(config, overrides, run_id=ctx.run_id, task_runner=task_runner,
                                  dask_address=dask_address)
+        kill_point("stage.collect.after")
         stages = runner.run_stages(ctx, pipeline_stages(settings),
                                    lambda stage: stage_task.with_options(name=stage.name)(ctx.run_id, stage.name))
         return {"sources": collected["sources"], "stages": stages}
@@ -93,6 +95,7 @@ def pipeline_flow(config: str, overrides: list[str] | None = None, task_runner: 
 
 
 def _run(ctx: runner.RunContext, body: Any) -> dict[str, Any]:
+    note_servers()  # the flow runs, so a temporary server (if any) is up: noted, a killed run's is reaped later
     _ACTIVE[ctx.run_id] = ctx
     try:
         result = body()

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import json
+import logging
 import os
+import signal
+import sys
+import threading
 from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 DEFAULTS = {
     # A flow run with no server configured starts a temporary one: 13-19 s on an idle 2-core machine, so the
@@ -26,3 +35,107 @@ def configure_prefect() -> None:
         # The temporary server cannot open its database in a folder that does not exist: it fails, and the
         # client then waits out the whole startup timeout before it says anything.
         Path(home).expanduser().mkdir(parents=True, exist_ok=True)
+
+
+# -- the temporary server ---------------------------------------------------------------------------
+# Prefect stops the temporary server it starts for a flow run at interpreter exit (atexit). A SIGTERM kills
+# Python without running atexit, and a SIGKILL cannot be caught at all: both left the server running
+# (~230 MB each). So edumine stops it on SIGTERM/SIGHUP itself, and notes each server it starts under
+# PREFECT_HOME, so that the next edumine process stops one whose owner died.
+SERVER_MARKER = "prefect.server.api.server:create_app"
+
+
+def _records_dir() -> Path:
+    home = os.environ.get("PREFECT_HOME") or "~/.prefect"
+    return Path(home).expanduser() / "edumine-servers"
+
+
+def _servers() -> list[Any]:
+    module = sys.modules.get("prefect.server.api.server")
+    if module is None:
+        return []
+    return [s for s in list(module.SubprocessASGIServer._instances.values()) if getattr(s, "server_process", None)]
+
+
+def note_servers() -> None:
+    """Record the temporary servers this process runs (call once a flow has started)."""
+    for server in _servers():
+        folder = _records_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        pid = server.server_process.pid
+        (folder / f"{pid}.json").write_text(json.dumps({"server": pid, "owner": os.getpid()}), encoding="utf-8")
+
+
+def stop_servers() -> None:
+    """Stop the temporary servers this process started, and forget them."""
+    for server in _servers():
+        pid = server.server_process.pid
+        try:
+            server.stop()
+        except Exception:  # noqa: BLE001  (stopping is best effort on the way out)
+            log.debug("could not stop the temporary Prefect server %s", pid, exc_info=True)
+        (_records_dir() / f"{pid}.json").unlink(missing_ok=True)
+    folder = _records_dir()  # servers Prefect's own exit handler stopped first: their records are ours too
+    for record in folder.glob("*.json") if folder.is_dir() else []:
+        try:
+            if json.loads(record.read_text(encoding="utf-8")).get("owner") == os.getpid():
+                record.unlink(missing_ok=True)
+        except (OSError, ValueError, AttributeError):
+            continue
+
+
+def reap_orphans() -> list[int]:
+    """Stop temporary servers that an edumine process started and left behind when it was killed."""
+    stopped = []
+    folder = _records_dir()
+    for record in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+            server, owner = int(data["server"]), int(data["owner"])
+        except (OSError, ValueError, KeyError, TypeError):
+            record.unlink(missing_ok=True)
+            continue
+        if _alive(owner):
+            continue
+        if _alive(server) and SERVER_MARKER in _cmdline(server):
+            os.kill(server, signal.SIGTERM)
+            stopped.append(server)
+            log.warning("stopped the temporary Prefect server (pid %d) left by a killed edumine (pid %d)",
+                        server, owner)
+        record.unlink(missing_ok=True)
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    state = Path(f"/proc/{pid}/stat")
+    try:
+        return state.read_text().split(")", 1)[1].split()[0] != "Z"  # a zombie is dead
+    except (OSError, IndexError):
+        return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP end edumine like Ctrl-C does (cleanly, temporary server stopped); SIGINT too."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        stop_servers()
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
+    atexit.register(stop_servers)

@@ -17,9 +17,10 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from edumine import registry
+from edumine import recovery, registry
 from edumine.config import ConfigBase, config_as_dict, input_problems
 from edumine.errors import ConfigError
+from edumine.faults import kill_point
 from edumine.lake import Lake
 from edumine.manifest import code_version, library_versions, new_run_id, write_json_atomic
 from edumine.migrations import migrate_lake
@@ -86,18 +87,28 @@ def check_inputs(config: ConfigBase) -> None:
 
 
 def open_run(config: ConfigBase, flow: str) -> RunContext:
+    """Lock the lake, clean up after runs that died (edumine/recovery.py), and start this run's manifest."""
     check_inputs(config)
     lake = Lake(config.lake)
     lake.lock()
     try:
         key = load_key(config.privacy.key_env, config.privacy.key_file)
+        ctx = RunContext(config=config, run_id=new_run_id(), lake=lake, pseudonymiser=Pseudonymiser(key),
+                         flow=flow)
+        found: dict[str, Any] = {"interrupted_runs": recovery.mark_interrupted(lake.root, ctx.run_id),
+                                 "rolled_back": recovery.recover(lake.root),
+                                 "migrated_files": migrate_lake(lake.root),
+                                 "rebuilt_unreadable": recovery.verify_derived(lake.root)}
+        if flow == "pipeline":  # the stages' outputs become one commit: all of them, or none (a later run undoes)
+            recovery.begin(lake.root, ctx.run_id)
     except Exception:
         lake.unlock()
         raise
-    ctx = RunContext(config=config, run_id=new_run_id(), lake=lake, pseudonymiser=Pseudonymiser(key), flow=flow)
-    migrated = migrate_lake(lake.root)
-    if migrated:
-        ctx.outputs["migrated_files"] = migrated
+    found = {k: v for k, v in found.items() if v}
+    if found.get("migrated_files"):
+        ctx.outputs["migrated_files"] = found.pop("migrated_files")
+    if found:
+        ctx.outputs["recovery"] = found
     write_manifest(ctx, status="running")
     log.info("run %s started; lake %s", ctx.run_id, lake.root)
     return ctx
@@ -109,7 +120,7 @@ def collect_source(ctx: RunContext, index: int) -> SourceReport:
     with ctx.stage("collect"):
         report = ingest_source(build_source(ctx.config, index), label=label, kind=source_config.kind,
                                lake=ctx.lake, run_id=ctx.run_id, pseudonymiser=ctx.pseudonymiser,
-                               chunk_rows=ctx.config.collect.chunk_rows,
+                               chunk_rows=ctx.config.collect.chunk_rows, plausible=ctx.config.collect.plausible(),
                                user_profiles=ctx.config.privacy.user_profiles)
     ctx.inputs.append(report.as_dict())
     records = sum(item.get("records", 0) for item in ctx.inputs)
@@ -120,11 +131,35 @@ def collect_source(ctx: RunContext, index: int) -> SourceReport:
 
 
 def close_run(ctx: RunContext, status: str, error: BaseException | None = None) -> Path:
-    with ctx.stage("summarise"):
-        ctx.outputs["posts_rows"] = ctx.lake.count_posts()
-    write_manifest(ctx, status=status, error=error)
-    refresh_outputs(ctx)
-    ctx.lake.unlock()
+    """Record how the run ended. Never fails on the lake's state: a failure while failing (an unreadable
+    posts file) is recorded beside the first one, and the manifest is written whatever happens."""
+    if status == "failed" and (isinstance(error, (KeyboardInterrupt, SystemExit)) or
+                               type(error).__name__ == "TerminationSignal"):  # Prefect's SIGTERM inside a flow
+        status = "interrupted"  # Ctrl-C, SIGTERM, SIGHUP: stopped, not broken
+    try:
+        with ctx.stage("summarise"):
+            ctx.outputs["posts_rows"] = ctx.lake.count_posts()
+    except Exception as exc:  # noqa: BLE001
+        ctx.outputs["posts_rows"] = None
+        ctx.outputs["summarise_error"] = f"{type(exc).__name__}: {exc}"
+        if status == "completed":
+            status, error = "failed", exc
+    try:
+        if status == "completed":
+            recovery.commit(ctx.lake.root)
+        else:  # a failed run's derived outputs go back to what the last completed run left
+            rolled_back = recovery.recover(ctx.lake.root)
+            if rolled_back:
+                ctx.outputs["rolled_back"] = rolled_back
+    except Exception as exc:  # noqa: BLE001  (the next run's start retries the rollback)
+        ctx.outputs["rollback_error"] = f"{type(exc).__name__}: {exc}"
+        log.warning("run %s: could not roll back its derived outputs (%s); the next run will", ctx.run_id, exc)
+    try:
+        write_manifest(ctx, status=status, error=error)
+        if status == "completed":  # a run that did not complete has its outputs rolled back instead
+            refresh_outputs(ctx)
+    finally:
+        ctx.lake.unlock()
     log.info("run %s %s; manifest %s", ctx.run_id, status, ctx.manifest_path)
     return ctx.manifest_path
 
@@ -176,6 +211,7 @@ def write_manifest(ctx: RunContext, *, status: str, error: BaseException | None 
 
 def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
     """Run one stage of ``ctx``'s run, timing it and recording its summary in the manifest."""
+    kill_point(f"stage.{stage.name}.before")
     with ctx.stage(stage.name):
         summary = stage.run(ctx) or {}
     ctx.outputs[stage.name] = summary
@@ -183,6 +219,7 @@ def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
     if isinstance(docs, int) and docs and seconds:
         ctx.docs_per_s[stage.name] = round(docs / seconds, 1)
     write_manifest(ctx, status="running")
+    kill_point(f"stage.{stage.name}.after")
     return summary
 
 
@@ -213,6 +250,7 @@ def run_pipeline(config: ConfigBase, *, only: list[str] | None = None) -> RunCon
     try:
         for index in range(len(config.sources)):  # type: ignore[attr-defined]
             collect_source(ctx, index)
+        kill_point("stage.collect.after")
         stages = pipeline_stages(config, only=only)
         run_stages(ctx, stages, lambda stage: run_stage(ctx, stage))
     except BaseException as exc:

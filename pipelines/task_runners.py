@@ -67,5 +67,6 @@ def collect_source_detached(config: str, overrides: list[str], run_id: str, inde
     report = ingest_source(build_source(settings, index), label=settings.source_label(index),
                            kind=source_config.kind, lake=Lake(settings.lake), run_id=run_id,
                            pseudonymiser=Pseudonymiser(load_key(settings.privacy.key_env, settings.privacy.key_file)),
-                           chunk_rows=settings.collect.chunk_rows)
+                           chunk_rows=settings.collect.chunk_rows, plausible=settings.collect.plausible(),
+                           user_profiles=settings.privacy.user_profiles)
     return {**report.as_dict(), "detached": True}

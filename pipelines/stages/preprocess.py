@@ -63,6 +63,7 @@ def docs_schema() -> Any:
 def run_preprocess(ctx: Any) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
+    from edumine.faults import kill_point
     from edumine.lake import PART_FILE
     from edumine.models.preprocess import Preprocessor, text_hash
     from edumine.progress import Progress
@@ -96,6 +97,7 @@ def run_preprocess(ctx: Any) -> dict[str, Any]:
 
                 write_parquet_atomic(table, target)
                 counts["partitions_rewritten"] += 1
+                kill_point("preprocess.partition")
         counts["processed"] += len(records)
         pending, pending_docs = [], 0
 
@@ -105,7 +107,7 @@ def run_preprocess(ctx: Any) -> dict[str, Any]:
             target = docs_root / relative
             posts = pq.read_table(part, columns=POST_COLUMNS)
             hashes = [text_hash(t, b) for t, b in zip(posts["title"].to_pylist(), posts["body"].to_pylist())]
-            stored = pq.read_table(target, schema=docs_schema()) if target.exists() else None
+            stored = _read_stored(target)
             known: dict[str, tuple[str, str]] = {}
             if stored is not None:
                 known = dict(zip(stored["uid"].to_pylist(),
@@ -125,6 +127,7 @@ def run_preprocess(ctx: Any) -> dict[str, Any]:
                 flush()
         if pending:
             flush()
+    counts["partitions_removed"] = _remove_orphans(docs_root, ctx.lake.posts)
 
     usable_total = 0
     if docs_root.exists():
@@ -141,6 +144,32 @@ def run_preprocess(ctx: Any) -> dict[str, Any]:
              counts["processed"], rate or 0, counts["kept"])
     return {**counts, "not_usable": dict(sorted(reasons.items())), "config_hash": config_hash,
             "pipeline": config.pipeline, "docs_per_s": round(rate, 1) if rate else None}
+
+
+def _read_stored(target: Path) -> Any:
+    """The stored docs of a partition; a file that cannot be read is rebuilt from the posts, not fatal."""
+    import pyarrow.parquet as pq
+
+    if not target.exists():
+        return None
+    try:
+        return pq.read_table(target, schema=docs_schema())
+    except Exception as exc:  # noqa: BLE001  (pyarrow raises several kinds for a damaged file)
+        log.warning("preprocess: rebuilding unreadable %s (%s: %s)", target, type(exc).__name__, exc)
+        return None
+
+
+def _remove_orphans(docs_root: Path, posts_root: Path) -> int:
+    """Docs partitions whose posts partition is gone (all its records moved to another month or
+    community) are removed, so that no doc is counted twice."""
+    from edumine.lake import PART_FILE, remove_partition
+
+    removed = 0
+    for part in sorted(docs_root.glob(f"*/*/*/{PART_FILE}")) if docs_root.exists() else []:
+        if not (posts_root / part.relative_to(docs_root)).exists():
+            remove_partition(part)
+            removed += 1
+    return removed
 
 
 def _string_array(values: list[str]) -> Any:

@@ -221,6 +221,7 @@ def theme_prevalence(doc_themes: Any, theme_ids: list[str], labels: dict[str, st
 
 
 def run_themes(ctx: Any) -> dict[str, Any]:
+    from edumine.faults import kill_point
     from edumine.lake import write_parquet_atomic
     from edumine.models.themes import load_or_train
 

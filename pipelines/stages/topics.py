@@ -151,7 +151,24 @@ def embed_docs(config: TopicsConfig, lake: Any, table: Any, uids: list[str], lem
     if isinstance(embedder, ConcatEmbedder):
         return embed_parts_with_cache(embedder, cache_root, uids, hashes, lemmas, read_texts_in_order(lake, uids))
     inputs = lemmas if embedder.uses == "lemmas" else read_texts_in_order(lake, uids)
-    return embed_with_cache(embedder, cache_root, uids, hashes, inputs)
+    latest = Path(lake.root) / "models" / "topics" / "latest.json"
+    saved = (Path(json.loads(latest.read_text(encoding="utf-8"))["path"]) / EMBEDDER_STATE,) if latest.exists() else ()
+    return embed_with_cache(embedder, cache_root, uids, hashes, inputs, state_sources=saved)
+
+
+EMBEDDER_STATE = "embedder"  # folder in a saved topic model with a copy of the fitted embedding state
+
+
+def save_embedder_state(config: TopicsConfig, lake: Any, model_dir: Path) -> None:
+    """Keep the fitted embedding state with the model: the vectors the model was fitted on are only
+    reproducible with it (a lost cache is then rebuilt, not refitted on another corpus)."""
+    import shutil
+
+    embedder, cache_root = stage_embedder(config, lake)
+    state = Path(cache_root) / embedder.base_key / "state.pkl"
+    if embedder.needs_fit and state.exists():
+        (Path(model_dir) / EMBEDDER_STATE).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(state, Path(model_dir) / EMBEDDER_STATE / "state.pkl")
 
 
 def read_texts_in_order(lake: Any, uids: list[str]) -> list[str]:
@@ -202,11 +219,14 @@ def run_topics(ctx: Any) -> dict[str, Any]:
 
     started = time.perf_counter()
     # Refit or nightly update, topic ids stable across runs (lineage.update, lineage.stable_ids; docs/lineage.md).
-    from edumine.models.topic_update import fit_or_update
+    from edumine.faults import kill_point
+    from edumine.manifest import write_json_atomic
+    from edumine.models.topic_update import commit_update, fit_or_update
 
     model = fit_or_update(ctx, TopicModel(**config.model_params()), uids, lemmas, vectors,
                           config_hash=hash_config(config), embedding_key=embedding_info["key"])
     timings["fit"] = time.perf_counter() - started
+    kill_point("topics.fit")
 
     started = time.perf_counter()
     topics = model.topics_
@@ -272,6 +292,7 @@ def run_topics(ctx: Any) -> dict[str, Any]:
                        ("topic_windows", windows_table)):
         write_parquet_atomic(data, ctx.lake.table_path(name) / "part-0.parquet")
 
+    kill_point("topics.write")
     model_dir = ctx.lake.root / "models" / "topics" / run_id
     model.save(model_dir, {
         "run_id": run_id, "config_hash": hash_config(config), "stage_config": json.loads(config.model_dump_json()),
@@ -281,8 +302,9 @@ def run_topics(ctx: Any) -> dict[str, Any]:
         "embedding_cache": str(stage_embedder(config, ctx.lake)[1]),
         "corpus_size": len(uids), "windows_unit": unit, "libraries": library_versions(), "scores": scores,
     })
-    (ctx.lake.root / "models" / "topics" / "latest.json").write_text(
-        json.dumps({"run_id": run_id, "path": str(model_dir)}) + "\n", encoding="utf-8")
+    save_embedder_state(config, ctx.lake, model_dir)
+    write_json_atomic({"run_id": run_id, "path": str(model_dir)}, ctx.lake.root / "models" / "topics" / "latest.json")
+    commit_update(ctx.lake, model)  # the update is recorded only now that its model is durable
     timings["write"] = time.perf_counter() - started
 
     ctx.scores["topics"] = scores
