@@ -228,6 +228,11 @@ def main() -> None:
                PREFECT_HOME=str(run_dir / "prefect"))
     command = [str(ROOT / ".venv" / "bin" / "edumine"), "run", "--config", str(config)]
 
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    commit += " (with uncommitted changes)" if dirty else ""
     load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     log_path = run_dir / "run.log"
@@ -245,8 +250,6 @@ def main() -> None:
     check_every_stage(manifest, sections)
 
     records = counts["post"] + counts["comment"]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
     report = lake / "report.html"
     result: dict[str, Any] = {
         "n": args.n, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
