@@ -90,3 +90,33 @@ def test_dump_lines_collect_into_the_same_reply_structure(copy: int) -> None:
         assert {k: collected[k] for k in ("uid", "kind", "parent_uid", "thread_uid", "author", "is_deleted")} == \
             {k: record[k] for k in ("uid", "kind", "parent_uid", "thread_uid", "author", "is_deleted")}
         assert collected["created_at"].isoformat() == record["created_at"]
+
+
+def test_real_corpora_cache_is_rebuilt_and_every_copy_keeps_their_forest(tmp_path: Path) -> None:
+    """``base_records`` rebuilds a cache of the old format (no stamp, no reply fields); the real forest, deleted
+    parents included, is whole in every copy."""
+    import gzip
+    import json
+
+    from topics_benchmark import CACHE_FIELDS, base_records
+
+    with gzip.open(tmp_path / "real.jsonl.gz", "wt") as handle:  # the old format: text only
+        handle.write(json.dumps({"uid": "reddit:post:old", "title": "t", "body": "b", "kind": "post"}) + "\n")
+    base = base_records(tmp_path, deleted=True)
+    assert all(set(CACHE_FIELDS) <= set(r) for r in base) and "reddit:post:old" not in {r["uid"] for r in base}
+    with_text = base_records(tmp_path)
+    assert not any(r["is_deleted"] for r in with_text) and any(r["is_deleted"] for r in base)
+    assert {r["uid"] for r in with_text} < {r["uid"] for r in base}
+
+    real = {r["uid"] for r in base}
+    out = list(scaled_forest(base, 2 * len(base)))
+    copies = [{r["uid"] for r in out if r["copy"] == k} for k in (0, 1)]
+    comments = [r for r in out if r["kind"] == "comment"]
+    assert len(comments) == 2 * sum(r["kind"] == "comment" for r in base) > 0
+    answered = 0
+    for record in comments:
+        k = record["copy"]
+        original_parent = record["parent_uid"].removesuffix(f"-c{k}") if k else record["parent_uid"]
+        assert (record["parent_uid"] in copies[k]) == (original_parent in real)
+        answered += record["parent_uid"] in copies[k]
+    assert answered > 0.9 * len(comments)  # the real dumps hold almost every parent (deleted ones included)
