@@ -217,7 +217,7 @@ def main() -> None:
         base = base_records(ROOT / "data" / "cache" / "bench", deleted=True)
         counts = write_dumps(scaled_forest(base, args.n), dumps)
         counts_path.write_text(json.dumps(counts) + "\n")
-    shutil.rmtree(run_dir, ignore_errors=True)  # fresh lake, themes model and embedding cache: a cold run
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh lake and embedding cache (and theme model, by default)
     run_dir.mkdir(parents=True)
     lake = run_dir / "lake"
     sections = stage_sections()
