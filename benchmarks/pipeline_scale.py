@@ -1,15 +1,19 @@
-"""The real pipeline at scale: ``edumine run`` (preprocess + topics) over N scaled real posts, its own peak RSS.
+"""The whole pipeline at scale: one ``edumine run`` (collect and every stage) over N real-based contributions.
 
-    .venv/bin/python benchmarks/pipeline_scale.py --n 1000000 [--work data/cache/scale]
+    .venv/bin/python benchmarks/pipeline_scale.py --n 100000 [--work data/cache/scale] [--no-docs]
 
-Writes the N-record scaled corpus (benchmarks/scaled_corpus.py: the real posts and comments of
-../shared/corpora, then near-duplicates) as Pushshift-style NDJSON dumps (``.zst``), collects them into a
-fresh lake with ``edumine collect``, then runs ``edumine run`` with only the ``preprocess`` and ``topics``
-stages enabled, in its own process under ``/usr/bin/time -v``. Collection is a separate process so that the
-measured peak resident memory is that of preprocessing, embedding and the topic fit (plus the collect
-pass of ``run``, which finds every record already stored). Reports wall time, peak RSS (``time -v`` and
-the manifest's per-stage ``peak_rss_mb``), the stages' own timings and the topic scores, as JSON in
-``benchmarks/out/pipeline-N.json``.
+Writes N records of the real corpora with their real reply structure (``scaled_forest`` in
+benchmarks/scaled_corpus.py: copy 0 is the real posts and comments of ../shared/corpora, deleted ones
+included; copy k repeats every thread with perturbed text and ids, parents, threads and authors of copy
+k, so each copy is a whole reply forest of other people) as Pushshift-style NDJSON dumps (``.zst``). Then
+runs ``edumine run`` on a fresh lake, with a fresh themes model folder and embedding cache, every registered
+stage enabled and every other setting at its default, as one process under ``/usr/bin/time -v``, from the
+project root. The benchmark fails if a stage did not run or reports that it skipped its work.
+
+Records per stage: seconds, docs/s and the process's peak RSS when the stage ended (from the run's
+manifest); for the whole process: wall time and peak RSS (``time -v``: the largest of the process and its
+children, e.g. Prefect's temporary server), the report's size, the load average before and after. The JSON
+goes to ``benchmarks/out/pipeline-N.json`` and a table to ``docs/performance.md`` (replacing that N's table).
 """
 
 from __future__ import annotations
@@ -18,59 +22,175 @@ import argparse
 import json
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-STAGES_OFF = ("lineage", "themes", "metrics", "store", "report")
+DUMPS_FORMAT = "forest.v1"  # bump when the dumps' content changes: older dumps are rebuilt
+DOCS = ROOT / "docs" / "performance.md"
 
 
-def write_dumps(records: Any, folder: Path) -> dict[str, int]:
-    """Scaled records as Pushshift submission and comment dumps, with fresh base-36 ids."""
-    import numpy as np
+def fullname(uid: str) -> str:
+    """A lake uid (``reddit:comment:abc``) as the Reddit fullname a dump points with (``t1_abc``)."""
+    _, kind, record_id = uid.split(":", 2)
+    return ("t1_" if kind == "comment" else "t3_") + record_id
+
+
+def dump_line(record: dict[str, Any]) -> dict[str, Any]:
+    """One scaled record as a Pushshift object; what the record lacks (author, parent, score) stays absent."""
+    line: dict[str, Any] = {"id": record["id"], "subreddit": record["community"],
+                            "created_utc": int(datetime.fromisoformat(record["created_at"]).timestamp())}
+    if record.get("author") is not None:
+        line["author"] = record["author"]
+    if record.get("score") is not None:
+        line["score"] = record["score"]
+    if record.get("is_deleted"):
+        line["removed_by_category"] = record.get("removal") or "deleted"  # the lake keeps no text of these
+    if record["kind"] == "comment":
+        line["body"] = record.get("body") or ""
+        line["link_id"] = fullname(record["thread_uid"])
+        if record.get("parent_uid"):
+            line["parent_id"] = fullname(record["parent_uid"])
+    else:
+        line.update(title=record.get("title") or "", selftext=record.get("body") or "",
+                    is_self=not record.get("link_url"), url=record.get("link_url") or "")
+    return line
+
+
+def write_dumps(records: Any, folder: Path) -> dict[str, Any]:
+    """Scaled records as one submission and one comment dump (zstd NDJSON); returns counts."""
     import orjson
     import zstandard
 
     folder.mkdir(parents=True, exist_ok=True)
-    counts = {"post": 0, "comment": 0}
+    counts: dict[str, Any] = {"format": DUMPS_FORMAT, "post": 0, "comment": 0, "copies": 0,
+                              "with_author": 0, "deleted": 0}
     # One compressor per stream: a ZstdCompressor's context cannot serve two open streams.
     with open(folder / "RS_scaled.zst", "wb") as posts_raw, open(folder / "RC_scaled.zst", "wb") as comments_raw, \
             zstandard.ZstdCompressor(level=3).stream_writer(posts_raw) as posts, \
             zstandard.ZstdCompressor(level=3).stream_writer(comments_raw) as comments:
-        for index, record in enumerate(records):
-            created = int(np.datetime64(record["created_at"][:19], "s").astype(np.int64))
-            common = {"id": np.base_repr(index + 10**9, 36).lower(), "created_utc": created,
-                      "subreddit": record["community"], "author": f"bench_{index % 50_000}", "score": 1}
-            if record["kind"] == "comment":
-                line = {**common, "body": record["body"] or "", "link_id": "t3_bench", "parent_id": "t3_bench"}
-                comments.write(orjson.dumps(line) + b"\n")
-            else:
-                line = {**common, "title": record["title"] or "", "selftext": record["body"] or "",
-                        "is_self": not record.get("link_url"), "url": record.get("link_url") or ""}
-                posts.write(orjson.dumps(line) + b"\n")
+        for record in records:
+            (comments if record["kind"] == "comment" else posts).write(orjson.dumps(dump_line(record)) + b"\n")
             counts[record["kind"]] += 1
+            counts["copies"] = max(counts["copies"], record["copy"] + 1)
+            counts["with_author"] += record.get("author") is not None
+            counts["deleted"] += bool(record.get("is_deleted"))
     return counts
 
 
-def config_text(dumps: Path, lake: Path) -> str:
-    off = "\n".join(f"{stage}: {{enabled: false}}" for stage in STAGES_OFF)
-    return (f"lake: {lake}\nsources:\n  - kind: reddit.dumps.v1\n    name: scaled\n"
-            f"    paths: [\"{dumps}/*.zst\"]\nwindows: {{unit: semester}}\n{off}\n")
+def stage_sections() -> dict[str, str | None]:
+    """Every registered stage and its config section (None: a stage without settings always runs)."""
+    from edumine import registry
+    from edumine.stages import discover_stages
+
+    discover_stages()
+    return {name: stage.section for name, stage in registry.stages.items()}
 
 
-def timed(command: list[str], env: dict[str, str]) -> dict[str, Any]:
-    started = time.perf_counter()
-    result = subprocess.run(["/usr/bin/time", "-v", *command], env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-4000:]}")
-    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
-    return {"wall_seconds": round(wall, 1), "peak_rss_gb": round(peak_kb / 2**20, 2)}
+def config_text(dumps: Path, lake: Path, run_dir: Path, sections: dict[str, str | None],
+                themes_models: Path) -> str:
+    """Every stage on (``paper_table`` is off by default); themes keep their default classifier and settings,
+    only their model folder (``themes_models``) and embedding cache (always this run's own) move."""
+    import yaml
+
+    data: dict[str, Any] = {
+        "lake": str(lake),
+        "sources": [{"kind": "reddit.dumps.v1", "name": "scaled", "paths": [f"{dumps}/*.zst"]}],
+        "privacy": {"key_file": str(run_dir / "pseudonym.key")},
+        "windows": {"unit": "semester"},
+    }
+    for section in sorted(filter(None, set(sections.values()))):
+        data[section] = {"enabled": True}
+    data["themes"].update(model_dir=str(themes_models), cache_dir=str(run_dir / "embeddings"))
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def time_v(stderr: str) -> dict[str, Any]:
+    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr).group(1))
+    elapsed = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", stderr).group(1)
+    seconds = sum(float(part) * 60 ** i for i, part in enumerate(reversed(elapsed.split(":"))))
+    return {"peak_rss_mb": peak_kb // 1024, "time_v_wall_seconds": round(seconds, 1)}
+
+
+def reply_structure(lake: Path) -> dict[str, Any]:
+    """What the lake holds of the reply forest (read after the timed run, not part of it)."""
+    import duckdb
+
+    posts = f"read_parquet('{lake}/posts/**/*.parquet', hive_partitioning = true)"
+    row = duckdb.connect().execute(
+        f"WITH p AS (SELECT * FROM {posts}), ids AS (SELECT DISTINCT uid FROM p) SELECT "
+        "count(*) FILTER (kind = 'post'), count(*) FILTER (kind = 'comment'), "
+        "count(*) FILTER (kind = 'comment' AND parent_uid IN (SELECT uid FROM ids)), "
+        "count(*) FILTER (kind = 'comment' AND thread_uid IN (SELECT uid FROM ids)), "
+        "count(DISTINCT author), count(*) FILTER (author IS NULL), count(*) FILTER (is_deleted) FROM p").fetchone()
+    names = ("posts", "comments", "comments_with_parent_in_lake", "comments_with_thread_in_lake", "authors",
+             "unknown_author_records", "deleted_records")
+    return dict(zip(names, (int(v) for v in row), strict=True))
+
+
+def check_every_stage(manifest: dict[str, Any], sections: dict[str, str | None]) -> None:
+    """Refuse a result in which a stage did not run, failed, or skipped its work."""
+    problems = [f"stage {name!r} did not run" for name in sections if name not in manifest["timings"]]
+    problems += [f"stage {name!r} skipped: {summary['skipped']}" for name, summary in manifest["outputs"].items()
+                 if isinstance(summary, dict) and summary.get("skipped")]
+    if manifest.get("status") != "completed":
+        problems.append(f"run status {manifest.get('status')!r}: {manifest.get('error')}")
+    if problems:
+        raise SystemExit("the benchmark did not measure the whole pipeline:\n  - " + "\n  - ".join(problems))
+
+
+def stage_rows(manifest: dict[str, Any], records: int) -> list[dict[str, Any]]:
+    """Per stage in run order: seconds, docs/s (the manifest's, for stages that count docs; else the corpus's
+    records per second, marked), peak RSS of the process when the stage ended."""
+    rows = []
+    for name, seconds in manifest["timings"].items():
+        rate = manifest.get("docs_per_s", {}).get(name)
+        rows.append({"stage": name, "seconds": seconds, "docs_per_s": rate,
+                     "records_per_s": None if rate is not None or not seconds else round(records / seconds, 1),
+                     "peak_rss_mb": manifest.get("peak_rss_mb", {}).get(name)})
+    return rows
+
+
+def markdown(result: dict[str, Any]) -> str:
+    n = result["n"]
+    lines = [f"<!-- pipeline-scale {n} start (written by benchmarks/pipeline_scale.py) -->",
+             f"### {n:,} contributions ({result['records']['post']:,} posts, {result['records']['comment']:,} "
+             f"comments, {result['records']['copies']} copies), {result['date']}", "",
+             "| stage | seconds | docs/s | peak RSS after the stage (MiB) |", "|---|---:|---:|---:|"]
+    for row in result["stages"]:
+        rate = (f"{row['docs_per_s']:,.0f}" if row["docs_per_s"] is not None else
+                f"({row['records_per_s']:,.0f})" if row["records_per_s"] is not None else "")
+        lines.append(f"| {row['stage']} | {row['seconds']:,.1f} | {rate} | {row['peak_rss_mb']:,} |")
+    process, structure = result["process"], result["reply_structure"]
+    lines += ["",
+              f"- whole process (`/usr/bin/time -v`): **{process['wall_seconds']:,.1f} s** wall, "
+              f"**{process['peak_rss_mb']:,} MiB** peak RSS; sum of stages {result['stage_seconds_total']:,.1f} s",
+              f"- report: {result['report_bytes']:,} bytes; themes classifier `{result['themes_classifier']}` "
+              f"({result['themes_model']}; embedding cache empty at the start)",
+              f"- reply structure in the lake: {structure['comments']:,} comments, "
+              f"{structure['comments_with_parent_in_lake']:,} with their parent and "
+              f"{structure['comments_with_thread_in_lake']:,} with their thread in the lake; "
+              f"{structure['authors']:,} authors",
+              f"- load average (1, 5, 15 min) before {result['load_before']}, after {result['load_after']}; "
+              f"{os.cpu_count()} CPUs; commit `{result['commit']}`",
+              f"- command: `{result['command']}`",
+              f"<!-- pipeline-scale {n} end -->"]
+    return "\n".join(lines) + "\n"
+
+
+def update_docs(path: Path, block: str, n: int) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
+    pattern = re.compile(rf"<!-- pipeline-scale {n} start .*?<!-- pipeline-scale {n} end -->\n", re.DOTALL)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
+    path.write_text(text, encoding="utf-8")
 
 
 def main() -> None:
@@ -78,40 +198,81 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--work", type=Path, default=ROOT / "data" / "cache" / "scale")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    parser.add_argument("--docs", type=Path, default=DOCS, help="page whose table for this N is replaced")
+    parser.add_argument("--no-docs", action="store_true", help="write the JSON only")
+    parser.add_argument("--reuse-themes-model", action="store_true",
+                        help="keep the trained theme model in <work>/themes-models across runs (a warm model, as "
+                             "in a nightly run; the model is keyed by codebook, labels and settings); default: "
+                             "trained in the run, inside the timing")
     args = parser.parse_args()
 
-    from scaled_corpus import scaled_records
+    from scaled_corpus import scaled_forest
     from topics_benchmark import base_records
 
-    work = args.work / str(args.n)
-    dumps, lake = work / "dumps", work / "lake"
-    if not (dumps / "RS_scaled.zst").exists():
-        counts = write_dumps(scaled_records(base_records(ROOT / "data" / "cache" / "bench"), args.n), dumps)
-        (dumps / "counts.json").write_text(json.dumps(counts))
-    if lake.exists():
-        subprocess.run(["rm", "-rf", str(lake)], check=True)
-    config = work / "config.yaml"
-    config.write_text(config_text(dumps, lake), encoding="utf-8")
+    work = args.work.resolve() / str(args.n)
+    dumps, run_dir = work / "dumps", work / "run"
+    counts_path = dumps / "counts.json"
+    counts = json.loads(counts_path.read_text()) if counts_path.exists() else {}
+    if counts.get("format") != DUMPS_FORMAT:
+        base = base_records(ROOT / "data" / "cache" / "bench", deleted=True)
+        counts = write_dumps(scaled_forest(base, args.n), dumps)
+        counts_path.write_text(json.dumps(counts) + "\n")
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh lake and embedding cache (and theme model, by default)
+    run_dir.mkdir(parents=True)
+    lake = run_dir / "lake"
+    sections = stage_sections()
+    config = run_dir / "config.yaml"
+    themes_models = args.work.resolve() / "themes-models" if args.reuse_themes_model else run_dir / "themes-models"
+    config.write_text(config_text(dumps, lake, run_dir, sections, themes_models), encoding="utf-8")
     env = dict(os.environ, EDUMINE_PSEUDONYM_KEY=os.environ.get("EDUMINE_PSEUDONYM_KEY", "edumine-benchmark-key"),
-               PREFECT_HOME=str(work / "prefect"))
-    edumine = str(ROOT / ".venv" / "bin" / "edumine")
+               PREFECT_HOME=str(run_dir / "prefect"))
+    command = [str(ROOT / ".venv" / "bin" / "edumine"), "run", "--config", str(config)]
 
-    result: dict[str, Any] = {"n": args.n, "records": json.loads((dumps / "counts.json").read_text()),
-                              "load_before": os.getloadavg()}
-    result["collect"] = timed([edumine, "collect", "--config", str(config)], env)
-    result["run"] = timed([edumine, "run", "--config", str(config)], env)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    commit += " (with uncommitted changes)" if dirty else ""
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    started = time.perf_counter()
+    log_path = run_dir / "run.log"
+    with open(log_path, "w", encoding="utf-8") as log:
+        finished = subprocess.run(["/usr/bin/time", "-v", *command], env=env, cwd=ROOT, stdout=log,
+                                  stderr=subprocess.STDOUT, text=True)
+    wall = time.perf_counter() - started
+    load_after = [round(x, 2) for x in os.getloadavg()]
+    output = log_path.read_text(encoding="utf-8", errors="replace")
+    if finished.returncode != 0:
+        raise SystemExit(f"{shlex.join(command)} failed (exit {finished.returncode}); log {log_path}:\n"
+                         f"{output[-4000:]}")
     manifests = sorted((lake / "runs").glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
     manifest = json.loads(manifests[-1].read_text())
-    result["stage_seconds"] = manifest["timings"]
-    result["stage_peak_rss_mb"] = manifest["peak_rss_mb"]
-    result["preprocess"] = manifest["outputs"]["preprocess"]
-    topics = manifest["outputs"]["topics"]
-    result["topics"] = {key: topics.get(key) for key in ("docs", "seconds", "scores", "mode")}
-    result["load_after"] = os.getloadavg()
+    check_every_stage(manifest, sections)
+
+    records = counts["post"] + counts["comment"]
+    report = lake / "report.html"
+    result: dict[str, Any] = {
+        "n": args.n, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
+        "command": ("nice -n 10 " if os.nice(0) >= 10 else "") + shlex.join(
+            [".venv/bin/python", "benchmarks/pipeline_scale.py", *sys.argv[1:]]),
+        "measured_command": f"/usr/bin/time -v {shlex.join(command)}",
+        "records": counts, "load_before": load_before, "load_after": load_after,
+        "process": {"wall_seconds": round(wall, 1), **time_v(output)},
+        "stages": stage_rows(manifest, records),
+        "stage_seconds_total": round(sum(manifest["timings"].values()), 1),
+        "report_bytes": report.stat().st_size if report.exists() else None,
+        "themes_classifier": manifest["config"]["themes"]["classifier"],
+        "themes_model": "trained in this run" if manifest["outputs"]["themes"].get("trained_now") else
+                        "reused (trained before the run)",
+        "reply_structure": reply_structure(lake),
+        "outputs": manifest["outputs"],
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"pipeline-{args.n}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    sys.stdout.write(json.dumps(result, indent=1) + "\n")
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    if not args.no_docs:
+        update_docs(args.docs, markdown(result), args.n)
+    sys.stdout.write(markdown(result))
 
 
 if __name__ == "__main__":

@@ -67,10 +67,22 @@ class PeakRSS:
         self.peak_gb = round(max(self.peak, self._process.memory_info().rss) / 2**30, 2)
 
 
-def base_records(cache: Path) -> list[dict[str, Any]]:
-    """Real posts and comments of the four shared corpora, collected into a scratch lake once."""
-    target = cache / "real.jsonl.gz"
-    if not target.exists():
+CACHE_FORMAT = 2  # bump when the cached fields change: an older cache is rebuilt
+CACHE_FIELDS = ["uid", "id", "kind", "parent_uid", "thread_uid", "author", "created_at", "title", "body", "link_url",
+                "score", "is_deleted", "removal", "community"]
+
+
+def base_records(cache: Path, *, deleted: bool = False) -> list[dict[str, Any]]:
+    """Real posts and comments of the four shared corpora (sorted by uid), collected into a scratch lake once.
+
+    Cached in ``cache``: ``real.jsonl.gz`` (the records with text), ``real-deleted.jsonl.gz`` (deleted or
+    removed ones, text gone: the parents of some real replies) and ``real.format.json`` (``CACHE_FORMAT`` and
+    the fields); a cache of another format is rebuilt. ``deleted=True`` adds the deleted records, so that a
+    reply forest keeps every node the lake has. Authors are the lake's pseudonyms (benchmark key)."""
+    target, gone, stamp = cache / "real.jsonl.gz", cache / "real-deleted.jsonl.gz", cache / "real.format.json"
+    wanted = {"format": CACHE_FORMAT, "fields": CACHE_FIELDS}
+    current = json.loads(stamp.read_text()) if stamp.exists() else None
+    if current != wanted or not target.exists() or not gone.exists():
         import tempfile
 
         sys.path.insert(0, str(ROOT / "tests"))
@@ -82,16 +94,19 @@ def base_records(cache: Path) -> list[dict[str, Any]]:
 
         lake = Path(tempfile.mkdtemp()) / "lake"
         run_collect(make_config(lake))
-        rows = Lake(lake).read_posts(columns=["uid", "kind", "created_at", "title", "body", "link_url",
-                                              "is_deleted", "community"]).to_pylist()
-        rows = sorted((r for r in rows if not r["is_deleted"]), key=lambda r: r["uid"])
+        rows = sorted(Lake(lake).read_posts(columns=CACHE_FIELDS).to_pylist(), key=lambda r: r["uid"])
         cache.mkdir(parents=True, exist_ok=True)
-        with gzip.open(target, "wt") as handle:
-            for row in rows:
-                row["created_at"] = row["created_at"].isoformat()
-                handle.write(json.dumps(row) + "\n")
-    with gzip.open(target, "rt") as handle:
-        return [json.loads(line) for line in handle]
+        for path, keep in ((target, False), (gone, True)):
+            with gzip.open(path, "wt") as handle:
+                for row in rows:
+                    if bool(row["is_deleted"]) == keep:
+                        handle.write(json.dumps({**row, "created_at": row["created_at"].isoformat()}) + "\n")
+        stamp.write_text(json.dumps(wanted) + "\n")
+    records = []
+    for path in (target, gone) if deleted else (target,):
+        with gzip.open(path, "rt") as handle:
+            records += [json.loads(line) for line in handle]
+    return sorted(records, key=lambda r: r["uid"]) if deleted else records
 
 
 def quality(top_words: list[list[str]], tokens: list[list[str]], topics: np.ndarray) -> dict[str, Any]:
