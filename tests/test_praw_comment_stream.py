@@ -121,7 +121,7 @@ def test_the_comment_listing_cap_records_the_gap_and_dumps_fill_it(reddit: Reddi
     assert missed == late[:10]
     assert gap["kind"] == "comment" and gap["missed_at_most"] == len(missed)
     assert gap["from"] < gap["to"] and gap["to"].startswith("2025-10-09")
-    assert gap["backfill_with"] == "reddit.dumps.v1" and "since: 2027-01-14" in gap["how"]
+    assert gap["backfill_with"] == "reddit.dumps.v1" and "since: 2025-10-08" in gap["how"]
 
     # The backfill the note describes: an Arctic Shift download of the window, read by reddit.dumps.v1.
     dump = tmp_path / "r_Teachers_comments.jsonl"
