@@ -126,7 +126,7 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
         source.commit()
     if hasattr(source, "notes"):
         report.notes = source.notes()
-    report.files = {path: dict(counts) for path, counts in stats.files.items()}
+    report.files = {path: dict(counts) for path, counts in stats.files.items() if counts}
     report.filtered = stats.total()["filtered"] + profiles_left_out
     if profiles_left_out:
         report.notes["user_profile_records_left_out"] = profiles_left_out
