@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -64,6 +64,24 @@ class Backoff:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.cap)
         return min(self.base * (2 ** attempt) * (0.75 + 0.5 * random.random()), self.cap)  # noqa: S311
+
+
+def each_subreddit(subreddits: list[str], stats: Any, notes: dict[str, Any],
+                   read_one: Callable[[str, Any, dict[str, Any]], Iterator[dict | Rejected]]) \
+        -> Iterator[dict | Rejected]:
+    """``read_one(name, counts, note)`` for every subreddit in turn. One that fails keeps its previous mark, is
+    reported (counted, noted, quarantined as ``fetch_failed``) and the others still run."""
+    for name in subreddits:
+        counts = stats.file(f"r/{name}")
+        note: dict[str, Any] = {}
+        notes[name] = note
+        try:
+            yield from read_one(name, counts, note)
+        except FetchFailed as exc:
+            note["failed"] = str(exc)
+            counts["failed"] += 1
+            log.error("r/%s failed and keeps its previous mark: %s", name, exc)
+            yield Rejected(f"r/{name}", "fetch_failed", str(exc))
 
 
 def retry_after_seconds(value: str | None) -> float | None:

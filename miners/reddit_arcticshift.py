@@ -30,7 +30,7 @@ from pydantic import Field, field_validator
 from edumine import registry
 from edumine.miners.arcticshift_client import PUBLIC_API, ArcticShiftClient
 from edumine.miners.base import BadRecord, ReadStats, Rejected, time_bounds
-from edumine.miners.live import FetchFailed, LiveSource, LiveSourceConfig
+from edumine.miners.live import LiveSource, LiveSourceConfig, each_subreddit
 from edumine.miners.reddit_dumps import normalise
 from edumine.schema import UTC, from_epoch
 
@@ -105,17 +105,8 @@ class ArcticShiftSource(LiveSource):
         client = ArcticShiftClient(self.base_url, source=self, requests_per_minute=self.requests_per_minute,
                                    timeout=self.timeout)
         try:
-            for name in self.subreddits:
-                counts = stats.file(f"r/{name}")
-                note: dict[str, Any] = {}
-                self._notes["subreddits"][name] = note
-                try:
-                    yield from self._subreddit(client, name, counts, note)
-                except FetchFailed as exc:
-                    note["failed"] = str(exc)
-                    counts["failed"] += 1
-                    log.error("r/%s failed and keeps its previous mark: %s", name, exc)
-                    yield Rejected(f"r/{name}", "fetch_failed", str(exc))
+            yield from each_subreddit(self.subreddits, stats, self._notes["subreddits"],
+                                      lambda name, counts, note: self._subreddit(client, name, counts, note))
         finally:
             self._notes["requests"] = self._notes.get("requests", 0) + client.requests
             client.close()

@@ -34,8 +34,8 @@ from pydantic import Field, SecretStr, field_validator
 
 from edumine import registry
 from edumine.miners.base import ReadStats, Rejected, time_bounds
-from edumine.miners.live import (FetchFailed, LiveSource, LiveSourceConfig, call_with_retries, guarded,
-                                 retry_after_seconds)
+from edumine.miners.live import (FetchFailed, LiveSource, LiveSourceConfig, call_with_retries, each_subreddit,
+                                 guarded, retry_after_seconds)
 from edumine.miners.reddit_auth import resolve_credentials, session_with_timeout
 from edumine.miners.reddit_gaps import gap_note
 from edumine.miners.reddit_records import comment_record, post_record
@@ -168,17 +168,8 @@ class RedditPrawSource(LiveSource):
             for name in self.subreddits:
                 yield Rejected(f"r/{name}", "no_credentials", message)
             return
-        for name in self.subreddits:
-            counts = stats.file(f"r/{name}")
-            note: dict[str, Any] = {}
-            self._notes["subreddits"][name] = note
-            try:
-                yield from self._subreddit(reddit, name, counts, note)
-            except FetchFailed as exc:
-                note["failed"] = str(exc)
-                counts["failed"] += 1
-                log.error("r/%s failed and keeps its previous mark: %s", name, exc)
-                yield Rejected(f"r/{name}", "fetch_failed", str(exc))
+        yield from each_subreddit(self.subreddits, stats, self._notes["subreddits"],
+                                  lambda name, counts, note: self._subreddit(reddit, name, counts, note))
 
     # -- one subreddit ------------------------------------------------------------------------------
     def _call(self, fn: Any, what: str) -> Any:
