@@ -16,10 +16,9 @@ import logging
 import threading
 import time
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
-from edumine.miners.live import FetchFailed, LiveSource, retry_after_seconds
+from edumine.miners.live import FetchFailed, LiveSource, http_date_delay, retry_after_seconds
 from edumine.schema import UTC
 
 log = logging.getLogger(__name__)
@@ -49,10 +48,7 @@ def reset_seconds(value: str | None, now: float | None = None) -> float | None:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            try:
-                moment = parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                return None
+            return http_date_delay(value, now)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return max(0.0, moment.timestamp() - now)

@@ -92,13 +92,18 @@ def retry_after_seconds(value: str | None) -> float | None:
         return float(value)
     except ValueError:
         pass
+    return http_date_delay(value)
+
+
+def http_date_delay(value: str, now: float | None = None) -> float | None:
+    """Seconds from ``now`` until an HTTP date (RFC 9110), never negative; None when it is not one."""
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return max(0.0, moment.timestamp() - time.time())
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 
 def call_with_retries(fn: Callable[[], T], *, what: str, backoff: Backoff,

@@ -131,14 +131,18 @@ def read_texts(lake: Any, uids: list[str]) -> dict[str, str]:
     return dict(zip(table["uid"].to_pylist(), table["text"].to_pylist()))
 
 
+def embedding_cache_root(config: TopicsConfig, lake: Any) -> Path:
+    """Where the topic stage caches vectors (recorded in the saved model's manifest, which lineage reads)."""
+    cache_dir = config.embeddings.cache_dir
+    return Path(cache_dir) if cache_dir else Path(lake.root) / "_cache" / "embeddings"
+
+
 def stage_embedder(config: TopicsConfig, lake: Any) -> tuple[Any, Path]:
-    """The topic stage's embedding backend, with its parameters, and its cache folder. Lineage reads the
-    same cache, so it must build the backend the same way: its cache key depends on the parameters."""
+    """The topic stage's embedding backend, with its parameters, and its cache folder."""
     from edumine.models.embeddings import make_embedder
 
     settings = config.embeddings
-    embedder = make_embedder(settings.backend, **settings.params)
-    return embedder, Path(settings.cache_dir) if settings.cache_dir else Path(lake.root) / "_cache" / "embeddings"
+    return make_embedder(settings.backend, **settings.params), embedding_cache_root(config, lake)
 
 
 def embed_docs(config: TopicsConfig, lake: Any, table: Any, uids: list[str], lemmas: list[str]) \
@@ -299,7 +303,7 @@ def run_topics(ctx: Any) -> dict[str, Any]:
         "embedding_backend": embedding_info["backend"], "embedding_key": embedding_info["key"],
         # embeddings.concat.v1 caches nothing under its own key: its parts' keys, in order (lineage reads them)
         "embedding_parts": [part["key"] for part in embedding_info.get("parts", [])] or None,
-        "embedding_cache": str(stage_embedder(config, ctx.lake)[1]),
+        "embedding_cache": str(embedding_cache_root(config, ctx.lake)),
         "corpus_size": len(uids), "windows_unit": unit, "libraries": library_versions(), "scores": scores,
     })
     save_embedder_state(config, ctx.lake, model_dir)
