@@ -64,7 +64,7 @@ def corpus(name: str) -> dict[str, Any]:
     it had (the preprocessing seconds are stored too)."""
     path = OUT / f"corpus-{name}.json.gz"
     if not path.exists():
-        from edumine.models.preprocess import Preprocessor
+        from edumine.models.text.preprocess import Preprocessor
 
         records = _records(name)
         started = time.perf_counter()
@@ -91,7 +91,7 @@ def vectors(name: str, model: str) -> tuple[np.ndarray, float]:
         if model == "minilm":
             matrix, seconds = _minilm(data)
         elif model == "tfidf":
-            from edumine.models.embeddings import make_embedder
+            from edumine.models.embeddings.backends import make_embedder
             from edumine.pipelines.stages.topics import TopicsConfig
 
             settings = TopicsConfig().embeddings
@@ -107,7 +107,7 @@ def vectors(name: str, model: str) -> tuple[np.ndarray, float]:
 
 
 def _minilm(data: dict[str, Any]) -> tuple[np.ndarray, float]:
-    from edumine.models.embeddings import EmbeddingCache, make_embedder
+    from edumine.models.embeddings.backends import EmbeddingCache, make_embedder
 
     embedder = make_embedder("embeddings.minilm.v1", bf16=False, threads=1)
     cache_root = OUT / "cache" / "embeddings"

@@ -110,7 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     from plotly.offline import get_plotlyjs
 
-    from edumine.report import build_report
+    from edumine.report.build import build_report
 
     with tempfile.TemporaryDirectory() as tmp:
         lake = Path(tmp) / "lake"

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edumine.models.codebook import load_codebook
-from edumine.models.themes_data import label_matrix, label_texts, load_labels, train_test_indices
-from edumine.models.themes_estimators import make_estimator
-from edumine.models.themes_eval import cross_validate, held_out
+from edumine.models.themes.codebook import load_codebook
+from edumine.models.themes.data import label_matrix, label_texts, load_labels, train_test_indices
+from edumine.models.themes.estimators import make_estimator
+from edumine.models.themes.evaluation import cross_validate, held_out
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -111,8 +111,8 @@ def main() -> None:
 
 def zero_shot_grid(codebook, texts, Y, train, test) -> dict:  # noqa: ANN001
     """Macro-F1 of the codebook-only model over a grid; the best on the training rows is scored on the held-out."""
-    from edumine.models.themes_eval import theme_metrics
-    from edumine.models.themes_zeroshot import CodebookZeroShot
+    from edumine.models.themes.evaluation import theme_metrics
+    from edumine.models.themes.zeroshot import CodebookZeroShot
 
     model = CodebookZeroShot(codebook=codebook, cache_dir=str(CACHE)).fit()
     sims = model.similarity(texts)

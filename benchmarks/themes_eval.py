@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edumine.models.codebook import load_codebook
-from edumine.models.themes_data import label_matrix, label_texts, load_labels, train_test_indices
-from edumine.models.themes_estimators import make_estimator
-from edumine.models.themes_eval import cross_validate, held_out
+from edumine.models.themes.codebook import load_codebook
+from edumine.models.themes.data import label_matrix, label_texts, load_labels, train_test_indices
+from edumine.models.themes.estimators import make_estimator
+from edumine.models.themes.evaluation import cross_validate, held_out
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

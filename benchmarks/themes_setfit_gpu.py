@@ -119,9 +119,9 @@ def fine_tune(model_dir: str, texts: list[str], Y: np.ndarray, iterations: int, 
 
 def prepare(folder: Path) -> None:
     """Write input.json and the fp16 MiniLM (needs edumine and ../shared)."""
-    from edumine.models.codebook import load_codebook
-    from edumine.models.themes_data import label_matrix, label_texts, load_labels, multilabel_folds
-    from edumine.models.themes_estimators import codebook_documents
+    from edumine.models.themes.codebook import load_codebook
+    from edumine.models.themes.data import label_matrix, label_texts, load_labels, multilabel_folds
+    from edumine.models.themes.estimators import codebook_documents
 
     shared = Path(__file__).resolve().parent.parent.parent / "shared"
     codebook = load_codebook(shared / "codebook" / "sdl_themes.yaml")
@@ -129,7 +129,7 @@ def prepare(folder: Path) -> None:
     texts, Y = label_texts(records), label_matrix(records, codebook.ids)
     cb_texts, cb_Y = codebook_documents(codebook)
     runs = []
-    for seed in (0, 1, 2):  # the folds of edumine.models.themes_eval.cross_validate(seed=seed)
+    for seed in (0, 1, 2):  # the folds of edumine.models.themes.evaluation.cross_validate(seed=seed)
         folds = []
         for fold, test in enumerate(multilabel_folds(Y, 5, seed)):
             train = np.setdiff1d(np.arange(len(Y)), test)

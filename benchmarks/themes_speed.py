@@ -105,8 +105,8 @@ def main() -> None:
 
 
 def encoders(posts: pd.DataFrame) -> dict:
-    from edumine.models.clean import clean_text
-    from edumine.models.embeddings import make_embedder
+    from edumine.models.text.clean import clean_text
+    from edumine.models.embeddings.backends import make_embedder
 
     texts = [clean_text(t, b) for t, b in zip(posts["title"], posts["body"])][:500]
     reference = make_embedder("embeddings.minilm.v1", bf16=False).encode(texts)

@@ -110,7 +110,7 @@ def base_records(cache: Path, *, deleted: bool = False) -> list[dict[str, Any]]:
 
 
 def quality(top_words: list[list[str]], tokens: list[list[str]], topics: np.ndarray) -> dict[str, Any]:
-    from edumine.models.evaluation import npmi_coherence, topic_diversity
+    from edumine.models.topics.evaluation import npmi_coherence, topic_diversity
 
     return {"npmi": round(npmi_coherence(top_words, tokens, top_n=10, window_size=10), 4),
             "diversity": round(topic_diversity(top_words, top_n=25), 4), "n_topics": len(top_words),
@@ -136,7 +136,7 @@ def ours_representation(params: dict[str, Any], labels: np.ndarray, lemmas: list
                         reference: list[list[str]]) -> dict[str, Any]:
     """Given clusters through edumine's representation (binary lemma counts, c-TF-IDF with the TopicsConfig
     settings), scored on the lemma reference."""
-    from edumine.models.topics import TopicModel
+    from edumine.models.topics.model import TopicModel
 
     class Given(TopicModel):
         def _clusterer(self, n_docs: int) -> Any:
@@ -187,10 +187,10 @@ def main() -> None:
 
     from scaled_corpus import scaled_records
 
-    from edumine.models.clean import clean_text
-    from edumine.models.embeddings import make_embedder
-    from edumine.models.preprocess import Preprocessor
-    from edumine.models.topics import TopicModel
+    from edumine.models.text.clean import clean_text
+    from edumine.models.embeddings.backends import make_embedder
+    from edumine.models.text.preprocess import Preprocessor
+    from edumine.models.topics.model import TopicModel
     from edumine.pipelines.stages.topics import TopicsConfig
 
     result: dict[str, Any] = {"n": args.n, "load_before": os.getloadavg()}

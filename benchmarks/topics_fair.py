@@ -8,7 +8,7 @@ corpus from benchmarks/fair_corpus.py, with vectors cached there (made once, the
 run's time). Every model reads the same lemma strings for its topic words, and every model is scored the
 same way (``score``):
 
-- NPMI: gensim's c_npmi (sliding window 10, top 10 words; edumine.models.evaluation, checked against gensim
+- NPMI: gensim's c_npmi (sliding window 10, top 10 words; edumine.models.topics.evaluation, checked against gensim
   in tests/test_coherence.py) over the corpus's lemmas;
 - diversity: unique share of the top 25 words of all topics;
 - outliers: share of docs without a topic (-1);
@@ -57,7 +57,7 @@ def score(words: list[list[str]], topics: np.ndarray, lemmas: list[str],
     topic id per doc, -1 for none."""
     from sklearn.metrics import adjusted_mutual_info_score
 
-    from edumine.models.evaluation import label_coverage, npmi_coherence, topic_diversity
+    from edumine.models.topics.evaluation import label_coverage, npmi_coherence, topic_diversity
 
     topics = np.asarray(topics)
     reference = [text.split() for text in lemmas]
@@ -100,7 +100,7 @@ def load_vectors(corpus: str, which: str) -> tuple[np.ndarray, float]:
 
 
 def run_edumine(data: dict[str, Any], corpus: str, seed: int, options: dict[str, Any]) -> dict[str, Any]:
-    from edumine.models.topics import TopicModel
+    from edumine.models.topics.model import TopicModel
     from edumine.pipelines.stages.topics import TopicsConfig
 
     which = options.pop("vectors", "tfidf")
@@ -145,7 +145,7 @@ def run_turftopic(kind: str, data: dict[str, Any], corpus: str, seed: int, optio
     sys.path.insert(0, str(ROOT / ".turf"))
     from sentence_transformers import SentenceTransformer
 
-    from edumine.models.embeddings import make_embedder
+    from edumine.models.embeddings.backends import make_embedder
 
     matrix, embed_seconds = load_vectors(corpus, "minilm")
     encoder: SentenceTransformer = make_embedder("embeddings.minilm.v1", bf16=False, threads=1).model()

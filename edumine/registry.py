@@ -149,8 +149,8 @@ sources: Registry[Any] = Registry("source kind", providers=("edumine.miners",))
 # A stage module registers its stage and its config section; each lives in pipelines/stages/.
 stages: Registry[Any] = Registry("pipeline stage", providers=("edumine.pipelines.stages.*",))
 config_sections: Registry[Any] = Registry("config section", providers=("edumine.pipelines.stages.*",))
-embedders: Registry[Any] = Registry("embedding backend", providers=("edumine.models.embeddings",
-                                                                     "edumine.models.embeddings_concat"))
-lineage_methods: Registry[Any] = Registry("lineage method", providers=("edumine.models.lineage",))
-theme_classifiers: Registry[Any] = Registry("theme classifier", providers=("edumine.models.themes_estimators",),
+embedders: Registry[Any] = Registry("embedding backend", providers=("edumine.models.embeddings.backends",
+                                                                     "edumine.models.embeddings.concat"))
+lineage_methods: Registry[Any] = Registry("lineage method", providers=("edumine.models.lineage.tracking",))
+theme_classifiers: Registry[Any] = Registry("theme classifier", providers=("edumine.models.themes.estimators",),
                                             injected=("codebook", "cache_dir", "seed"))

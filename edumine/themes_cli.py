@@ -38,7 +38,7 @@ def _fail(exc: Exception) -> None:
 
 def _settings(config: Path | None, overrides: list[str] | None) -> tuple[Any, Any]:
     """(themes settings, full config or None)."""
-    from edumine.models.themes_config import ThemesConfig
+    from edumine.models.themes.config import ThemesConfig
 
     if config is None:
         if overrides:
@@ -54,7 +54,7 @@ def read_input(path: Path) -> Any:
     """A DataFrame with ``id`` and ``text`` from CSV, JSONL or Parquet (``text`` or ``title`` + ``body``)."""
     import pandas as pd
 
-    from edumine.models.clean import clean_text
+    from edumine.models.text.clean import clean_text
 
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() in (".gz", ".zst") else path.suffix.lower()
     if not path.is_file():
@@ -96,7 +96,7 @@ def predict(
     is zero-shot: then they only rank posts."""
     _setup(verbose)
     try:
-        from edumine.models.themes import load_or_train, predict_records
+        from edumine.models.themes.classifier import load_or_train, predict_records
 
         settings, _ = _settings(config, set_)
         frame = read_input(input)
@@ -135,7 +135,7 @@ def train(config: ConfigOpt = None, set_: SetOpt = None,
     """Train (or load the cached) theme model and print its cross-validated scores and model card."""
     _setup(verbose)
     try:
-        from edumine.models.themes import load_or_train
+        from edumine.models.themes.classifier import load_or_train
 
         settings, _ = _settings(config, set_)
         model, folder, trained = load_or_train(settings, retrain=retrain)
@@ -189,9 +189,9 @@ def export_for_labelling(
     blank column per codebook theme (and `no_theme`) for a person to fill in."""
     _setup(verbose)
     try:
-        from edumine.models.themes import load_or_train, training_set
-        from edumine.models.themes_data import label_key
-        from edumine.models.themes_labelling import select_for_labelling, write_labelling_csv
+        from edumine.models.themes.classifier import load_or_train, training_set
+        from edumine.models.themes.data import label_key
+        from edumine.models.themes.labelling import select_for_labelling, write_labelling_csv
         from edumine.pipelines.stages.themes import preload_vectors, usable_docs
         from edumine.windows import window_label, window_starts
 
@@ -233,10 +233,10 @@ def import_labels(
     _setup(verbose)
     try:
         from edumine.lake import Lake
-        from edumine.models.codebook import load_codebook
-        from edumine.models.themes import training_set
-        from edumine.models.themes_labelling import import_labels as do_import
-        from edumine.models.themes_labelling import lake_posts_by_id, posts_by_id
+        from edumine.models.themes.codebook import load_codebook
+        from edumine.models.themes.classifier import training_set
+        from edumine.models.themes.labelling import import_labels as do_import
+        from edumine.models.themes.labelling import lake_posts_by_id, posts_by_id
 
         settings, full = _settings(config, set_)
         settings = settings.resolved()

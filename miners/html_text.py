@@ -2,7 +2,7 @@
 
 The lake's ``body`` is what a person wrote, as text: paragraphs become blank-line-separated blocks, list
 items ``- `` lines, headings their own lines, links their text, images their alt text (emoji images
-dropped), ``<br>`` a line break, entities decoded. So ``edumine.models.clean.clean_text`` treats forum and
+dropped), ``<br>`` a line break, entities decoded. So ``edumine.models.text.clean.clean_text`` treats forum and
 blog posts like Reddit's markdown: quoted text of others becomes ``> `` lines and code a fenced block,
 both of which cleaning drops; a quote's "name said:" header is dropped; mentions (``@name`` links)
 become ``u/name`` so that ingest pseudonymises them like Reddit mentions. Scripts, styles, iframes and

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edumine.models.evaluation import npmi_coherence, npmi_per_topic, topic_diversity
+from edumine.models.topics.evaluation import npmi_coherence, npmi_per_topic, topic_diversity
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def real_texts() -> list[list[str]]:
     import zstandard
 
     from conftest import CORPORA
-    from edumine.models.preprocess import Preprocessor
+    from edumine.models.text.preprocess import Preprocessor
 
     with open(CORPORA / "reddit-teaching-2017-18" / "teaching_submissions.zst", "rb") as handle:
         reader = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(handle)
@@ -77,7 +77,7 @@ def test_words_absent_from_the_reference_are_left_out(real_texts: list[list[str]
 
 def test_npmi_is_the_same_chunked_and_from_a_generator(real_texts: list[list[str]], monkeypatch) -> None:  # noqa: ANN001
     """A million tokenised docs are scored from a generator, chunk by chunk: the score must not change."""
-    from edumine.models import evaluation
+    from edumine.models.topics import evaluation
 
     whole = npmi_per_topic(TOPICS, real_texts)
     monkeypatch.setattr(evaluation, "CHUNK_DOCS", 7)
@@ -88,7 +88,7 @@ def test_npmi_is_the_same_chunked_and_from_a_generator(real_texts: list[list[str
 def test_label_coverage_is_the_share_of_docs_using_a_label_word() -> None:
     from sklearn.feature_extraction.text import CountVectorizer
 
-    from edumine.models.evaluation import label_coverage
+    from edumine.models.topics.evaluation import label_coverage
 
     docs = ["math lesson", "math test", "lesson plan", "field trip", "bus trip", "lunch duty"]
     vectorizer = CountVectorizer(token_pattern=r"\S+")

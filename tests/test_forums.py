@@ -56,7 +56,7 @@ def wordpress(double: WordPressDouble, **extra: object) -> dict:
 # -- HTML to text ---------------------------------------------------------------------------------
 def test_html_becomes_text_the_cleaner_understands() -> None:
     from edumine.miners.html_text import html_to_text
-    from edumine.models.clean import clean_text
+    from edumine.models.text.clean import clean_text
 
     html = ('<aside class="quote" data-username="bob"><div class="title"><img class="avatar"> bob:</div>'
             '<blockquote><p>quoted words</p></blockquote></aside><p>I&#8217;m a <strong>science</strong> teacher'

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from edumine.models.lineage import WindowLineage, lineage_methods
-from edumine.models.lineage_eval import event_precision_recall, planted_drift, planted_topics, remove_topic_after
+from edumine.models.lineage.tracking import WindowLineage, lineage_methods
+from edumine.models.lineage.evaluation import event_precision_recall, planted_drift, planted_topics, remove_topic_after
 
 # -- the event rules, on documents whose topics and vectors are chosen -------------------------------------
 
@@ -98,7 +98,7 @@ def test_registry_and_input_errors() -> None:
 def _real_docs(lake: Path) -> pd.DataFrame:
     """Usable real posts of the shared corpora, preprocessed with the project's spaCy preprocessing."""
     from edumine.lake import Lake
-    from edumine.models.preprocess import Preprocessor
+    from edumine.models.text.preprocess import Preprocessor
 
     import pyarrow.compute as pc
 
@@ -114,7 +114,7 @@ def _real_docs(lake: Path) -> pd.DataFrame:
 
 def _embed(texts: list[str], lemmas: list[str]) -> np.ndarray:
     """Static (model2vec) vectors when the distilled artefact is built, else TF-IDF + SVD."""
-    from edumine.models.embeddings import default_static_path, make_embedder
+    from edumine.models.embeddings.backends import default_static_path, make_embedder
 
     if (default_static_path() / "model.safetensors").exists():
         return make_embedder("embeddings.static.v1").encode(texts)
@@ -124,7 +124,7 @@ def _embed(texts: list[str], lemmas: list[str]) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def planted(default_lake: Path) -> dict:
-    from edumine.models.topics import TopicModel
+    from edumine.models.topics.model import TopicModel
 
     docs = planted_drift(_real_docs(default_lake))
     vectors = _embed(docs["text"].tolist(), docs["lemmas"].tolist())
@@ -166,7 +166,7 @@ def test_lineage_stage_writes_contract_tables(tmp_path: Path) -> None:
     import pyarrow.dataset as ds
 
     from edumine.lake import write_parquet_atomic
-    from edumine.models.topics import TopicModel
+    from edumine.models.topics.model import TopicModel
     from edumine.pipelines.runner import run_pipeline
     from conftest import default_sources, make_config
 

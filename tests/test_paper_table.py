@@ -52,7 +52,7 @@ def raw_posts_per_semester() -> pd.Series:
 
 
 def test_the_table_has_the_papers_shape_and_the_pipelines_numbers(replication: Path) -> None:
-    from edumine.report_paper import PAPER_METRICS, paper_wide
+    from edumine.report.paper import PAPER_METRICS, paper_wide
 
     long = pd.read_parquet(replication / "paper_table")
     wide = paper_wide(long)
@@ -79,7 +79,7 @@ def test_the_report_shows_it(replication: Path) -> None:
     assert "Staudt Willet &amp; Carpenter, 2021" in body
     assert re.findall(r'<th colspan="(\d)">r/(\w+)</th>', body) == [("2", "teachingresources"), ("2", "teaching")]
     rows = re.findall(r"<tr><th>(\w+)</th>", body.split("<tbody>")[1])
-    from edumine.report_paper import PAPER_METRICS
+    from edumine.report.paper import PAPER_METRICS
 
     assert rows == PAPER_METRICS
     posts = re.search(r"<tr><th>posts</th>(.*?)</tr>", body).group(1)

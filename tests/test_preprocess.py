@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow.dataset as ds
 import pytest
 
-from edumine.models.preprocess import EXTRA_STOP_WORDS, PreprocessSettings, Preprocessor, text_hash
+from edumine.models.text.preprocess import EXTRA_STOP_WORDS, PreprocessSettings, Preprocessor, text_hash
 
 
 @pytest.fixture(scope="module")

@@ -115,7 +115,7 @@ def test_edumine_query_on_a_truncated_lake_says_so_without_a_traceback(tmp_path:
 def test_a_lost_embedding_cache_is_rebuilt_with_the_fitted_state_kept_by_the_model(tmp_path: Path) -> None:
     import numpy as np
 
-    from edumine.models.embeddings import embed_with_cache, make_embedder
+    from edumine.models.embeddings.backends import embed_with_cache, make_embedder
 
     first_corpus = ["student behaviour classroom management", "math lesson fraction worksheet",
                     "job interview district", "classroom management behaviour plan", "fraction lesson math game"] * 4
@@ -145,7 +145,7 @@ def test_a_lost_embedding_cache_is_rebuilt_with_the_fitted_state_kept_by_the_mod
 
 
 def test_an_incremental_topic_update_needs_its_model_doc_topics_and_pool_to_agree(tmp_path: Path) -> None:
-    from edumine.models.topic_update import POOL_TABLE, _incremental_state_problem
+    from edumine.models.topics.update import POOL_TABLE, _incremental_state_problem
 
     lake = Lake(tmp_path / "lake")
     folder = lake.root / "models" / "topics" / "r1"

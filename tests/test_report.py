@@ -36,7 +36,7 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def full_report(lakes: dict[str, Path]) -> dict:
-    from edumine.report import build_report, latest_manifest
+    from edumine.report.build import build_report, latest_manifest
 
     # Beside the lake: the report the pipeline run wrote into the lake stays as the run left it.
     return build_report(lakes["full"], manifest=latest_manifest(lakes["full"]),
@@ -82,7 +82,7 @@ def test_the_report_and_the_store_carry_the_runs_final_status(lakes: dict[str, P
     import duckdb
 
     for lake in lakes.values():
-        from edumine.report import latest_manifest
+        from edumine.report.build import latest_manifest
 
         manifest = latest_manifest(lake)  # the run that started last (two can start in one second)
         assert manifest["status"] == "completed"
@@ -100,7 +100,7 @@ def test_the_report_and_the_store_carry_the_runs_final_status(lakes: dict[str, P
 
 
 def test_prefect_artifacts_only_inside_a_run(lakes: dict[str, Path]) -> None:
-    from edumine.report import publish_artifacts, run_markdown
+    from edumine.report.build import publish_artifacts, run_markdown
 
     summary = {"path": "report.html", "charts": 1, "sections": {"activity": "ok"}}
     assert publish_artifacts(summary, None, None) == []  # outside a flow run: nothing, no error
@@ -113,7 +113,7 @@ def test_lineage_tables_count_the_whole_corpus_once(lakes: dict[str, Path], tmp_
     """Regression: events are written for community 'all' and per community; the tables must not mix them."""
     import pandas as pd
 
-    from edumine.report import build_report
+    from edumine.report.build import build_report
     from summary_fixtures import write_parquet
 
     lake = copy_lake(lakes["full"], tmp_path / "lake")
@@ -133,7 +133,7 @@ def test_prevalence_chart_draws_more_series_than_one_palette_has() -> None:
     read (the section failed)."""
     import pandas as pd
 
-    from edumine.report_charts import prevalence_figure
+    from edumine.report.charts import prevalence_figure
 
     frame = pd.DataFrame([{"window_label": w, "community": "all", "topic": t, "share": 0.05, "hits": 5, "total": 100,
                            "low": 0.03, "high": 0.08} for w in ("2018H1", "2018H2") for t in range(14)])

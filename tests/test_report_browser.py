@@ -97,7 +97,7 @@ def _keep(shots: list[Path], name: str) -> None:
 
 def test_report_as_a_person_sees_it(lakes: dict[str, Path], tmp_path: Path) -> None:
     """The report exactly as the pipeline run left it in the lake."""
-    from edumine.report import latest_manifest
+    from edumine.report.build import latest_manifest
 
     charts = latest_manifest(lakes["full"])["outputs"]["report"]["charts"]
     page = _open(lakes["full"] / "report.html", tmp_path / "profile")
@@ -167,7 +167,7 @@ def dense_lineage(lake: Path, topics: int = 60, windows: int = 12, seed: int = 0
 
 
 def test_old_sankey_labels_overlap_and_the_timeline_labels_do_not(lakes: dict[str, Path], tmp_path: Path) -> None:
-    from edumine.report import ReportSettings, build_report
+    from edumine.report.build import ReportSettings, build_report
 
     lake = copy_lake(lakes["full"], tmp_path / "dense")
     dense_lineage(lake)
@@ -190,7 +190,7 @@ def test_old_sankey_labels_overlap_and_the_timeline_labels_do_not(lakes: dict[st
 
 def test_the_point_check_sees_points_from_small_windows(lakes: dict[str, Path], tmp_path: Path) -> None:
     """The check above can fail: with a minimum of 1 doc the small window's points are drawn, and found."""
-    from edumine.report import ReportSettings, build_report
+    from edumine.report.build import ReportSettings, build_report
 
     report = build_report(lakes["full"], out=tmp_path / "every-window.html", settings=ReportSettings(min_window_docs=1))
     page = _open(Path(report["path"]), tmp_path / "profile")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import SHARED
-from edumine.models.themes import ThemesConfig, load_or_train
-from edumine.models.themes_calibration import (
+from edumine.models.themes.classifier import ThemesConfig, load_or_train
+from edumine.models.themes.calibration import (
     ACC,
     PCC,
     ZERO_SHOT,
@@ -145,7 +145,7 @@ def test_the_trained_model_is_calibrated_keeps_error_rates_and_retrains_identica
 def test_a_codebook_without_labels_gets_zero_shot_output_marked_as_such(tmp_path: Path) -> None:
     import pandas as pd
 
-    from edumine.models.themes import predict_records
+    from edumine.models.themes.classifier import predict_records
     from edumine.pipelines.stages.themes import theme_prevalence
 
     settings = ThemesConfig(codebook=CODEBOOK, labels=[], imported_labels=tmp_path / "imported.jsonl",
@@ -175,7 +175,7 @@ def test_a_codebook_without_labels_gets_zero_shot_output_marked_as_such(tmp_path
 
 
 def test_large_groups_use_the_normal_limit_of_the_bootstrap(monkeypatch: pytest.MonkeyPatch) -> None:
-    from edumine.models import themes_calibration
+    from edumine.models.themes import calibration as themes_calibration
 
     rng = np.random.default_rng(5)
     P = rng.beta(1, 6, size=(8000, 3))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edumine.models.codebook import CodebookError, load_codebook
+from edumine.models.themes.codebook import CodebookError, load_codebook
 from conftest import SHARED
 
 SDL = SHARED / "codebook" / "sdl_themes.yaml"

@@ -14,11 +14,11 @@ import typer
 from typer.testing import CliRunner
 
 from conftest import SHARED
-from edumine.models.codebook import load_codebook
-from edumine.models.themes import ThemesConfig, load_or_train
-from edumine.models.themes_card import THIN_BELOW
-from edumine.models.themes_data import label_key, label_matrix, load_labels, multilabel_folds, read_jsonl
-from edumine.models.themes_eval import theme_confusion, theme_metrics, tune_thresholds
+from edumine.models.themes.codebook import load_codebook
+from edumine.models.themes.classifier import ThemesConfig, load_or_train
+from edumine.models.themes.card import THIN_BELOW
+from edumine.models.themes.data import label_key, label_matrix, load_labels, multilabel_folds, read_jsonl
+from edumine.models.themes.evaluation import theme_confusion, theme_metrics, tune_thresholds
 from edumine.themes_cli import themes_app
 
 CODEBOOK = SHARED / "codebook" / "sdl_themes.yaml"
@@ -166,7 +166,7 @@ def test_predict_command_reads_each_format_and_cleans_raw_text(tmp_path: Path, f
     assert "navigate_career" in lines[0]["themes"]
     assert lines[2]["themes"] == [] and lines[2]["skipped"] == "no text"
     # the raw markup is cleaned exactly as the pipeline cleans it: same scores as pre-cleaned text
-    from edumine.models.clean import clean_text
+    from edumine.models.text.clean import clean_text
 
     model, _, _ = load_or_train(settings)
     expected = model.predict_proba([clean_text(RAW_TITLE, RAW_BODY)])[0]

@@ -14,10 +14,10 @@ import typer
 from typer.testing import CliRunner
 
 from conftest import CORPORA, SHARED, make_config
-from edumine.models.codebook import load_codebook
-from edumine.models.themes import load_or_train
-from edumine.models.themes_calibration import PCC
-from edumine.models.themes_data import read_jsonl
+from edumine.models.themes.codebook import load_codebook
+from edumine.models.themes.classifier import load_or_train
+from edumine.models.themes.calibration import PCC
+from edumine.models.themes.data import read_jsonl
 from edumine.pipelines.runner import run_pipeline
 from edumine.themes_cli import themes_app
 
@@ -173,7 +173,7 @@ def test_stage_embeds_docs_text_into_the_lake_cache_the_topic_stage_reads(tmp_pa
     all without encoding any."""
     import numpy as np
 
-    from edumine.models.embeddings import EmbeddingCache, embed_with_cache, make_embedder
+    from edumine.models.embeddings.backends import EmbeddingCache, embed_with_cache, make_embedder
 
     subset = tmp_path / "subset.jsonl"  # every 20th shared label keeps the label embedding to seconds
     subset.write_text("".join(line for i, line in enumerate(LABELS.read_text().splitlines(keepends=True)) if i % 20 == 0))

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 
 from edumine.lake import Lake
-from edumine.models.topic_ids import (
+from edumine.models.topics.ids import (
     StableTopicIds,
     TopicSignatures,
     assign_stable_ids,
     read_registry,
     remap,
 )
-from edumine.models.topic_update import IncrementalTopicUpdate, plan_update, record_update
+from edumine.models.topics.update import IncrementalTopicUpdate, plan_update, record_update
 
 # -- matching signatures ---------------------------------------------------------------------------------
 
@@ -90,9 +90,9 @@ def test_update_adds_a_new_topic_for_a_new_community(default_lake: Path, tmp_pat
     model saves, loads and assigns TEFL posts to them."""
     import pyarrow.compute as pc
 
-    from edumine.models.embeddings import make_embedder
-    from edumine.models.preprocess import Preprocessor
-    from edumine.models.topics import TopicModel
+    from edumine.models.embeddings.backends import make_embedder
+    from edumine.models.text.preprocess import Preprocessor
+    from edumine.models.topics.model import TopicModel
 
     wanted = pc.field("community").isin(["teaching", "tefl"]) & (pc.field("kind") == "post")
     table = Lake(default_lake).read_posts(columns=["uid", "community", "title", "body", "link_url", "is_deleted"],

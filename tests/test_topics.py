@@ -85,7 +85,7 @@ def test_one_new_month_is_preprocessed_and_embedded_alone(runs) -> None:  # noqa
 @pytest.fixture(scope="module")
 def usable_docs(runs):  # noqa: ANN001, ANN201
     """The last run's usable docs (sorted by uid) and their vectors from the embedding cache."""
-    from edumine.models.embeddings import EmbeddingCache, make_embedder
+    from edumine.models.embeddings.backends import EmbeddingCache, make_embedder
     from edumine.pipelines.stages.topics import EmbeddingsConfig
 
     lake = runs[0]
@@ -106,7 +106,7 @@ def test_doc_topics_mark_the_core_docs(runs) -> None:  # noqa: ANN001
 
 
 def test_nearest_assignment_keeps_the_cores_topic_words(usable_docs) -> None:  # noqa: ANN001
-    from edumine.models.topics import TopicModel, normalise, topic_matrix
+    from edumine.models.topics.model import TopicModel, normalise, topic_matrix
 
     lemmas, vectors = usable_docs
     settings = dict(n_clusters=8, min_df=3, kmeans_trim=0.5)
@@ -127,14 +127,14 @@ def test_nearest_assignment_keeps_the_cores_topic_words(usable_docs) -> None:  #
 
 
 def test_auto_clusters_follow_the_square_root_of_the_corpus() -> None:
-    from edumine.models.topics import TopicModel, auto_clusters
+    from edumine.models.topics.model import TopicModel, auto_clusters
 
     assert [auto_clusters(n) for n in (50, 10_000, 100_000, 1_000_000)] == [10, 100, 316, 500]
     assert TopicModel(n_clusters="auto")._clusterer(2_500).n_clusters == 50
 
 
 def test_saved_model_loads_and_transforms(runs, usable_docs, tmp_path) -> None:  # noqa: ANN001
-    from edumine.models.topics import TopicModel
+    from edumine.models.topics.model import TopicModel
 
     lake, _, _, third = runs
     folder = lake / "models" / "topics" / third.run_id
@@ -155,7 +155,7 @@ def test_saved_model_loads_and_transforms(runs, usable_docs, tmp_path) -> None: 
 
 
 def test_embedding_cache_and_registry(tmp_path) -> None:  # noqa: ANN001
-    from edumine.models.embeddings import (EmbeddingCache, MissingArtefactError, embed_with_cache, embedders,
+    from edumine.models.embeddings.backends import (EmbeddingCache, MissingArtefactError, embed_with_cache, embedders,
                                            make_embedder)
 
     assert {"embeddings.minilm.v1", "embeddings.static.v1", "embeddings.tfidf_svd.v1"} <= set(embedders.names())
@@ -193,8 +193,8 @@ def test_text_backends_get_the_texts_in_uid_order(runs) -> None:  # noqa: ANN001
 
 
 def test_catchall_topics_go_to_the_outliers_before_ranking(usable_docs) -> None:  # noqa: ANN001
-    from edumine.models.topic_catchall import topic_coverage
-    from edumine.models.topics import TopicModel, nearest_topics, normalise, topic_matrix
+    from edumine.models.topics.catchall import topic_coverage
+    from edumine.models.topics.model import TopicModel, nearest_topics, normalise, topic_matrix
 
     lemmas, vectors = usable_docs
     settings = dict(n_clusters=12, min_df=3, kmeans_trim=0.5, outliers="nearest", outlier_threshold=0.35)
@@ -247,8 +247,8 @@ def test_no_spam_series_or_catchall_among_the_largest_topics(tmp_path) -> None: 
 def test_concatenated_vectors_read_each_part_from_its_own_cache(usable_docs, tmp_path) -> None:  # noqa: ANN001
     """embeddings.concat.v1 embeds each part under the part's own key, so a part another stage already
     embedded (the theme stage's MiniLM) is read, not encoded again."""
-    from edumine.models.embeddings import embed_with_cache, make_embedder
-    from edumine.models.embeddings_concat import cached_vectors, embed_parts_with_cache
+    from edumine.models.embeddings.backends import embed_with_cache, make_embedder
+    from edumine.models.embeddings.concat import cached_vectors, embed_parts_with_cache
 
     lemmas, _ = usable_docs
     uids = [f"d{i:05d}" for i in range(len(lemmas))]

@@ -13,8 +13,8 @@ alone rather than embed anything). Writes, rewritten whole on every run (determi
   score.
 
 The ``lineage`` section also holds the settings of stable topic ids (``stable_ids``) and of the nightly
-update (``update``) that the topic stage applies through ``edumine.models.topic_ids`` and
-``edumine.models.topic_update``.
+update (``update``) that the topic stage applies through ``edumine.models.topics.ids`` and
+``edumine.models.topics.update``.
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ class LineageConfig(StrictModel):
 
 
 def make_lineage(config: LineageConfig, unit: str) -> Any:
-    import edumine.models.lineage  # noqa: F401  (registers the built-in methods)
-    from edumine.models.lineage import lineage_methods
+    import edumine.models.lineage.tracking  # noqa: F401  (registers the built-in methods)
+    from edumine.models.lineage.tracking import lineage_methods
 
     return lineage_methods.get(config.method)(
         unit=unit, match_threshold=config.match_threshold, embedding_weight=config.embedding_weight,
@@ -142,7 +142,7 @@ def topic_embedding_cache(lake: Any) -> tuple[Path, str, list[str]] | None:
 def cached_embeddings(ctx: Any, frame: Any) -> Any:
     """The topic stage's cached vectors for ``frame``'s docs, or None when any is missing (nothing is embedded
     here)."""
-    from edumine.models.embeddings_concat import cached_by_keys
+    from edumine.models.embeddings.concat import cached_by_keys
 
     found = topic_embedding_cache(ctx.lake)
     if "text_hash" not in frame or found is None:
@@ -159,7 +159,7 @@ def cached_embeddings(ctx: Any, frame: Any) -> Any:
 def event_scope(communities: Any) -> list[str]:
     """``all`` for the whole corpus's rows, ``community`` for a community's own: a plain filter on scope
     counts every event once."""
-    from edumine.models.lineage import ALL_SCOPE
+    from edumine.models.lineage.tracking import ALL_SCOPE
 
     return ["all" if c == ALL_SCOPE else "community" for c in communities]
 

@@ -1,6 +1,6 @@
 """Stage ``paper_table`` (order 65, off by default): participation metrics laid out as Staudt Willet & Carpenter
 (2021) did (metrics x community x window) -> ``<lake>/paper_table/``, shown in the report
-(``edumine/report_paper.py``)."""
+(``edumine/report/paper.py``)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class PaperTableConfig(StrictModel):
 def run_paper_table(ctx: Any) -> dict[str, Any]:
     import pyarrow as pa
 
-    from edumine.report_paper import PAPER_METRICS, TABLE, paper_long
+    from edumine.report.paper import PAPER_METRICS, TABLE, paper_long
     from edumine.windows import window_start
 
     settings: PaperTableConfig = ctx.config.paper_table

@@ -42,7 +42,7 @@ class PreprocessConfig(StrictModel):
 
 
 def settings_of(config: PreprocessConfig) -> Any:
-    from edumine.models.preprocess import PreprocessSettings
+    from edumine.models.text.preprocess import PreprocessSettings
 
     return PreprocessSettings(pipeline=config.pipeline, min_tokens=config.min_tokens, max_chars=config.max_chars)
 
@@ -65,7 +65,7 @@ def run_preprocess(ctx: Any) -> dict[str, Any]:
 
     from edumine.faults import kill_point
     from edumine.lake import PART_FILE
-    from edumine.models.preprocess import Preprocessor, text_hash
+    from edumine.models.text.preprocess import Preprocessor, text_hash
     from edumine.progress import Progress
 
     config: PreprocessConfig = ctx.config.preprocess

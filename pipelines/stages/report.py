@@ -32,7 +32,7 @@ class ReportConfig(StrictModel):
 
 
 def run_report(ctx: Any) -> dict[str, Any]:
-    from edumine.report import ReportSettings, build_report
+    from edumine.report.build import ReportSettings, build_report
 
     manifest = None
     if ctx.manifest_path.is_file():  # this run's manifest, as written after the stages before this one
@@ -44,7 +44,7 @@ def run_report(ctx: Any) -> dict[str, Any]:
 
 def close_report(ctx: Any, manifest: dict[str, Any]) -> None:
     """The run has closed: the report's header and provenance show its final status."""
-    from edumine.report import refresh_provenance
+    from edumine.report.build import refresh_provenance
 
     refresh_provenance(ctx.lake.root, manifest)
 

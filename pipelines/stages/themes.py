@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from edumine import registry
-from edumine.models.themes_config import ThemesConfig
+from edumine.models.themes.config import ThemesConfig
 from edumine.stages import Stage
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def usable_docs(lake: Any, settings: ThemesConfig) -> Any:
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    from edumine.models.clean import clean_text
+    from edumine.models.text.clean import clean_text
 
     columns = ["uid", "kind", "community", "created_at", "title", "body", "is_deleted"]
     posts = lake.read_posts(columns=columns, filter=pc.field("kind").isin(settings.kinds))
@@ -155,8 +155,8 @@ def preload_vectors(lake: Any, model: Any, docs: Any) -> dict[str, Any] | None:
     spec = model.embedding_spec()
     if spec is None or "text_hash" not in docs or docs["text_hash"].isna().any():
         return None
-    from edumine.models.embeddings import embed_with_cache, make_embedder
-    from edumine.models.themes_embed import backend_embedder
+    from edumine.models.embeddings.backends import embed_with_cache, make_embedder
+    from edumine.models.themes.embed import backend_embedder
 
     name, params, cache_dir = spec
     texts = docs["text"].tolist()
@@ -186,13 +186,13 @@ def theme_prevalence(doc_themes: Any, theme_ids: list[str], labels: dict[str, st
     with an interval over docs and the classifier's measured error, and the theme's CV F1 and reliability."""
     import pandas as pd
 
-    from edumine.models.themes_calibration import estimate
+    from edumine.models.themes.calibration import estimate
     from edumine.windows import window_label, window_starts
 
     if len(doc_themes) == 0:
         return pa.Table.from_pandas(pd.DataFrame({c: pd.Series(dtype=t) for c, t in PREVALENCE_TYPES.items()}),
                                     preserve_index=False)
-    from edumine.models.themes_calibration import ZERO_SHOT, PrevalenceModel
+    from edumine.models.themes.calibration import ZERO_SHOT, PrevalenceModel
 
     prevalence = prevalence or PrevalenceModel(method=ZERO_SHOT)
     f1 = f1 or {}
@@ -223,7 +223,7 @@ def theme_prevalence(doc_themes: Any, theme_ids: list[str], labels: dict[str, st
 def run_themes(ctx: Any) -> dict[str, Any]:
     from edumine.faults import kill_point
     from edumine.lake import write_parquet_atomic
-    from edumine.models.themes import load_or_train
+    from edumine.models.themes.classifier import load_or_train
 
     settings: ThemesConfig = ctx.config.themes
     model, folder, trained = load_or_train(settings)

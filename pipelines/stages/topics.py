@@ -78,7 +78,7 @@ class TopicsConfig(StrictModel):
     catchall_coverage: float = Field(0.3, ge=0, lt=1, description="topics whose label words are in fewer than "
                                      "this share of their core docs are catch-alls (spam series, link dumps, "
                                      "near-empty texts): their docs go to the outliers before topics are "
-                                     "ranked (edumine.models.topic_catchall); 0 keeps them")
+                                     "ranked (edumine.models.topics.catchall); 0 keeps them")
     outliers: Literal["none", "nearest", "embeddings", "c-tf-idf", "distributions"] = Field(
         "nearest", description="docs outside every core: none: they stay outliers; nearest: each joins its "
                                "nearest topic if the cosine is at least outlier_threshold, topic words stay "
@@ -139,7 +139,7 @@ def embedding_cache_root(config: TopicsConfig, lake: Any) -> Path:
 
 def stage_embedder(config: TopicsConfig, lake: Any) -> tuple[Any, Path]:
     """The topic stage's embedding backend, with its parameters, and its cache folder."""
-    from edumine.models.embeddings import make_embedder
+    from edumine.models.embeddings.backends import make_embedder
 
     settings = config.embeddings
     return make_embedder(settings.backend, **settings.params), embedding_cache_root(config, lake)
@@ -147,8 +147,8 @@ def stage_embedder(config: TopicsConfig, lake: Any) -> tuple[Any, Path]:
 
 def embed_docs(config: TopicsConfig, lake: Any, table: Any, uids: list[str], lemmas: list[str]) \
         -> tuple[Any, dict[str, Any]]:
-    from edumine.models.embeddings import embed_with_cache
-    from edumine.models.embeddings_concat import ConcatEmbedder, embed_parts_with_cache
+    from edumine.models.embeddings.backends import embed_with_cache
+    from edumine.models.embeddings.concat import ConcatEmbedder, embed_parts_with_cache
 
     embedder, cache_root = stage_embedder(config, lake)
     hashes = table["text_hash"].to_pylist()
@@ -200,9 +200,9 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     from edumine.config import hash_config
     from edumine.lake import write_parquet_atomic
     from edumine.manifest import library_versions
-    from edumine.models.evaluation import label_coverage, npmi_coherence, topic_diversity
-    from edumine.models.topic_windows import prevalence_table, window_representations
-    from edumine.models.topics import TopicModel, normalise
+    from edumine.models.topics.evaluation import label_coverage, npmi_coherence, topic_diversity
+    from edumine.models.topics.windows import prevalence_table, window_representations
+    from edumine.models.topics.model import TopicModel, normalise
     from edumine.windows import window_label, window_starts
 
     config: TopicsConfig = ctx.config.topics
@@ -225,7 +225,7 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     # Refit or nightly update, topic ids stable across runs (lineage.update, lineage.stable_ids; docs/lineage.md).
     from edumine.faults import kill_point
     from edumine.manifest import write_json_atomic
-    from edumine.models.topic_update import commit_update, fit_or_update
+    from edumine.models.topics.update import commit_update, fit_or_update
 
     model = fit_or_update(ctx, TopicModel(**config.model_params()), uids, lemmas, vectors,
                           config_hash=hash_config(config), embedding_key=embedding_info["key"])

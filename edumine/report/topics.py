@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from edumine.report_data import ALL
-from edumine.report_html import esc, percent, short
+from edumine.report.data import ALL
+from edumine.report.html import esc, percent, short
 
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 560, 120, 46, 20, 8
 

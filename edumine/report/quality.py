@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from edumine.report_html import esc, html_table, percent
+from edumine.report.html import esc, html_table, percent
 
 MEANINGS = {
     "npmi": "How often a topic's top words appear together in the same posts, beyond chance (−1 to 1): around "

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edumine.report_html import short
+from edumine.report.html import short
 
 log = logging.getLogger(__name__)
 

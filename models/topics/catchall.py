@@ -4,7 +4,7 @@ A clustering of real posts always has a few clusters that are not about anything
 titles of one poster's link posts, "(From the Desk of MargaretB) Part Three: ..."), link dumps whose text is
 a list of titles, and near-empty texts that land together because they share no content with anything
 else. c-TF-IDF still gives such a cluster words, but they are names used in a handful of its posts, so few
-of its posts contain any of its label words. ``label_coverage`` (edumine.models.evaluation) measures that:
+of its posts contain any of its label words. ``label_coverage`` (edumine.models.topics.evaluation) measures that:
 the share of a topic's core docs that use at least one of its four label words, 0.6 to 1.0 for a coherent
 topic and under 0.2 for a catch-all on the shared corpora (docs/topics.md).
 
@@ -26,7 +26,7 @@ LABEL_WORDS = 4
 
 def topic_coverage(model: Any, lemmas: list[str], topics: np.ndarray, core: np.ndarray) -> dict[int, float | None]:
     """Label coverage of each real topic of a fitted BERTopic ``model`` over its core docs."""
-    from edumine.models.evaluation import label_coverage
+    from edumine.models.topics.evaluation import label_coverage
 
     vectorizer = model.vectorizer_model
     counts = vectorizer.transform(lemmas)

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edumine.report_data import ALL
-from edumine.report_html import esc, percent, short
+from edumine.report.data import ALL
+from edumine.report.html import esc, percent, short
 
 CHANGE_EVENTS = ("emerged", "grew", "split", "merged", "declined", "faded")
 EVENT_MARKS = {"emerged": ("E", "#2ca02c"), "grew": ("G", "#1f77b4"), "split": ("S", "#e07000"),

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from edumine.models.clean import clean_text
+from edumine.models.text.clean import clean_text
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from edumine.errors import EdumineError
-from edumine.models.clean import clean_text
-from edumine.models.codebook import Codebook
+from edumine.models.text.clean import clean_text
+from edumine.models.themes.codebook import Codebook
 
 
 class LabelsError(EdumineError):

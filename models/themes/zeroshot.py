@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from edumine.models.codebook import Codebook
-from edumine.models.themes_estimators import DEFAULT_BACKEND, _BackendEmbedding, classifiers
+from edumine.models.themes.codebook import Codebook
+from edumine.models.themes.estimators import DEFAULT_BACKEND, _BackendEmbedding, classifiers
 
 
 @classifiers.register("themes.zeroshot.v2")

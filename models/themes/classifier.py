@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 from edumine.errors import EdumineError
-from edumine.models.codebook import Codebook, load_codebook
-from edumine.models.themes_config import DEFAULT_CLASSIFIER, ThemesConfig
-from edumine.models import themes_zeroshot  # noqa: F401  (registers themes.zeroshot.v2)
-from edumine.models.themes_calibration import ACC, ZERO_SHOT, PrevalenceModel, choose_method
-from edumine.models.themes_data import label_matrix, label_texts, labels_fingerprint, load_labels
-from edumine.models.themes_estimators import classifiers, make_estimator
-from edumine.models.themes_eval import cross_validate, decision_layer, out_of_fold
+from edumine.models.themes.codebook import Codebook, load_codebook
+from edumine.models.themes.config import DEFAULT_CLASSIFIER, ThemesConfig
+from edumine.models.themes import zeroshot  # noqa: F401  (registers themes.zeroshot.v2)
+from edumine.models.themes.calibration import ACC, ZERO_SHOT, PrevalenceModel, choose_method
+from edumine.models.themes.data import label_matrix, label_texts, labels_fingerprint, load_labels
+from edumine.models.themes.estimators import classifiers, make_estimator
+from edumine.models.themes.evaluation import cross_validate, decision_layer, out_of_fold
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def load_or_train(settings: ThemesConfig, *, retrain: bool = False) -> tuple[The
     model = train(settings, codebook, records)
     model.info["folder"] = str(folder)
     model.save(folder)
-    from edumine.models.themes_card import write_model_card
+    from edumine.models.themes.card import write_model_card
 
     write_model_card(model, folder)
     _point_latest(settings.model_dir, folder)

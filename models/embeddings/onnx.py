@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from edumine.models.embeddings import Embedder, embedders
+from edumine.models.embeddings.backends import Embedder, embedders
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 ``fit(lemmas, embeddings)`` learns ``model_`` (the BERTopic instance), ``center_`` (the corpus mean vector
 subtracted from every embedding: without it, static model2vec vectors are so lopsided that BERTopic puts
 almost every post in one topic), ``topics_``, ``core_``, ``catchall_`` (docs of the catch-all clusters that
-``catchall_coverage`` sent to the outliers, edumine.models.topic_catchall) and ``probabilities_``. ``random_state`` reaches every
+``catchall_coverage`` sent to the outliers, edumine.models.topics.catchall) and ``probabilities_``. ``random_state`` reaches every
 component. The vectorizer reads the lemmas (stop words, punctuation and contraction fragments already
 out), so topic words are content words.
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edumine.models.topic_catchall import GivenClusters, catchall_topics, topic_coverage
+from edumine.models.topics.catchall import GivenClusters, catchall_topics, topic_coverage
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ class TopicModel:
 
     def _drop_catchalls(self, model: Any, lemmas: list[str], vectors: np.ndarray,
                         topics: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
-        """Catch-all topics (label coverage under ``catchall_coverage``, edumine.models.topic_catchall) go to
+        """Catch-all topics (label coverage under ``catchall_coverage``, edumine.models.topics.catchall) go to
         the outliers with the non-core docs nearest them; the words and embeddings of the other topics are
         computed again from their unchanged clusters."""
         bad = catchall_topics(topic_coverage(model, lemmas, topics, topics != -1), self.catchall_coverage)

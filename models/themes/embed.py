@@ -145,7 +145,7 @@ class BackendTextEmbedder:
     the lake's shared cache) so that scoring those texts does not encode them again."""
 
     def __init__(self, cache_dir: str | Path | None, backend: str, params: dict | None = None) -> None:
-        from edumine.models.embeddings import make_embedder
+        from edumine.models.embeddings.backends import make_embedder
 
         self.cache_dir = cache_dir
         self.backend = make_embedder(backend, **(params or {}))
@@ -165,7 +165,7 @@ class BackendTextEmbedder:
             self._memory[text_hash(text)] = np.asarray(vector, dtype=np.float32)
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        from edumine.models.embeddings import EmbeddingCache
+        from edumine.models.embeddings.backends import EmbeddingCache
 
         hashes = [text_hash(t) for t in texts]
         todo = sorted({h: t for h, t in zip(hashes, texts) if h not in self._memory}.items())

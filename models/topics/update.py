@@ -131,7 +131,7 @@ class IncrementalTopicUpdate:
 
     def fit(self, model: Any, uids: list[str], lemmas: list[str], embeddings: np.ndarray,
             pool: pd.DataFrame | None = None) -> IncrementalTopicUpdate:
-        from edumine.models.topics import nearest_topics, normalise, topic_matrix
+        from edumine.models.topics.model import nearest_topics, normalise, topic_matrix
 
         if not (len(uids) == len(lemmas) == len(embeddings)):
             raise ValueError(f"{len(uids)} uids, {len(lemmas)} lemma strings and {len(embeddings)} embeddings")
@@ -155,7 +155,7 @@ class IncrementalTopicUpdate:
     def _cluster_pool(self, model: Any, matrix: np.ndarray, ids: np.ndarray) -> None:
         from sklearn.cluster import HDBSCAN
 
-        from edumine.models.topics import topic_matrix
+        from edumine.models.topics.model import topic_matrix
 
         pool_vectors = np.vstack([np.asarray(v, np.float32) for v in self.pool_["vector"]])
         labels = HDBSCAN(min_cluster_size=self.new_topic_min_docs, min_samples=self.min_samples,
@@ -283,8 +283,8 @@ def fit_or_update(ctx: Any, estimator: Any, uids: list[str], lemmas: list[str], 
     goes to ``ctx.outputs["topic_update"]`` and the lake's ``topic_updates`` table."""
     import time
 
-    from edumine.models.topic_ids import StableTopicModel, assign_stable_ids, remap, signatures_of
-    from edumine.models.topics import normalise
+    from edumine.models.topics.ids import StableTopicModel, assign_stable_ids, remap, signatures_of
+    from edumine.models.topics.model import normalise
 
     started = time.perf_counter()
     settings = ctx.config.lineage
@@ -340,7 +340,7 @@ def fit_or_update(ctx: Any, estimator: Any, uids: list[str], lemmas: list[str], 
 
 def _kept_ids(lake: Any, run_id: str) -> set[int]:
     """Stable ids this run kept from an earlier one (for the run summary)."""
-    from edumine.models.topic_ids import HISTORY_TABLE, _read
+    from edumine.models.topics.ids import HISTORY_TABLE, _read
 
     history = _read(lake, HISTORY_TABLE)
     if history is None or history.empty:
@@ -351,8 +351,8 @@ def _kept_ids(lake: Any, run_id: str) -> set[int]:
 
 def _update(ctx: Any, previous: Any, uids: list[str], lemmas: list[str], vectors: np.ndarray,
             embedding_key: str) -> tuple[Any, dict[str, Any]]:
-    from edumine.models.topic_ids import StableTopicModel, add_stable_ids, remap, signatures_of
-    from edumine.models.topics import normalise
+    from edumine.models.topics.ids import StableTopicModel, add_stable_ids, remap, signatures_of
+    from edumine.models.topics.model import normalise
 
     settings = ctx.config.lineage.update
     known, cores = _previous_assignments(ctx.lake)

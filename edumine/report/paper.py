@@ -58,7 +58,7 @@ def paper_wide(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def paper_html(wide: pd.DataFrame) -> str:
-    from edumine.report import esc
+    from edumine.report.build import esc
 
     communities: list[tuple[str, int]] = []
     for community, _ in wide.columns:
@@ -84,7 +84,7 @@ def _format(metric: str, value: Any) -> str:
 
 def paper_sections(data: Any, manifest: dict[str, Any] | None) -> list[Any]:
     """The report's section, when this run's config enabled ``paper_table`` and the stage wrote the table."""
-    from edumine.report import Section
+    from edumine.report.build import Section
 
     settings = ((manifest or {}).get("config") or {}).get(TABLE) or {}
     if not settings.get("enabled"):

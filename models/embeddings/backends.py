@@ -7,7 +7,7 @@ Backends (registry names are versioned; a behaviour change ships under a new nam
 - ``embeddings.static.v1``: a model2vec static model distilled from that MiniLM (token vectors averaged;
   thousands of docs/s). The artefact is built by ``scripts/distill_static.sh`` in its own environment.
 - ``embeddings.minilm_onnx.v1``: the same MiniLM exported to ONNX from the local weights and int8-quantised,
-  run by ONNX Runtime with length-bucketed batches (``models/embeddings_onnx.py``).
+  run by ONNX Runtime with length-bucketed batches (``models/embeddings/onnx.py``).
 - ``embeddings.tfidf_svd.v1``: TF-IDF over the lemmas, reduced by TruncatedSVD (scikit-learn). It is fitted
   on the first corpus it sees and the fitted state is kept with the cache, so cached vectors stay valid.
 
@@ -332,4 +332,4 @@ def embed_with_cache(embedder: Embedder, cache_root: Path, uids: list[str], hash
                      "docs_per_s": round(len(todo) / seconds, 1) if len(todo) and seconds else None}
 
 
-from edumine.models import embeddings_onnx as _embeddings_onnx  # noqa: E402,F401  (registers embeddings.minilm_onnx.v1)
+from edumine.models.embeddings import onnx as _embeddings_onnx  # noqa: E402,F401  (registers embeddings.minilm_onnx.v1)

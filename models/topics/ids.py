@@ -287,7 +287,7 @@ class StableTopicModel:
     def load(cls, folder: Path) -> StableTopicModel:
         import json
 
-        from edumine.models.topics import TopicModel
+        from edumine.models.topics.model import TopicModel
 
         inner = TopicModel.load(folder)
         path = Path(folder) / cls.MAPPING_FILE

@@ -35,7 +35,7 @@ def zero_shot_card(model: Any) -> str:
         "## Approach",
         "- Each theme's descriptions (label + definition, cues, examples) and each post are embedded with MiniLM; a "
         "post gets a theme when its similarity to that theme's closest description is high enough and near its best "
-        "theme's (`models/themes_zeroshot.py`).",
+        "theme's (`models/themes/zeroshot.py`).",
         "- **Scores are not probabilities** (uncalibrated; there are no labels to calibrate on) and prevalence is "
         "plain classify-and-count, marked `method = zero-shot` and `reliable = false` in `theme_prevalence`.", "",
         "## Quality",
@@ -64,11 +64,11 @@ def model_card(model: Any) -> str:
         f"`edumine themes import-labels`), {info['n_no_theme']} with no theme; labels fingerprint "
         f"{info['labels_fingerprint']}.",
         "- Label files: " + ", ".join(f"`{p}`" for p in info["label_files"]) + ".",
-        "- Text: `edumine.models.clean.clean_text(title, body)` (HTML entities, markdown, links, quotes and edit "
+        "- Text: `edumine.models.text.clean.clean_text(title, body)` (HTML entities, markdown, links, quotes and edit "
         "lines removed), the same function the pipeline and `edumine themes predict` use.",
         "",
         "## Approach",
-        f"- Estimator `{info['classifier']}` (see `models/themes_estimators.py`), effective parameters "
+        f"- Estimator `{info['classifier']}` (see `models/themes/estimators.py`), effective parameters "
         f"`{json.dumps(_effective_params(model), sort_keys=True)}`.",
         f"- One decision threshold per theme, tuned for F1 on out-of-fold probabilities of an inner "
         "cross-validation of the training set (never on the posts scored).",

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from edumine.errors import EdumineError
-from edumine.models.codebook import Codebook
-from edumine.models.themes_data import label_key, read_jsonl, text_or_none
+from edumine.models.themes.codebook import Codebook
+from edumine.models.themes.data import label_key, read_jsonl, text_or_none
 
 NO_THEME = "no_theme"
 INFO_COLUMNS = ["uid", "key", "window_label", "community", "created_at", "uncertain_theme", "uncertainty",

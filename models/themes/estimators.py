@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from edumine.models.codebook import Codebook
+from edumine.models.themes.codebook import Codebook
 from edumine import registry
 
 classifiers = registry.theme_classifiers
@@ -114,7 +114,7 @@ class _Embedding:
     """Mixin: MiniLM vectors from a shared, cached embedder (not pickled with the model)."""
 
     def _embedder(self):  # noqa: ANN202
-        from edumine.models.themes_embed import shared_embedder
+        from edumine.models.themes.embed import shared_embedder
 
         return shared_embedder(self.cache_dir, self.precision)
 
@@ -244,7 +244,7 @@ class _BackendEmbedding:
         return self.backend, dict(DEFAULT_BACKEND_PARAMS if self.backend_params is None else self.backend_params)
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        from edumine.models.themes_embed import backend_embedder
+        from edumine.models.themes.embed import backend_embedder
 
         name, params = self.embedding_spec()
         return backend_embedder(self.cache_dir, name, params).embed(list(texts))
@@ -324,4 +324,4 @@ def make_estimator(name: str, codebook: Codebook, params: dict[str, Any] | None 
     return cls(**kwargs)
 
 
-from edumine.models import themes_zeroshot as _themes_zeroshot  # noqa: E402,F401  (registers themes.zeroshot.v2)
+from edumine.models.themes import zeroshot as _themes_zeroshot  # noqa: E402,F401  (registers themes.zeroshot.v2)

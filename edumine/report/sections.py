@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from edumine.report_charts import activity_figure, heatmap_figure, people_figure, prevalence_figure, rates_figure
-from edumine.report_data import ALL, Data, pick, prevalence, theme_reliability, with_all_scope
-from edumine.report_html import Charts, Section, esc, html_table, missing, short
+from edumine.report.charts import activity_figure, heatmap_figure, people_figure, prevalence_figure, rates_figure
+from edumine.report.data import ALL, Data, pick, prevalence, theme_reliability, with_all_scope
+from edumine.report.html import Charts, Section, esc, html_table, missing, short
 
 
 @dataclass

@@ -27,15 +27,15 @@ from typing import Any
 import pandas as pd
 
 from edumine.faults import kill_point
-from edumine.report_charts import lineage_figure
-from edumine.report_data import Data, latest_manifest, pick, prevalence, topic_info, with_all_scope
-from edumine.report_html import Charts, Section, esc, html_table, missing
-from edumine.report_lineage import lineage_view, normalise_events
-from edumine.report_quality import trust_section_body
-from edumine.report_sections import (ReportSettings, activity_section, crosstab_section, flatten, provenance_body,
+from edumine.report.charts import lineage_figure
+from edumine.report.data import Data, latest_manifest, pick, prevalence, topic_info, with_all_scope
+from edumine.report.html import Charts, Section, esc, html_table, missing
+from edumine.report.lineage import lineage_view, normalise_events
+from edumine.report.quality import trust_section_body
+from edumine.report.sections import (ReportSettings, activity_section, crosstab_section, flatten, provenance_body,
                                      provenance_section, themes_quality, themes_section, threads_section,
                                      topics_section)
-from edumine.report_topics import detail_blocks
+from edumine.report.topics import detail_blocks
 from edumine.schema import UTC
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def build_report(lake_root: str | Path, *, manifest: dict[str, Any] | None = Non
                                        lambda: themes_section(data, charts, manifest, settings, themes)))
         sections.append(_guard_section("crosstab", "Topics × themes", lambda: crosstab_section(data, charts, topics)))
         sections.append(_guard_section("threads", "Most discussed threads", lambda: threads_section(data)))
-        from edumine.report_paper import paper_sections  # the replication table (issue 15), when configured
+        from edumine.report.paper import paper_sections  # the replication table (issue 15), when configured
         sections.extend(_guard("paper_table", lambda: paper_sections(data, manifest), []))
     finally:
         data.close()
@@ -178,7 +178,7 @@ def _status_line(manifest: dict[str, Any] | None) -> str:
 def render_page(sections: list[Section], manifest: dict[str, Any] | None, root: Path) -> str:
     from plotly.offline import get_plotlyjs
 
-    from edumine.report_template import LOADER, PAGE, STYLE
+    from edumine.report.template import LOADER, PAGE, STYLE
 
     run_id = (manifest or {}).get("run_id", "no run")
     nav = "".join(f'<a href="#{s.key}" class="s-{s.status}">{esc(s.title)}</a>' for s in sections)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edumine.models.themes_data import multilabel_folds
+from edumine.models.themes.data import multilabel_folds
 
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
 
@@ -101,7 +101,7 @@ def decision_layer(Y: np.ndarray, inner: np.ndarray, *, calibration: str | None 
                    max_predicted_ratio: float = MAX_PREDICTED_RATIO) -> tuple[Any, np.ndarray, Any]:
     """From out-of-fold raw scores of a training set: (calibrator or None, thresholds on the calibrated
     scale, error rates of those thresholded decisions)."""
-    from edumine.models.themes_calibration import Calibrator, ErrorRates
+    from edumine.models.themes.calibration import Calibrator, ErrorRates
 
     calibrator = Calibrator(calibration).fit(Y, inner) if calibration else None
     scores = calibrator.transform(inner) if calibrator is not None else inner
@@ -118,7 +118,7 @@ def cross_validate(factory: Callable[[], Any], texts: Sequence[str], Y: np.ndarr
     computed on the pooled out-of-fold decisions (a rare theme has too few positives per fold for fold-wise
     F1), and the spread of fold-wise macro-F1 is reported alongside; calibration (Brier, ECE, reliability)
     on the pooled calibrated probabilities; prevalence estimators on groups (fold x ``groups``)."""
-    from edumine.models.themes_calibration import calibration_report, group_errors
+    from edumine.models.themes.calibration import calibration_report, group_errors
 
     texts = list(texts)
     pred = np.zeros(Y.shape, dtype=np.int8)
@@ -145,7 +145,7 @@ def cross_validate(factory: Callable[[], Any], texts: Sequence[str], Y: np.ndarr
     result["calibrated"] = calibration is not None
     result["prevalence_errors"] = group_errors(Y, P, pred, group_of, rates_per_row)
     if groups is not None:  # the same, over whole kind x community groups (larger: less chance variation)
-        from edumine.models.themes_calibration import ErrorRates
+        from edumine.models.themes.calibration import ErrorRates
 
         pooled = ErrorRates(*(sum(getattr(r, f) for r in {id(r): r for r in rates_per_row}.values())
                               for f in ("tp", "fn", "fp", "tn")))
@@ -172,7 +172,7 @@ def held_out(factory: Callable[[], Any], texts: Sequence[str], Y: np.ndarray, th
     P = calibrator.transform(raw) if calibrator is not None else raw
     pred = (P >= thresholds).astype(np.int8)
     result = theme_metrics(Y[test], pred, theme_ids)
-    from edumine.models.themes_calibration import calibration_report
+    from edumine.models.themes.calibration import calibration_report
 
     result["calibration"] = calibration_report(Y[test], P, theme_ids)
     result["confusion"] = theme_confusion(Y[test], pred, theme_ids)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edumine.models.embeddings import Embedder, EmbeddingCache, embed_with_cache, embedders, make_embedder
+from edumine.models.embeddings.backends import Embedder, EmbeddingCache, embed_with_cache, embedders, make_embedder
 
 DEFAULT_PARTS: list[dict[str, Any]] = [
     {"backend": "embeddings.tfidf_svd.v1", "params": {"ngram_max": 1}},

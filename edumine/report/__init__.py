@@ -1,0 +1,1 @@
+"""The HTML report: data gathered from the summary store, charts, sections and the page template."""
