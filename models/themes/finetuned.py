@@ -31,12 +31,16 @@ log = logging.getLogger(__name__)
 
 @classifiers.register("themes.minilm_finetuned.v1")
 class MiniLMFineTuned(BaseEstimator):
-    """Top ``tuned_layers`` of MiniLM + a linear head trained with class-balanced BCE (``epochs`` passes,
-    AdamW, linear warm-up/decay), scores averaged with TF-IDF + LR at ``tfidf_weight``."""
+    """Top ``tuned_layers`` of MiniLM + a linear head trained with class-balanced BCE: first the head alone
+    (``probe_steps`` full-batch steps on the frozen vectors), then both for ``epochs`` passes (AdamW, linear
+    warm-up/decay); scores averaged with TF-IDF + LR at ``tfidf_weight``. Not the default: on the shared
+    labels it stays below ``themes.tfidf_minilm_logreg.v1`` (docs/themes.md, ``benchmarks/themes_finetune.py``)
+    and one fit costs ~10 minutes of the 2 shared cores, so a training with ``threshold_folds: 5`` (six fits)
+    takes an hour; set ``eval_folds: 0`` and ``threshold_folds: 2`` to try it."""
 
-    def __init__(self, codebook: Codebook | None = None, epochs: int = 2, lr: float = 5e-5, head_lr: float = 2e-3,
+    def __init__(self, codebook: Codebook | None = None, epochs: int = 2, lr: float = 5e-5, head_lr: float = 1e-4,
                  batch_size: int = 16, tuned_layers: int = 1, max_seq_length: int = 128, head_tail: int = 0,
-                 max_pos_weight: float = 10.0, probe_steps: int = 0, codebook_weight: float = 1.0, tfidf_weight: float = 0.5,
+                 max_pos_weight: float = 10.0, probe_steps: int = 300, codebook_weight: float = 1.0, tfidf_weight: float = 0.5,
                  tfidf_C: float = 10.0, C: float = 1.0, threads: int = 2, cache_dir: str | None = None,
                  seed: int = 0) -> None:
         self.codebook = codebook
