@@ -62,6 +62,7 @@ def compare(old: Path, new: Path, ignore: set[str], renames: dict[str, str]) -> 
             print(f"{name}: columns differ (only old: {only_old}, only new: {only_new}); comparing {len(common)} common")
             old_rows = Counter(tuple(r[old_cols.index(c)] for c in common) for r in old_rows.elements())
             new_rows = Counter(tuple(r[new_cols.index(c)] for c in common) for r in new_rows.elements())
+            same = False  # a column that is not mapped by --rename is a difference, whatever the rows say
         missing, extra = old_rows - new_rows, new_rows - old_rows
         status = "identical" if not missing and not extra else "DIFFERENT"
         same &= status == "identical"
