@@ -171,8 +171,7 @@ def main() -> None:
                             "seconds": round(time.perf_counter() - started, 1),
                             "load": open("/proc/loadavg").read().split()[0]}
             print(key, {k: v for k, v in results[key].items() if k != "per_theme_f1"}, flush=True)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(results, indent=1))
+            save(args.out, key, results[key])
         if args.only is None and args.student:
             continue
         if args.only and not any(o in name for o in args.only):
@@ -192,8 +191,17 @@ def main() -> None:
         results[f"{name} [{args.protocol}]"] = entry
         print(f"{name} [{args.protocol}]: macro-F1 {entry['macro_f1']:.3f} micro {entry['micro_f1']:.3f} "
               f"macro-AP {entry['macro_ap']} ({seconds:.0f}s, load {entry['load']})", flush=True)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1))
+        save(args.out, f"{name} [{args.protocol}]", entry)
+
+
+def save(out: Path, key: str, entry: dict) -> None:
+    """Add one row to the results file, re-read first (another run may have added rows meanwhile)."""
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    results[key] = entry
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(out)
 
 
 if __name__ == "__main__":

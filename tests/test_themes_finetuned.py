@@ -18,7 +18,7 @@ from edumine.models.themes.estimators import make_estimator
 
 CODEBOOK = SHARED / "codebook" / "sdl_themes.yaml"
 LABELS = SHARED / "labels" / "sdl_train.jsonl"
-FAST = {"epochs": 1, "max_seq_length": 32, "batch_size": 8, "codebook_weight": 0.0}
+FAST = {"epochs": 1, "max_seq_length": 32, "batch_size": 8, "codebook_weight": 0.0, "probe_steps": 20}
 TEXTS = ["Any advice for my first interview for a teaching job?", "Free fraction worksheets I made, enjoy"]
 
 
@@ -60,6 +60,7 @@ def test_same_inputs_give_identical_weights_and_a_refit_reads_the_cache(small_la
             texts, np.roll(Y, 1, axis=0))
 
 
+@pytest.mark.slow  # six fine-tunes (two models x three fits): minutes on the shared cores
 def test_the_theme_model_is_calibrated_cached_and_identical_when_trained_twice(small_labels: Path,
                                                                                 tmp_path: Path) -> None:
     def settings(folder: Path) -> ThemesConfig:
