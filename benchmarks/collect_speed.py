@@ -113,6 +113,9 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--workers", type=int, help="the source's workers (default: the collector decides)")
+    parser.add_argument("--baseline", help="another checkout's edumine command (e.g. /work/main/.venv/bin/edumine), "
+                                           "measured the same way beside this one")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     dump = OUT / f"RC_speed_{args.lines}.zst"
@@ -128,24 +131,27 @@ def main() -> None:
     env = dict(os.environ, EDUMINE_PSEUDONYM_KEY="benchmark-key", PYTHONHASHSEED="0")
     python = sys.executable
     edumine = str(Path(python).parent / "edumine")
-    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "collect": []}
+    commands = {"collect": edumine, **({"baseline": args.baseline} if args.baseline else {})}
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], **{name: [] for name in commands}}
     records = None
     load_before = os.getloadavg()
     for repeat in range(args.repeats):
         runs["bare"].append(timed([python, "-c", BARE, str(dump)], env=env, log=work / f"bare-{repeat}.log"))
-        lake = work / f"lake-{repeat}"
-        config = work / f"collect-{repeat}.yaml"
-        config.write_text(json.dumps({"lake": str(lake), "sources": [{"kind": "reddit.dumps.v1",
-                                                                      "paths": [str(dump)]}]}))
-        runs["collect"].append(timed([edumine, "collect", "-c", str(config)], env=env,
-                                     log=work / f"collect-{repeat}.log"))
-        manifest = json.loads(sorted((lake / "runs").glob("*/manifest.json"))[-1].read_text())
-        source = manifest["inputs"][0]
-        records = source["records"] + source["quarantined_total"]
-        runs["collect"][-1].update(records=source["records"], quarantined=source["quarantined_total"],
-                                   added=source["added"], stage_s=manifest["timings"]["collect"])
-        shutil.rmtree(lake)
-        sys.stderr.write(f"repeat {repeat}: bare {runs['bare'][-1]}, collect {runs['collect'][-1]}\n")
+        for name, command in commands.items():
+            lake = work / f"lake-{name}-{repeat}"
+            config = work / f"{name}-{repeat}.yaml"
+            source = {"kind": "reddit.dumps.v1", "paths": [str(dump)]}
+            if args.workers is not None and name == "collect":
+                source["workers"] = args.workers
+            config.write_text(json.dumps({"lake": str(lake), "sources": [source]}))
+            runs[name].append(timed([command, "collect", "-c", str(config)], env=env, log=work / f"{name}-{repeat}.log"))
+            manifest = json.loads(sorted((lake / "runs").glob("*/manifest.json"))[-1].read_text())
+            source = manifest["inputs"][0]
+            records = source["records"] + source["quarantined_total"]
+            runs[name][-1].update(records=source["records"], quarantined=source["quarantined_total"],
+                                  added=source["added"], stage_s=manifest["timings"]["collect"])
+            shutil.rmtree(lake)
+        sys.stderr.write(f"repeat {repeat}: " + ", ".join(f"{k} {v[-1]}" for k, v in runs.items()) + "\n")
     load_after = os.getloadavg()
     lines = args.lines
     summary = {name: {"wall_s": statistics.median(r["wall_s"] for r in rs),
@@ -153,13 +159,16 @@ def main() -> None:
                       "cpu_s": statistics.median(r["cpu_s"] for r in rs)} for name, rs in runs.items()}
     for name in summary:
         summary[name]["records_per_s"] = round(lines / summary[name]["wall_s"])
-    stage = statistics.median(r["stage_s"] for r in runs["collect"])
-    summary["collect_stage"] = {"wall_s": stage, "records_per_s": round(lines / stage)}
+    for name in commands:
+        stage = statistics.median(r["stage_s"] for r in runs[name])
+        summary[f"{name}_stage"] = {"wall_s": stage, "records_per_s": round(lines / stage)}
     result = {"lines": lines, "records_read": records, "repeats": args.repeats, "cores": os.cpu_count(),
               "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after],
               "summary": summary, "runs": runs,
               "ratio": round(summary["collect"]["records_per_s"] / summary["bare"]["records_per_s"], 2),
               "stage_ratio": round(summary["collect_stage"]["records_per_s"] / summary["bare"]["records_per_s"], 2),
+              "workers": args.workers, "baseline": args.baseline, "baseline_commit": _commit(Path(args.baseline).resolve().parents[2])
+              if args.baseline else None, "commit": _commit(ROOT),
               "commands": {"bare": f"/usr/bin/time -v python -c <bare loop> {dump.name}",
                            "collect": "/usr/bin/time -v edumine collect -c <config: one reddit.dumps.v1 source>"}}
     (OUT / f"collect-speed-{lines}.json").write_text(json.dumps(result, indent=2))
@@ -168,19 +177,31 @@ def main() -> None:
         write_docs(result)
 
 
+def _commit(folder: Path) -> str:
+    found = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return found.stdout.strip() or "?"
+
+
 def write_docs(result: dict[str, Any]) -> None:
     s = result["summary"]
-    title = f"### Collection at parse speed, {result['lines']:,} lines"
+    title = f"### Collection at parse speed, {result['lines']:,} lines" + \
+        (f", {result['workers']} workers" if result.get("workers") is not None else "")
     table = [title, "",
-             f"`.venv/bin/python benchmarks/collect_speed.py --lines {result['lines']} --repeats {result['repeats']}`: "
+             f"`.venv/bin/python benchmarks/collect_speed.py --lines {result['lines']} --repeats {result['repeats']}"
+             + (f" --workers {result['workers']}" if result.get("workers") is not None else "")
+             + (f" --baseline {result['baseline']}" if result["baseline"] else "") + "`: "
              f"whole processes under `/usr/bin/time -v`, alternated, medians of {result['repeats']}; "
              f"{result['cores']} cores, load {result['load_before'][0]} before, {result['load_after'][0]} after.", "",
              "| process | wall s | records/s | CPU s | peak RSS MB |", "|---|---|---|---|---|"]
-    for name, label in (("bare", "bare zstd + `json.loads` loop"), ("collect", "`edumine collect`")):
+    rows = [("bare", "bare zstd + `json.loads` loop"), ("collect", "`edumine collect` (this branch)")]
+    if "baseline" in s:
+        rows.append(("baseline", f"`edumine collect` before (commit {result['baseline_commit']})"))
+    for name, label in rows:
         table.append(f"| {label} | {s[name]['wall_s']} | {s[name]['records_per_s']:,} | {s[name]['cpu_s']} | "
                      f"{s[name]['peak_rss_mb']:,} |")
-    table.append(f"| the collect stage inside it (manifest `timings.collect`) | {s['collect_stage']['wall_s']} | "
-                 f"{s['collect_stage']['records_per_s']:,} | | |")
+    for name, label in rows[1:]:
+        table.append(f"| the collect stage inside {label} (manifest `timings.collect`) | {s[name + '_stage']['wall_s']} | "
+                     f"{s[name + '_stage']['records_per_s']:,} | | |")
     table += ["", f"collect / bare: **{result['ratio']}×** ({result['runs']['collect'][-1]['records']:,} records "
                   f"stored, {result['runs']['collect'][-1]['quarantined']:,} quarantined); the collect stage alone / bare: "
                   f"**{result['stage_ratio']}×** (the rest of the command is starting and stopping Prefect's "

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from itertools import islice
 from operator import itemgetter
 from typing import Any
@@ -35,7 +36,7 @@ import pyarrow.compute as pc
 from edumine.miners.base import BadRecord, ReadStats, Rejected
 from edumine.miners.records import normalise_record
 from edumine.privacy import Pseudonymiser
-from edumine.schema import DELETED_TEXT, FILE_SCHEMA, community_slug
+from edumine.schema import DELETED_TEXT, FILE_SCHEMA, TS, UTC, community_slug
 
 log = logging.getLogger("edumine.miners.ingest")
 
@@ -44,6 +45,9 @@ TEXT_FIELDS = ("title", "body", "url", "link_url", "flair")  # every free-text f
 _RECORD_NAMES = tuple(FILE_SCHEMA.names)
 # Rows whose text may hold a username: a superset of Pseudonymiser.text's own test (RE2 folds case more widely).
 _MAY_NAME = r"(?i)u/|user/|r/u_"
+_TIMES = ("created_at", "edited_at", "retrieved_at")  # aware datetimes, as normalise_record leaves them
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 STAGED_SCHEMA = pa.schema(list(FILE_SCHEMA) + [pa.field("platform", pa.string()), pa.field("community", pa.string()),
                                                pa.field("month", pa.string())])
 
@@ -141,7 +145,11 @@ def prepare_table(batch: Batch, pseudonymiser: Pseudonymiser, kind: str, run_id:
     for name in _RECORD_NAMES:
         if name in ("author", "is_deleted", "source", "ingest_run") or name in TEXT_FIELDS:
             continue
-        arrays[name] = pa.array(columns[name], FILE_SCHEMA.field(name).type)
+        if name in _TIMES:  # aware datetimes as exact microseconds: twice as fast as pa.array converts them
+            micros = [None if moment is None else (moment - _EPOCH) // _MICROSECOND for moment in columns[name]]
+            arrays[name] = pa.array(micros, pa.int64()).cast(TS)
+        else:
+            arrays[name] = pa.array(columns[name], FILE_SCHEMA.field(name).type)
     authors = pa.array(columns["author"], pa.string()).dictionary_encode()
     names = authors.dictionary.to_pylist()
     arrays["author"] = pa.array([pseudonymiser.author(name) for name in names], pa.string()).take(authors.indices)
@@ -269,8 +277,9 @@ def _merged(batch: Batch, stats: ReadStats) -> Batch:
 
 
 def default_workers(source: Any) -> int:
-    """Worker processes for a source's batch jobs: one per core for large dumps (the main process
-    decompresses, pseudonymises and stages meanwhile), none for small inputs (starting workers costs more)."""
+    """Worker processes for a source's batch jobs: one per idle core for large dumps (the main process
+    decompresses, pseudonymises and stages meanwhile); none for small inputs, or on a machine whose cores are
+    all busy already (there, starting workers costs more than they give back)."""
     configured = getattr(source, "workers", None)
     if configured is not None:
         return max(int(configured), 0)
@@ -278,4 +287,6 @@ def default_workers(source: Any) -> int:
         return 0
     size = sum(path.stat().st_size for path in source.files()[0] if path.exists())
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return min(cores, 8) if size >= 32 * 2**20 and cores > 1 else 0
+    idle = int(cores - os.getloadavg()[0] + 0.5)
+    workers = min(cores, idle, 8)
+    return workers if size >= 32 * 2**20 and workers >= 1 and cores > 1 else 0

@@ -93,6 +93,8 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
     with Progress(f"collecting {label}", unit="records", logger=log, summary=False) as progress:
         if batched:
             workers = default_workers(source) if workers is None else workers
+            if workers:
+                log.info("source %s: reading in %d worker processes", label, workers)
             report.records, profiles_left_out = _ingest_batches(
                 source, stats, writer, quarantine, pseudonymiser, progress, label=label, kind=kind, run_id=run_id,
                 plausible=plausible, user_profiles=user_profiles, workers=workers)
