@@ -186,6 +186,7 @@ def write_docs(result: dict[str, Any]) -> None:
     s = result["summary"]
     title = f"### Collection at parse speed, {result['lines']:,} lines" + \
         (f", {result['workers']} workers" if result.get("workers") is not None else "")
+    # (without --workers the collector decides: none on a machine with no idle core)
     table = [title, "",
              f"`.venv/bin/python benchmarks/collect_speed.py --lines {result['lines']} --repeats {result['repeats']}"
              + (f" --workers {result['workers']}" if result.get("workers") is not None else "")

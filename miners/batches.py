@@ -214,7 +214,10 @@ def batches(source: Any, stats: ReadStats, settings: Settings, *, workers: int) 
             yield run_job(chunk, settings, stats)
         return
     jobs = source.batch_jobs(stats)
-    if workers <= 1:
+    if workers and multiprocessing.current_process().daemon:  # e.g. a Dask worker: it may not have children
+        log.info("source %s: reading in this process (a daemonic process cannot start workers)", settings.label)
+        workers = 0
+    if workers < 1:
         for job in jobs:
             yield _merged(_rejected_batch(job) if isinstance(job, Rejected) else run_job(job, settings), stats)
         return
