@@ -100,8 +100,12 @@ def test_batched_lake_equals_record_at_a_time(tmp_path: Path, inputs: list[str],
     assert "Alice_T" not in mentions and "bob-99" not in mentions and "carol_x" not in mentions
 
 
-def test_batched_path_is_the_default_and_runs_in_workers_for_large_dumps(tmp_path: Path) -> None:
+def test_small_dumps_are_read_without_workers_unless_configured(tmp_path: Path) -> None:
+    import inspect
+
     from edumine.miners.batches import default_workers
+
+    assert inspect.signature(ingest_source).parameters["batched"].default is True
 
     small = write_zst(tmp_path / "RS_small.zst", [json.dumps(submission("s1"))])
     assert default_workers(RedditDumpSource(paths=[str(small)])) == 0
