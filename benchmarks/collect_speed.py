@@ -15,7 +15,7 @@ Two whole processes, each under ``/usr/bin/time -v``, alternated ``repeats`` tim
              researcher would write to read a dump; no normalisation, nothing written)
   collect  - ``edumine collect`` of the dump into a fresh lake with the default config (Prefect flow, reading,
              normalising, quarantining, pseudonymising, staging, merging, atomic Parquet writes, manifest)
-The JSON goes to ``benchmarks/out/collect-speed-<lines>.json``, a table to ``docs/performance.md``.
+The JSON goes to ``benchmarks/out/collect-speed-<lines>.json``, a table to ``benchmarks/results/collect.md``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpora" / "reddit-teaching-2017-18"
 ERAS = SHARED / "fixtures" / "pushshift-eras"
 OUT = ROOT / "benchmarks" / "out"
-DOCS = ROOT / "docs" / "performance.md"
+DOCS = ROOT / "benchmarks" / "results" / "collect.md"
 FORMAT = "speed.v1"  # bump when the dump's content changes
 
 BARE = """
@@ -207,7 +207,7 @@ def write_docs(result: dict[str, Any]) -> None:
                   f"stored, {result['runs']['collect'][-1]['quarantined']:,} quarantined); the collect stage alone / bare: "
                   f"**{result['stage_ratio']}×** (the rest of the command is starting and stopping Prefect's "
                   "temporary server, imports and the manifest).", ""]
-    text = DOCS.read_text() if DOCS.exists() else "# Performance\n"
+    text = DOCS.read_text() if DOCS.exists() else "# Results: collection at parse speed\n"
     pattern = re.compile(rf"{re.escape(title)}\n.*?(?=\n### |\n## |\Z)", re.S)
     block = "\n".join(table)
     text = pattern.sub(lambda _: block.rstrip("\n"), text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
