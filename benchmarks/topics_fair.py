@@ -114,7 +114,8 @@ def run_edumine(data: dict[str, Any], corpus: str, seed: int, options: dict[str,
     index = {t: i for i, t in enumerate(ids)}
     topics = np.array([index.get(int(t), -1) for t in model.topics_])
     extra = {"catchall_docs_share": round(float(np.mean(getattr(model, "catchall_", [0]))), 4),
-             "core_share": round(float(np.mean(model.core_)), 4)}
+             "core_share": round(float(np.mean(model.core_)), 4), "k": int(model.n_clusters_),
+             "k_scores": getattr(model, "k_scores_", None)}
     return {"words": words, "topics": topics, "embed_seconds": embed_seconds, "fit_seconds": fit,
             "fit_cpu_seconds": cpu,
             "params": {k: v for k, v in params.items()}, "vectors": which, **extra}
