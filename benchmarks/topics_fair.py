@@ -259,6 +259,7 @@ def main() -> None:
             if args.in_process:
                 rows.append(run_one(spec, args.corpus, seed))
                 _report(rows[-1])
+                _write(args, rows)
                 continue
             done = subprocess.run([sys.executable, __file__, "--one", spec, "--corpus", args.corpus, "--seeds",
                                    str(seed)], capture_output=True, text=True, check=False, env=env)
@@ -267,11 +268,16 @@ def main() -> None:
                 continue
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
             _report(rows[-1])
+            _write(args, rows)  # after every run: a sweep stopped half-way keeps what it measured
+    sys.stderr.write(f"wrote {_write(args, rows)}\n")
+
+
+def _write(args: argparse.Namespace, rows: list[dict[str, Any]]) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"fair-{args.corpus}{'-' + args.tag if args.tag else ''}.json"
     path.write_text(json.dumps({"corpus": args.corpus, "summary": summarise(rows, args.minilm_docs_per_s),
                                 "runs": rows}, indent=1, default=str) + "\n", encoding="utf-8")
-    sys.stderr.write(f"wrote {path}\n")
+    return path
 
 
 def _report(row: dict[str, Any]) -> None:

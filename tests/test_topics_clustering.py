@@ -60,8 +60,9 @@ def test_clustering_names_are_versioned_and_old_names_keep_their_defaults(tmp_pa
         topic_clusterings.names())
     assert topic_clusterings.get("kmeans") is topic_clusterings.get("topics.kmeans.v1")
     assert topic_clusterings.get("hdbscan") is topic_clusterings.get("topics.hdbscan.v1")
-    versioned = lambda name, **given: {k: v for k, v in resolve_params({"clustering": name, **given}).items()  # noqa: E731
-                                       if k != "clustering"}
+    def versioned(name: str, **given: object) -> dict:
+        return {k: v for k, v in resolve_params({"clustering": name, **given}).items() if k != "clustering"}
+
     before_17 = {"n_clusters": "auto", "catchall_coverage": 0.0, "outlier_threshold": 0.35}
     assert versioned("kmeans") == versioned("topics.kmeans.v1") == before_17
     assert versioned("topics.kmeans.v2") == {"n_clusters": "auto", "catchall_coverage": 0.3, "outlier_threshold": 0.25}
@@ -83,7 +84,9 @@ def test_an_old_config_name_reproduces_its_topics_and_v2_drops_the_catchalls(tea
     assert (v2.catchall_coverage_, v2.outlier_threshold_) == (0.3, 0.25)
     assert v2.catchall_.any() and len(v2.topic_ids()) < len(v1.topic_ids())
     # Same k-means clusters: v2's topics are v1's cores minus the catch-alls.
-    cores = lambda m: {frozenset(np.flatnonzero(m.core_ & (m.topics_ == t)).tolist()) for t in m.topic_ids()}  # noqa: E731
+    def cores(m: TopicModel) -> set[frozenset[int]]:
+        return {frozenset(np.flatnonzero(m.core_ & (m.topics_ == t)).tolist()) for t in m.topic_ids()}
+
     assert cores(v2) < cores(v1)
 
 
@@ -103,13 +106,13 @@ def test_gmm_gives_each_core_doc_its_posterior(teaching) -> None:  # noqa: ANN00
     assert (mixture.probabilities_ > 0).all() and (mixture.probabilities_ <= 1).all()
     # Each topic's core is one mixture component's core (the catch-all clusters' cores are outliers).
     components = mixture.gmm_.predict_proba(normalise(vectors, model.center_)).argmax(axis=1)
-    for topic in model.topic_ids():
+    for topic in set(model.topic_ids()) - {-1}:
         assert len(set(components[core & (model.topics_ == topic)].tolist())) == 1
     assert (model.catchall_ & (mixture.labels_ != -1)).any()
 
 
 def test_k_by_criterion_is_the_best_candidate_around_the_square_root(teaching) -> None:  # noqa: ANN001
-    from edumine.models.topics.clustering import MIN_DIVERSITY, candidate_ks, scale_k
+    from edumine.models.topics.clustering import MAX_OUTLIERS, MIN_DIVERSITY, candidate_ks, scale_k
     from edumine.models.topics.model import TopicModel
 
     _, lemmas, vectors = teaching
@@ -120,7 +123,8 @@ def test_k_by_criterion_is_the_best_candidate_around_the_square_root(teaching) -
     by_npmi = TopicModel(n_clusters="npmi").fit(lemmas, vectors)
     scores, train = by_npmi.k_scores_, int(n * 0.8)
     assert sorted(scores) == candidate_ks(train)
-    allowed = [k for k, s in scores.items() if s["diversity"] >= MIN_DIVERSITY] or list(scores)
+    allowed = [k for k, s in scores.items() if s["diversity"] >= MIN_DIVERSITY and s["outliers"] <= MAX_OUTLIERS]
+    allowed = allowed or list(scores)
     assert by_npmi.n_clusters_ == scale_k(max(allowed, key=lambda k: scores[k]["npmi"]), train, n)
     with pytest.raises(ValueError, match="bic"):
         TopicModel(n_clusters="bic").fit(lemmas, vectors)  # BIC is a mixture's criterion, not k-means'
@@ -147,16 +151,17 @@ def test_nightly_update_sends_docs_near_a_dropped_catchall_to_the_outliers(teach
     night_lemmas = lemmas[cut:] + [lemmas[i] for i in again]
     night_vectors = np.vstack([vectors[cut:], vectors[again]])
     threshold = fitted.outlier_threshold_
+    matrix, _ = topic_matrix(model.model_)  # the refit's topics (the update may add some)
     update = IncrementalTopicUpdate(assign_min_similarity=threshold, pool_min_docs=10, new_topic_min_docs=5)\
         .fit(model, night_uids, night_lemmas, night_vectors)
 
     # Expected by the fit's rule: nearest among the topics and the dropped catch-alls is a catch-all, at the
     # threshold or more.
     unit = normalise(night_vectors, model.center_)
-    matrix, _ = topic_matrix(model.model_)
     to_topics, to_catchalls = (unit @ matrix.T).max(axis=1), (unit @ model.catchall_centroids_.T).max(axis=1)
     expected = (to_catchalls > to_topics) & (to_catchalls >= threshold)
-    assert np.array_equal(update.catchall_, expected)
+    clear = (np.abs(to_catchalls - to_topics) > 1e-5) & (np.abs(to_catchalls - threshold) > 1e-5)  # float32 ties
+    assert np.array_equal(update.catchall_[clear], expected[clear]) and clear.mean() > 0.99
     assert expected[len(uids) - cut:].mean() > 0.5
     assert (update.topics_[expected] == -1).all()
     flagged = set(np.asarray(night_uids)[expected].tolist())

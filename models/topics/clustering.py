@@ -2,12 +2,12 @@
 
 A behaviour change ships under a new name, so an old config keeps reproducing its topics:
 
-| name | what | defaults it brings |
+| name | what | defaults: k, catch-alls, threshold |
 |---|---|---|
-| ``topics.kmeans.v1`` | trimmed k-means (issue 7); catch-alls kept | k √n, catch-alls 0, threshold 0.35 |
-| ``topics.kmeans.v2`` | the same clusters; catch-all clusters moved to the outliers (issue 17) | k √n, catch-alls 0.3, threshold 0.25 |
-| ``topics.hdbscan.v1`` | HDBSCAN (the ``hdbscan`` library), BERTopic's own clusterer | catch-alls 0, threshold 0.35 |
-| ``topics.gmm.v1`` | Gaussian mixture, soft assignments: each doc's probability is its posterior | k √n, catch-alls 0.3, threshold 0.25 |
+| ``topics.kmeans.v1`` | trimmed k-means (issue 7); catch-alls kept | √n, 0, 0.35 |
+| ``topics.kmeans.v2`` | the same clusters; catch-all clusters to the outliers (issue 17) | √n, 0.3, 0.25 |
+| ``topics.hdbscan.v1`` | HDBSCAN (the ``hdbscan`` library), BERTopic's own clusterer | -, 0, 0.35 |
+| ``topics.gmm.v1`` | Gaussian mixture; soft assignments (a doc's probability: its posterior) | √n, 0.3, 0.25 |
 
 The bare names of configs and saved models written before the registry, ``kmeans`` and ``hdbscan``, are
 registered too, as ``topics.kmeans.v1`` and ``topics.hdbscan.v1``: what they produced when they were written.
@@ -20,7 +20,9 @@ default", and ``resolve_params`` fills them in; a value set in config always win
 picks k from a small grid around √n (``K_GRID``): ``silhouette`` (cosine silhouette of the clusters on a
 sample, k-means and GMM), ``bic`` (the mixture's Bayesian information criterion, GMM only) or ``npmi``
 (``select_k_by_npmi``: the whole topic model fitted on 80 % of a sample, each k's topic words scored by NPMI on
-the other 20 %; the best k among those whose diversity reaches ``MIN_DIVERSITY``).
+the other 20 %; the best k among those whose diversity reaches ``MIN_DIVERSITY`` and whose outlier share on
+the 80 % stays within ``MAX_OUTLIERS``: NPMI alone favours a few broad topics, whose catch-alls then take
+most docs to the outliers).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ K_CRITERIA = ("silhouette", "bic", "npmi")
 K_GRID = (0.5, 0.7, 1.0, 1.4, 2.0)  # candidate k as multiples of √n
 SELECTION_SAMPLE = 20_000  # docs a criterion looks at (k then scales with √n to the whole corpus)
 MIN_DIVERSITY = 0.65  # the npmi criterion's floor on topic diversity (issue 17's target)
+MAX_OUTLIERS = 0.30  # and its ceiling on the outlier share (the same target)
 BLOCK_ROWS = 65_536
 
 
@@ -178,7 +181,8 @@ def select_k_by_fit(X: np.ndarray, criterion: str, make: Any, random_state: int)
 def select_k_by_npmi(estimator: Any, lemmas: list[str], embeddings: np.ndarray) -> tuple[int, dict[int, Any]]:
     """k by held-out coherence: on a sample (at most SELECTION_SAMPLE docs), the topic model with each
     candidate k is fitted on 80 % and its topic words (top 10) scored by NPMI over the other 20 %'s lemmas;
-    the best NPMI among the ks whose diversity reaches MIN_DIVERSITY (all ks when none does)."""
+    the best NPMI among the ks whose diversity reaches MIN_DIVERSITY and outlier share stays within
+    MAX_OUTLIERS (all ks when none does)."""
     from edumine.models.topics.evaluation import npmi_coherence, topic_diversity
 
     rows = _sample(len(lemmas), SELECTION_SAMPLE, estimator.random_state)
@@ -192,8 +196,10 @@ def select_k_by_npmi(estimator: Any, lemmas: list[str], embeddings: np.ndarray) 
         model = type(estimator)(**params).fit([lemmas[i] for i in train], embeddings[train])
         words = [[w for w, _ in model.top_terms(t, 25)] for t in model.topic_ids() if t != -1]
         scores[k] = {"npmi": round(npmi_coherence(words, reference, top_n=10, window_size=10), 4),
-                     "diversity": round(topic_diversity(words, top_n=25), 4)}
-    allowed = [k for k, s in scores.items() if s["diversity"] >= MIN_DIVERSITY] or list(scores)
+                     "diversity": round(topic_diversity(words, top_n=25), 4),
+                     "outliers": round(float(np.mean(model.topics_ == -1)), 4)}
+    allowed = [k for k, s in scores.items() if s["diversity"] >= MIN_DIVERSITY and s["outliers"] <= MAX_OUTLIERS]
+    allowed = allowed or list(scores)
     best = max(allowed, key=lambda k: scores[k]["npmi"])
     return scale_k(best, len(train), len(lemmas)), scores
 

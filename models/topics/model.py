@@ -36,7 +36,7 @@ REDUCTIONS = ("umap", "pca", "none")
 # at least ``outlier_threshold``; topic words stay those of the cores. The others are BERTopic's
 # ``reduce_outliers`` strategies, after which the topic words are recomputed from all assigned docs.
 OUTLIER_STRATEGIES = ("none", "nearest", "embeddings", "c-tf-idf", "distributions")
-_DEFAULTS = TopicModelParams()
+_D = TopicModelParams()  # the defaults of every TopicModel keyword
 
 
 BLOCK_ROWS = 65_536  # rows per block for per-doc arithmetic: temporaries stay ~64 MB at any corpus size
@@ -96,16 +96,16 @@ def assign_to_nearest(vectors: np.ndarray, topics: np.ndarray, matrix: np.ndarra
 
 class TopicModel:
     # Every default is TopicModelParams' (the params model the topic stage's config extends).
-    def __init__(self, *, reduction: str = _DEFAULTS.reduction, n_components: int = _DEFAULTS.n_components,
-                 umap_neighbors: int = _DEFAULTS.umap_neighbors, clustering: str = _DEFAULTS.clustering,
-                 n_clusters: int | str | None = _DEFAULTS.n_clusters, kmeans_trim: float = _DEFAULTS.kmeans_trim,
-                 min_cluster_size: int = _DEFAULTS.min_cluster_size, min_samples: int | None = _DEFAULTS.min_samples,
-                 center: bool = _DEFAULTS.center, min_df: int = _DEFAULTS.min_df, max_df: float = _DEFAULTS.max_df,
-                 ngram_max: int = _DEFAULTS.ngram_max, binary: bool = _DEFAULTS.binary, top_n_words: int = _DEFAULTS.top_n_words,
-                 reduce_frequent_words: bool = _DEFAULTS.reduce_frequent_words,
-                 bm25_weighting: bool = _DEFAULTS.bm25_weighting, catchall_coverage: float | None = _DEFAULTS.catchall_coverage,
-                 outliers: str = _DEFAULTS.outliers, outlier_threshold: float | None = _DEFAULTS.outlier_threshold,
-                 n_representative: int = _DEFAULTS.n_representative, random_state: int = _DEFAULTS.random_state) -> None:
+    def __init__(self, *, reduction: str = _D.reduction, n_components: int = _D.n_components,
+                 umap_neighbors: int = _D.umap_neighbors, clustering: str = _D.clustering,
+                 n_clusters: int | str | None = _D.n_clusters, kmeans_trim: float = _D.kmeans_trim,
+                 min_cluster_size: int = _D.min_cluster_size, min_samples: int | None = _D.min_samples,
+                 center: bool = _D.center, min_df: int = _D.min_df, max_df: float = _D.max_df,
+                 ngram_max: int = _D.ngram_max, binary: bool = _D.binary, top_n_words: int = _D.top_n_words,
+                 reduce_frequent_words: bool = _D.reduce_frequent_words, bm25_weighting: bool = _D.bm25_weighting,
+                 catchall_coverage: float | None = _D.catchall_coverage, outliers: str = _D.outliers,
+                 outlier_threshold: float | None = _D.outlier_threshold,
+                 n_representative: int = _D.n_representative, random_state: int = _D.random_state) -> None:
         self.reduction = reduction
         self.n_components = n_components
         self.umap_neighbors = umap_neighbors
