@@ -109,7 +109,8 @@ def test_nearest_assignment_keeps_the_cores_topic_words(usable_docs) -> None:  #
     from edumine.models.topics.model import TopicModel, normalise, topic_matrix
 
     lemmas, vectors = usable_docs
-    settings = dict(clustering="topics.kmeans.v1", n_clusters=8, min_df=3, kmeans_trim=0.5)  # no catch-all filter
+    # The estimator's defaults this was written with (PCA; no catch-all filter), spelled out since issue 13
+    settings = dict(reduction="pca", clustering="topics.kmeans.v1", n_clusters=8, min_df=3, kmeans_trim=0.5)
     strict = TopicModel(**settings, outliers="none").fit(lemmas, vectors)
     nearest = TopicModel(**settings, outliers="nearest", outlier_threshold=0.35).fit(lemmas, vectors)
     assert nearest.topic_ids() == strict.topic_ids()
