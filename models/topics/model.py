@@ -25,8 +25,7 @@ import numpy as np
 
 from edumine.models.topics.catchall import GivenClusters, catchall_topics, topic_coverage
 from edumine.models.topics.clustering import (AUTO_CLUSTERS, K_CRITERIA, TrimmedGMM, TrimmedKMeans,  # noqa: F401
-                                              auto_clusters,
-                                              clustering_for, select_k_by_fit, select_k_by_npmi)
+                                              auto_clusters, clustering_for, select_k_by_fit, select_k_by_npmi)
 from edumine.models.topics.params import TopicModelParams, resolve_params
 
 log = logging.getLogger(__name__)
