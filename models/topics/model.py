@@ -1,17 +1,20 @@
 """BERTopic over precomputed embeddings, with configurable reduction, clustering and outlier handling.
 
-``TopicModel`` follows the scikit-learn estimator contract: keyword parameters are stored as given,
-``fit(lemmas, embeddings)`` learns ``model_`` (the BERTopic instance), ``center_`` (the corpus mean vector
-subtracted from every embedding: without it, static model2vec vectors are so lopsided that BERTopic puts
-almost every post in one topic), ``topics_``, ``core_``, ``catchall_`` (docs of the catch-all clusters that
-``catchall_coverage`` sent to the outliers, edumine.models.topics.catchall) and ``probabilities_``. ``random_state`` reaches every
-component. The vectorizer reads the lemmas (stop words, punctuation and contraction fragments already
-out), so topic words are content words.
+``TopicModel`` follows the scikit-learn estimator contract: keyword parameters are stored as given (their
+defaults are ``TopicModelParams``', edumine.models.topics.params; the clustering is a versioned registered
+name, edumine.models.topics.clustering), ``fit(lemmas, embeddings)`` learns ``model_`` (the BERTopic
+instance), ``center_`` (the corpus mean vector subtracted from every embedding: without it, static model2vec
+vectors are so lopsided that BERTopic puts almost every post in one topic), ``n_clusters_`` (the k used),
+``topics_``, ``core_``, ``catchall_`` (docs of the catch-all clusters that ``catchall_coverage`` sent to the
+outliers, edumine.models.topics.catchall), ``catchall_centroids_`` (those clusters' unit centroids, for
+nightly updates) and ``probabilities_``. ``random_state`` reaches every component. The vectorizer reads the
+lemmas (stop words, punctuation and contraction fragments already out), so topic words are content words.
 
 ``save`` writes BERTopic's safetensors serialisation (topic embeddings, c-TF-IDF matrix and vocabulary)
-plus ``edumine.safetensors`` (the centre vector) and ``manifest.json`` (config hash, corpus size, library
-versions); ``TopicModel.load(folder)`` reads it back and ``transform`` assigns new documents to the
-nearest topic embedding, as BERTopic does for a model loaded from safetensors.
+plus ``edumine.safetensors`` (the centre vector, the catch-all centroids) and ``manifest.json`` (params as
+given and as applied, config hash, corpus size, library versions); ``TopicModel.load(folder)`` reads it back
+and ``transform`` assigns new documents to the nearest topic embedding, as BERTopic does for a model loaded
+from safetensors.
 """
 
 from __future__ import annotations
