@@ -15,6 +15,7 @@ under ``data/cache/finetune/`` by settings and rows (a rerun or a killed run res
 Writes ``benchmarks/out/themes_finetune.json``.
 
     nice -n 5 .venv/bin/python benchmarks/themes_finetune.py [--protocol split] [--only NAME ...]
+    nice -n 5 .venv/bin/python benchmarks/themes_finetune.py --cost        # what a full fine-tune would cost
 """
 
 from __future__ import annotations
@@ -141,6 +142,37 @@ def unlabelled_pool(n: int, seed: int) -> list[str]:
     return [t for t in texts if len(t.split()) >= 25][:n]
 
 
+def full_model_cost(texts: list[str], n: int = 64) -> dict:
+    """Texts/s of the whole MiniLM on ``n`` labelled texts: forward, forward + backward (fp32, bf16 autocast)."""
+    import torch
+
+    from edumine.models.themes.finetune import load_bert, pad
+    from edumine.models.embeddings.onnx import MiniLMOnnxEmbedder
+
+    torch.manual_seed(0)
+    model = load_bert()
+    out = {"load_before": open("/proc/loadavg").read().split()[0], "threads": torch.get_num_threads()}
+    for length in (128, 256):
+        ids, mask = pad(MiniLMOnnxEmbedder(max_seq_length=length).token_ids(texts[:n]))
+        batches = [(torch.from_numpy(ids[i:i + 16]), torch.from_numpy(mask[i:i + 16])) for i in range(0, n, 16)]
+        model.eval()
+        started = time.perf_counter()
+        with torch.inference_mode():
+            for a, m in batches:
+                model(input_ids=a, attention_mask=m)
+        out[f"forward_fp32_{length}"] = round(n / (time.perf_counter() - started), 2)
+        model.train()
+        for name, autocast in (("fp32", False), ("bf16", True)):
+            started = time.perf_counter()
+            for a, m in batches:
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                    loss = model(input_ids=a, attention_mask=m).last_hidden_state.float().mean()
+                loss.backward()
+            out[f"forward_backward_{name}_{length}"] = round(n / (time.perf_counter() - started), 2)
+    out["load_after"] = open("/proc/loadavg").read().split()[0]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="approach names (substring match)")
@@ -149,6 +181,8 @@ def main() -> None:
     parser.add_argument("--student", nargs="*", default=[], help="approach names (substring): distil a TF-IDF "
                         "student from them over --pool unlabelled corpus posts (split protocol)")
     parser.add_argument("--pool", type=int, default=1000)
+    parser.add_argument("--cost", action="store_true", help="only time the whole MiniLM's forward and forward + "
+                        "backward passes (texts/s) on 64 labelled texts")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "themes_finetune.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -157,6 +191,11 @@ def main() -> None:
     texts = label_texts(records)
     Y = label_matrix(records, codebook.ids)
     train, test = train_test_indices(Y, 0.2, seed=args.seed)
+    if args.cost:
+        cost = full_model_cost(texts)
+        print("whole MiniLM, texts/s:", cost, flush=True)
+        save(args.out, "full-model cost", cost)
+        return
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for name, (registry_name, params) in APPROACHES.items():
         if args.student and any(o in name for o in args.student):

@@ -1,9 +1,9 @@
 """MiniLM fine-tuned on CPU for the themes: the top transformer layer(s) and a multi-label head, trained
 end to end (BCE, class-balanced) on frozen, cached states of the lower layers.
 
-Why only the top: on the 2 shared cores a forward + backward pass of the whole MiniLM runs at ~1.5 texts/s
-(128 word pieces, load ~10; ``benchmarks/themes_finetune.py``), an epoch over the labels ~25 minutes, and the
-decision layer needs 6 fits per evaluation. The lower ``6 - tuned_layers`` layers are run once per text
+Why only the top: on the 2 shared cores a forward + backward pass of the whole MiniLM runs at 1.6-3 texts/s
+(128 word pieces, load 11 to 5; ``benchmarks/themes_finetune.py --cost``), an epoch over the labels 12-25
+minutes, and the decision layer needs 6 fits per evaluation. The lower ``6 - tuned_layers`` layers are run once per text
 (inference only, bfloat16 autocast) and their token states kept on disk by text hash
 (``<cache_dir>/minilm-lower-<digest>/chunk-*.npz``), so each further fit costs only the tuned layers.
 
