@@ -215,22 +215,15 @@ def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
     kill_point(f"stage.{stage.name}.before")
     from edumine.stage_io import active_lake
 
-    import inspect
-
     with ctx.stage(stage.name), active_lake(ctx.lake):
-        if len(inspect.signature(stage.run).parameters) == 1:  # TRANSITION: stages not converted yet
-            result = None
-            summary = stage.run(ctx)
-        else:
-            result = stage.run(stage_inputs(ctx, stage), stage_params(ctx, stage), run_info(ctx, stage))
-            written = write_outputs(ctx.lake, stage, result)
-            summary = result.summary(written) if callable(result.summary) else result.summary
+        result = stage.run(stage_inputs(ctx, stage), stage_params(ctx, stage), run_info(ctx, stage))
+        written = write_outputs(ctx.lake, stage, result)
+        summary = result.summary(written) if callable(result.summary) else result.summary
     summary = summary or {}
     ctx.outputs[stage.name] = summary
-    if result is not None:
-        ctx.outputs.update(result.notes)
-        if result.scores is not None:
-            ctx.scores[stage.name] = result.scores
+    ctx.outputs.update(result.notes)
+    if result.scores is not None:
+        ctx.scores[stage.name] = result.scores
     docs, seconds = summary.get("docs"), ctx.timings.get(stage.name)
     if isinstance(docs, int) and docs and seconds:
         ctx.docs_per_s[stage.name] = round(docs / seconds, 1)
