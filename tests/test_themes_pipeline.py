@@ -58,7 +58,10 @@ def test_stage_labels_every_usable_post_and_writes_prevalence(work: dict) -> Non
     first = work["first"]
     doc_themes = pq.read_table(lake / "doc_themes").to_pandas()
     assert first["docs"] == len(doc_themes) == first["scored_now"] and first["usable_from"] == "docs.usable"
-    assert doc_themes["uid"].is_unique and len(doc_themes) > 900
+    docs = pq.read_table(lake / "docs", columns=["uid", "kind", "usable"]).to_pandas()
+    usable = docs[docs["usable"] & (docs["kind"] == "post")]
+    # every doc preprocessing marked usable, and only those (themes read docs, not posts)
+    assert doc_themes["uid"].is_unique and set(doc_themes["uid"]) == set(usable["uid"]) and len(doc_themes) > 700
     assert set(doc_themes["community"]) == {"teachingresources", "teaching"}
     ids = set(load_codebook(CODEBOOK).ids)
     assert all(set(t) <= ids for t in doc_themes["themes"])
