@@ -172,18 +172,6 @@ def embed_docs(config: TopicsConfig, inputs: Any, table: Any, uids: list[str], l
     return embed_with_cache(embedder, cache_root, uids, hashes, texts, state_sources=saved)
 
 
-def save_embedder_state(config: TopicsConfig, cache_root: Path, model_dir: Path) -> None:
-    """Keep the fitted embedding state with the model: the vectors the model was fitted on are only
-    reproducible with it (a lost cache is then rebuilt, not refitted on another corpus)."""
-    import shutil
-
-    embedder = stage_embedder(config)
-    state = Path(cache_root) / embedder.base_key / "state.pkl"
-    if embedder.needs_fit and state.exists():
-        (Path(model_dir) / EMBEDDER_STATE).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(state, Path(model_dir) / EMBEDDER_STATE / "state.pkl")
-
-
 def representative(model: Any, docs: Any, uids: list[str], scores: Any, n: int,
                    max_chars: int = 300) -> dict[int, tuple[list[str], list[str]]]:
     """The ``n`` documents nearest each topic's embedding, as readable clean text (read from the lake for
@@ -315,8 +303,12 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     }
 
     def save_model(folder: Path) -> None:
+        from edumine.models.embeddings.backends import keep_fitted_state
+
         model.save(folder, manifest)
-        save_embedder_state(config, cache_root, folder)
+        # The vectors the model was fitted on are only reproducible with the fitted embedding state: a copy
+        # stays with the model (a lost cache is then rebuilt, not refitted on another corpus).
+        keep_fitted_state(stage_embedder(config), cache_root, folder / EMBEDDER_STATE)
 
     outputs: dict[str, Any] = {}
     if state.registry is not None:
