@@ -10,12 +10,18 @@ Each migration is idempotent and checks file footers only, so it is cheap to run
 - ``models-by-concern`` (2026-12): ``models/`` moved into subpackages (``edumine.models.themes_estimators`` is
   ``edumine.models.themes.estimators`` now). Pickled artefacts (theme models) name their classes by module, so
   ``load_pickle`` reads the old names as the new ones and a trained model survives the upgrade.
+- ``lake-artefacts`` (2026-12): the embedding cache moved from ``<lake>/_cache/`` to ``<lake>/cache/`` (a
+  catalog artefact like the saved models); ``topic_windows``, which no stage read, is no longer written and
+  a stale copy is removed; a theme model trained by an older edumine under ``data/models/themes`` (beside the
+  demo lake ``data/lake``) moves into the lake's ``models/themes``, so it is not trained again.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import shutil
 from pathlib import Path
 from typing import IO, Any
 
@@ -62,7 +68,7 @@ class _RenamingUnpickler(pickle.Unpickler):
 def load_pickle(handle: IO[bytes]) -> Any:
     """``pickle.load`` of our own artefacts, reading classes under the module names they had when written."""
     return _RenamingUnpickler(handle).load()
-WINDOW_TABLES = ("doc_topics", "topic_prevalence", "topic_windows", "topic_events", "theme_prevalence")
+WINDOW_TABLES = ("doc_topics", "topic_prevalence", "topic_events", "theme_prevalence")
 
 
 def _rename_columns(path: Path, renames: dict[str, str]) -> bool:
@@ -106,4 +112,27 @@ def migrate_lake(root: str | Path) -> list[str]:
               if not path.name.startswith(".") and _add_event_scope(path)] if (root / "topic_events").is_dir() else []
     if scoped:
         log.info("migrated %d topic_events file(s): column `scope` added (all | community)", len(scoped))
-    return changed + [p for p in scoped if p not in changed]
+    moved = move_artefacts(root)
+    return changed + [p for p in scoped if p not in changed] + moved
+
+
+def move_artefacts(root: Path) -> list[str]:
+    """``_cache`` -> ``cache``; the unread ``topic_windows`` goes; ``data/models/themes`` of a lake at
+    ``data/lake`` moves into ``<lake>/models/themes`` (only when the lake has no theme models yet)."""
+    moved = []
+    old_cache, new_cache = root / "_cache", root / "cache"
+    if old_cache.is_dir() and not new_cache.exists():
+        os.replace(old_cache, new_cache)
+        moved.append("_cache -> cache")
+    if (root / "topic_windows").is_dir():
+        shutil.rmtree(root / "topic_windows")
+        moved.append("topic_windows (removed: no stage reads it)")
+    legacy = root.parent / "models" / "themes"
+    target = root / "models" / "themes"
+    if root.name == "lake" and legacy.is_dir() and any(legacy.glob("*/model.pkl")) and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(legacy), str(target))
+        moved.append(f"{legacy} -> models/themes")
+    if moved:
+        log.info("migrated lake artefacts: %s", "; ".join(moved))
+    return moved

@@ -44,12 +44,6 @@ TOPIC_PREVALENCE = pa.schema([
     pa.field("share_high", pa.float64()), pa.field("run_id", pa.string()),
 ])
 
-TOPIC_WINDOWS = pa.schema([
-    *_WINDOW, pa.field("topic_id", pa.int64()), pa.field("docs", pa.int64()),
-    pa.field("terms", pa.list_(pa.string())), pa.field("weights", pa.list_(pa.float64())),
-    pa.field("centroid", pa.list_(pa.float32())), pa.field("run_id", pa.string()),
-])
-
 TOPIC_LINEAGE = pa.schema([
     pa.field("community", pa.string()), pa.field("from_window", pa.string()),
     pa.field("from_window_start", pa.date32()), pa.field("from_topic", pa.int64()),

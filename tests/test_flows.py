@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CORPORA, ROOT, TEST_KEY
+from conftest import SHARED_MODELS, CORPORA, ROOT, TEST_KEY
 
 pytestmark = pytest.mark.prefect
 
@@ -36,7 +36,8 @@ def flow_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess
 
 
 # Later stages are tested on their own; here the flow structure matters, so keep model stages small.
-FAST_STAGES: list[str] = ["--set", "themes.classifier=themes.tfidf_logreg.v1", "--set", "themes.eval_folds=0"]
+FAST_STAGES: list[str] = ["--set", "themes.classifier=themes.tfidf_logreg.v1", "--set", "themes.eval_folds=0",
+                           "--set", f"themes.model_dir={SHARED_MODELS / 'themes'}"]  # trained once, shared
 
 
 def test_edumine_run_runs_the_pipeline_flow_with_an_ephemeral_server(flow_run) -> None:
@@ -85,9 +86,14 @@ def test_everything_a_run_writes_is_in_the_catalog(flow_run) -> None:
 
     work, result = flow_run
     assert result.returncode == 0, result.stderr[-3000:]
-    written = {path.name for path in (work / "lake").iterdir() if not path.name.startswith(".")}
-    assert written - set(CATALOG) == set()
+    lake = work / "lake"
+    written = {path.name for path in lake.iterdir() if not path.name.startswith(".")}
+    groups = {name.split("/")[0] for name in CATALOG if "/" in name}  # models/..., cache/...: artefact folders
+    assert written - set(CATALOG) - groups == set()
+    nested = {f"{group}/{path.name}" for group in groups & written for path in (lake / group).iterdir()}
+    assert nested - set(CATALOG) == set()
     assert {"posts", "docs", "topics", "doc_themes", "summary.duckdb", "report.html"} <= written
+    assert {"models/topics", "cache/embeddings"} <= nested
 
 
 def test_prefect_home_in_a_missing_folder_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
