@@ -58,6 +58,8 @@ ENTRIES: tuple[Entry, ...] = (
     _table("topic_outlier_pool", "model_output", "topics", "new docs no topic took, pooled for new topics"),
     _table("topic_lineage", "model_output", "lineage", "edges between topics of consecutive windows"),
     _table("topic_events", "model_output", "lineage", "emerged, persisted, grew, declined, faded, split, merged"),
+    _table("lineage_windows", "model_output", "lineage", "per scope and window: docs and a fingerprint of their "
+           "topics, so that the next run recomputes only the window pairs that changed"),
     _table("doc_themes", "model_output", "themes", "per doc: SDL themes and scores"),
     _table("theme_prevalence", "model_output", "themes", "window x community x theme: share, interval, method"),
     _table("community_activity", "reporting", "metrics", "participation per window and community"),
