@@ -63,6 +63,8 @@ ENTRIES: tuple[Entry, ...] = (
     _table("doc_themes", "model_output", "themes", "per doc: SDL themes and scores"),
     _table("theme_prevalence", "model_output", "themes", "window x community x theme: share, interval, method"),
     _table("community_activity", "reporting", "metrics", "participation per window and community"),
+    _table("activity_runs", "reporting", "metrics", "the collection runs (ingest_run) community_activity covers, "
+           "so that the next run recomputes only the windows newer records change"),
     _table("paper_table", "reporting", "paper_table", "participation laid out as in the replicated paper"),
     Entry("models/topics", "models", "topics", "saved topic models (<run_id>/, latest.json points at the last)",
           kind="artefact"),
