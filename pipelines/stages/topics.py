@@ -298,9 +298,10 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     reps = representative(model, inputs["docs"], uids, closeness, config.n_representative)
     sizes = {t: int(np.sum(topics == t)) for t in ids}
     vectorizer = model.model_.vectorizer_model
-    counts = vectorizer.transform(lemmas)
+    core_rows = np.flatnonzero(model.core_)  # coverage is over core docs: only they are counted
+    counts = vectorizer.transform([lemmas[row] for row in core_rows])
     coverage = label_coverage(counts, vectorizer.vocabulary_, {t: [w for w, _ in top[t][:4]] for t in real_ids},
-                              topics, model.core_)
+                              np.asarray(topics)[core_rows], np.ones(len(core_rows), dtype=bool))
     run_id = run.run_id
     topics_table = pa.table({
         "topic_id": pa.array(ids, pa.int64()),
