@@ -210,7 +210,12 @@ def build_store(lake_root: str | Path, *, run_id: str | None = None, out: str | 
     try:
         if update and current.is_file():
             shutil.copyfile(current, tmp)
-        con = duckdb.connect(str(tmp))
+        try:
+            con = duckdb.connect(str(tmp))
+        except duckdb.Error as exc:  # a damaged store is rebuilt, not updated
+            log.warning("the summary store %s cannot be opened (%s); building it anew", current, exc)
+            tmp.unlink(missing_ok=True)
+            con = duckdb.connect(str(tmp))
         try:
             con.execute("SET TimeZone = 'UTC'")
             previous = _previous_tables(con) if update else {}

@@ -232,6 +232,8 @@ def run_lineage(inputs: Any, config: LineageConfig, run: RunInfo) -> StageResult
                           if config.use_embeddings else None)
     fingerprints = window_fingerprints(frame, run.windows_unit, config.per_community, basis)
     stored = inputs["lineage_windows"].read()
+    if not (inputs["topic_lineage"].exists() and inputs["topic_events"].exists()):
+        stored = None  # the rows to keep are gone (a damaged file removed at the run's start): recompute all
     plan = plan_units(None if by_terms or stored is None else stored.to_pandas(), fingerprints,
                       config.min_window_docs)
     starts = np.asarray(window_starts_of(frame, run.windows_unit))
