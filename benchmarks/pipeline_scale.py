@@ -13,7 +13,15 @@ project root. The benchmark fails if a stage did not run or reports that it skip
 Records per stage: seconds, docs/s and the process's peak RSS when the stage ended (from the run's
 manifest); for the whole process: wall time and peak RSS (``time -v``: the largest of the process and its
 children, e.g. Prefect's temporary server), the report's size, the load average before and after. The JSON
-goes to ``benchmarks/out/pipeline-N.json`` and a table to ``benchmarks/results/performance.md`` (replacing that N's table).
+goes to ``benchmarks/out/pipeline-N.json`` and a table to ``benchmarks/results/performance.md`` (replacing that N's
+table).
+
+Nightly mode (``--nightly 0.01``): the N records are split by ``created_at``: the newest share (1 %) is held
+back. A full run over the older records on a fresh lake is timed as above; then the held-back records are
+written as two more dump files into the same folder (the source's glob picks them up, as a nightly
+collection would) and a second ``edumine run`` on the same lake is timed the same way. Reported: both runs'
+per-stage seconds and whole-process figures, and the ratio nightly / full of the whole-process wall time and
+of each stage. JSON ``benchmarks/out/pipeline-nightly-N.json``, table ``pipeline-nightly N``.
 """
 
 from __future__ import annotations
@@ -65,8 +73,9 @@ def dump_line(record: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
-def write_dumps(records: Any, folder: Path) -> dict[str, Any]:
-    """Scaled records as one submission and one comment dump (zstd NDJSON); returns counts."""
+def write_dumps(records: Any, folder: Path, stem: str = "scaled") -> dict[str, Any]:
+    """Scaled records as one submission and one comment dump (zstd NDJSON, ``RS_<stem>.zst`` and
+    ``RC_<stem>.zst``); returns counts."""
     import orjson
     import zstandard
 
@@ -74,7 +83,7 @@ def write_dumps(records: Any, folder: Path) -> dict[str, Any]:
     counts: dict[str, Any] = {"format": DUMPS_FORMAT, "post": 0, "comment": 0, "copies": 0,
                               "with_author": 0, "deleted": 0}
     # One compressor per stream: a ZstdCompressor's context cannot serve two open streams.
-    with open(folder / "RS_scaled.zst", "wb") as posts_raw, open(folder / "RC_scaled.zst", "wb") as comments_raw, \
+    with open(folder / f"RS_{stem}.zst", "wb") as posts_raw, open(folder / f"RC_{stem}.zst", "wb") as comments_raw, \
             zstandard.ZstdCompressor(level=3).stream_writer(posts_raw) as posts, \
             zstandard.ZstdCompressor(level=3).stream_writer(comments_raw) as comments:
         for record in records:
@@ -109,7 +118,9 @@ def config_text(dumps: Path, lake: Path, run_dir: Path, sections: dict[str, str 
     }
     for section in sorted(filter(None, set(sections.values()))):
         data[section] = {"enabled": True}
-    data["themes"].update(model_dir=str(themes_models), cache_dir=str(run_dir / "embeddings"))
+    for section in sorted(filter(None, set(stage_sections().values()) - set(sections.values()))):
+        data[section] = {"enabled": False}
+    data.setdefault("themes", {}).update(model_dir=str(themes_models), cache_dir=str(run_dir / "embeddings"))
     return yaml.safe_dump(data, sort_keys=False)
 
 
@@ -193,49 +204,12 @@ def update_docs(path: Path, block: str, n: int) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--work", type=Path, default=ROOT / "data" / "cache" / "scale")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
-    parser.add_argument("--docs", type=Path, default=DOCS, help="page whose table for this N is replaced")
-    parser.add_argument("--no-docs", action="store_true", help="write the JSON only")
-    parser.add_argument("--reuse-themes-model", action="store_true",
-                        help="keep the trained theme model in <work>/themes-models across runs (a warm model, as "
-                             "in a nightly run; the model is keyed by codebook, labels and settings); default: "
-                             "trained in the run, inside the timing")
-    args = parser.parse_args()
-
-    from scaled_corpus import scaled_forest
-    from topics_benchmark import base_records
-
-    work = args.work.resolve() / str(args.n)
-    dumps, run_dir = work / "dumps", work / "run"
-    counts_path = dumps / "counts.json"
-    counts = json.loads(counts_path.read_text()) if counts_path.exists() else {}
-    if counts.get("format") != DUMPS_FORMAT:
-        base = base_records(ROOT / "data" / "cache" / "bench", deleted=True)
-        counts = write_dumps(scaled_forest(base, args.n), dumps)
-        counts_path.write_text(json.dumps(counts) + "\n")
-    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh lake and embedding cache (and theme model, by default)
-    run_dir.mkdir(parents=True)
-    lake = run_dir / "lake"
-    sections = stage_sections()
-    config = run_dir / "config.yaml"
-    themes_models = args.work.resolve() / "themes-models" if args.reuse_themes_model else run_dir / "themes-models"
-    config.write_text(config_text(dumps, lake, run_dir, sections, themes_models), encoding="utf-8")
-    env = dict(os.environ, EDUMINE_PSEUDONYM_KEY=os.environ.get("EDUMINE_PSEUDONYM_KEY", "edumine-benchmark-key"),
-               PREFECT_HOME=str(run_dir / "prefect"))
-    command = [str(ROOT / ".venv" / "bin" / "edumine"), "run", "--config", str(config)]
-
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
-    commit += " (with uncommitted changes)" if dirty else ""
+def timed_run(command: list[str], env: dict[str, str], log_path: Path, lake: Path,
+              sections: dict[str, str | None]) -> dict[str, Any]:
+    """One ``edumine run`` under ``/usr/bin/time -v``: wall time, ``time -v`` figures, load before and after,
+    and the run's manifest (refused when a stage did not run or skipped its work)."""
     load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
-    log_path = run_dir / "run.log"
     with open(log_path, "w", encoding="utf-8") as log:
         finished = subprocess.run(["/usr/bin/time", "-v", *command], env=env, cwd=ROOT, stdout=log,
                                   stderr=subprocess.STDOUT, text=True)
@@ -248,16 +222,143 @@ def main() -> None:
     manifests = sorted((lake / "runs").glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
     manifest = json.loads(manifests[-1].read_text())
     check_every_stage(manifest, sections)
+    return {"manifest": manifest, "load_before": load_before, "load_after": load_after,
+            "process": {"wall_seconds": round(wall, 1), **time_v(output)}}
 
+
+def split_newest(records: list[dict[str, Any]], share: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The records without their newest ``share`` (by created_at, then uid) and that newest share: what a
+    nightly collection brings is the newest contributions."""
+    ordered = sorted(records, key=lambda r: (r["created_at"], r["uid"]))
+    cut = len(ordered) - max(1, round(share * len(ordered)))
+    return ordered[:cut], ordered[cut:]
+
+
+def nightly_markdown(result: dict[str, Any]) -> str:
+    n = result["n"]
+    full, nightly = result["full"], result["nightly"]
+    lines = [f"<!-- pipeline-nightly {n} start (written by benchmarks/pipeline_scale.py --nightly) -->",
+             f"### Nightly: {result['records_full']:,} contributions, then +{result['records_new']:,} "
+             f"({100 * result['share']:g} %), {result['date']}", "",
+             "| stage | full run (s) | nightly run (s) | nightly / full |", "|---|---:|---:|---:|"]
+    nightly_seconds = {row["stage"]: row["seconds"] for row in nightly["stages"]}
+    for row in full["stages"]:
+        other = nightly_seconds.get(row["stage"])
+        ratio = f"{other / row['seconds']:.3f}" if other is not None and row["seconds"] else ""
+        lines.append(f"| {row['stage']} | {row['seconds']:,.2f} | "
+                     f"{'' if other is None else f'{other:,.2f}'} | {ratio} |")
+    lines += ["",
+              f"- whole process (`/usr/bin/time -v`): full **{full['process']['wall_seconds']:,.1f} s** "
+              f"({full['process']['peak_rss_mb']:,} MiB peak), nightly **{nightly['process']['wall_seconds']:,.1f} s** "
+              f"({nightly['process']['peak_rss_mb']:,} MiB peak): **nightly / full = {result['ratio_wall']:.3f}**; "
+              f"sum of stages: {result['ratio_stages']:.3f}",
+              f"- topic update: {nightly['outputs'].get('topic_update', {}).get('mode')} "
+              f"({nightly['outputs'].get('topic_update', {}).get('reason')})",
+              f"- load average (1, 5, 15 min): full run before {full['load_before']}, after {full['load_after']}; "
+              f"nightly before {nightly['load_before']}, after {nightly['load_after']}; {os.cpu_count()} CPUs; "
+              f"commit `{result['commit']}`",
+              f"- command: `{result['command']}`",
+              f"<!-- pipeline-nightly {n} end -->"]
+    return "\n".join(lines) + "\n"
+
+
+def update_block(path: Path, block: str, marker: str) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
+    pattern = re.compile(rf"<!-- {marker} start .*?<!-- {marker} end -->\n", re.DOTALL)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
+    path.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--work", type=Path, default=ROOT / "data" / "cache" / "scale")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    parser.add_argument("--docs", type=Path, default=DOCS, help="page whose table for this N is replaced")
+    parser.add_argument("--no-docs", action="store_true", help="write the JSON only")
+    parser.add_argument("--reuse-themes-model", action="store_true",
+                        help="keep the trained theme model in <work>/themes-models across runs (a warm model, as "
+                             "in a nightly run; the model is keyed by codebook, labels and settings); default: "
+                             "trained in the run, inside the timing")
+    parser.add_argument("--disable", action="append", default=[], metavar="STAGE",
+                        help="turn a stage off (profiling only: the tables then are not the default config's)")
+    parser.add_argument("--nightly", type=float, default=None, metavar="SHARE",
+                        help="hold back the newest SHARE of the records (e.g. 0.01), time a full run over the "
+                             "rest, then a second run that collects the held-back records (module docstring)")
+    args = parser.parse_args()
+
+    from scaled_corpus import scaled_forest
+    from topics_benchmark import base_records
+
+    nightly = args.nightly is not None
+    work = args.work.resolve() / (f"nightly-{args.n}-{args.nightly:g}" if nightly else str(args.n))
+    dumps, run_dir = work / "dumps", work / "run"
+    counts_path = dumps / "counts.json"
+    counts = json.loads(counts_path.read_text()) if counts_path.exists() else {}
+    held_back: list[dict[str, Any]] = []
+    if nightly:  # dumps of the older records only; the newest are written after the full run
+        shutil.rmtree(dumps, ignore_errors=True)
+        base = base_records(ROOT / "data" / "cache" / "bench", deleted=True)
+        older, held_back = split_newest(list(scaled_forest(base, args.n)), args.nightly)
+        counts = write_dumps(older, dumps, stem="base")
+    elif counts.get("format") != DUMPS_FORMAT:
+        base = base_records(ROOT / "data" / "cache" / "bench", deleted=True)
+        counts = write_dumps(scaled_forest(base, args.n), dumps)
+        counts_path.write_text(json.dumps(counts) + "\n")
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh lake and embedding cache (and theme model, by default)
+    run_dir.mkdir(parents=True)
+    lake = run_dir / "lake"
+    sections = {name: section for name, section in stage_sections().items() if name not in args.disable}
+    config = run_dir / "config.yaml"
+    themes_models = args.work.resolve() / "themes-models" if args.reuse_themes_model else run_dir / "themes-models"
+    config.write_text(config_text(dumps, lake, run_dir, sections, themes_models), encoding="utf-8")
+    env = dict(os.environ, EDUMINE_PSEUDONYM_KEY=os.environ.get("EDUMINE_PSEUDONYM_KEY", "edumine-benchmark-key"),
+               PREFECT_HOME=str(run_dir / "prefect"))
+    command = [str(ROOT / ".venv" / "bin" / "edumine"), "run", "--config", str(config)]
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    commit += " (with uncommitted changes)" if dirty else ""
+    shown_command = ("nice -n 10 " if os.nice(0) >= 10 else "") + shlex.join(
+        [".venv/bin/python", "benchmarks/pipeline_scale.py", *sys.argv[1:]])
+    first = timed_run(command, env, run_dir / "run.log", lake, sections)
     records = counts["post"] + counts["comment"]
+    if nightly:
+        new_counts = write_dumps(held_back, dumps, stem="nightly")
+        second = timed_run(command, env, run_dir / "nightly.log", lake, sections)
+        runs = {}
+        for name, timed, n_records in (("full", first, records),
+                                       ("nightly", second, new_counts["post"] + new_counts["comment"])):
+            manifest = timed["manifest"]
+            runs[name] = {"process": timed["process"], "load_before": timed["load_before"],
+                          "load_after": timed["load_after"], "stages": stage_rows(manifest, n_records),
+                          "stage_seconds_total": round(sum(manifest["timings"].values()), 2),
+                          "outputs": manifest["outputs"]}
+        result = {"n": args.n, "share": args.nightly, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                  "commit": commit, "command": shown_command, "measured_command": f"/usr/bin/time -v {shlex.join(command)}",
+                  "records_full": records, "records_new": new_counts["post"] + new_counts["comment"],
+                  "ratio_wall": runs["nightly"]["process"]["wall_seconds"] / runs["full"]["process"]["wall_seconds"],
+                  "ratio_stages": runs["nightly"]["stage_seconds_total"] / runs["full"]["stage_seconds_total"],
+                  **runs}
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"pipeline-nightly-{args.n}.json").write_text(json.dumps(result, indent=2, default=str) + "\n",
+                                                                    encoding="utf-8")
+        block = nightly_markdown(result)
+        if not args.no_docs:
+            update_block(args.docs, block, f"pipeline-nightly {args.n}")
+        sys.stdout.write(block)
+        return
+
+    manifest = first["manifest"]
     report = lake / "report.html"
     result: dict[str, Any] = {
         "n": args.n, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
-        "command": ("nice -n 10 " if os.nice(0) >= 10 else "") + shlex.join(
-            [".venv/bin/python", "benchmarks/pipeline_scale.py", *sys.argv[1:]]),
+        "command": shown_command,
         "measured_command": f"/usr/bin/time -v {shlex.join(command)}",
-        "records": counts, "load_before": load_before, "load_after": load_after,
-        "process": {"wall_seconds": round(wall, 1), **time_v(output)},
+        "records": counts, "load_before": first["load_before"], "load_after": first["load_after"],
+        "process": first["process"],
         "stages": stage_rows(manifest, records),
         "stage_seconds_total": round(sum(manifest["timings"].values()), 1),
         "report_bytes": report.stat().st_size if report.exists() else None,

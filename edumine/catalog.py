@@ -63,12 +63,18 @@ ENTRIES: tuple[Entry, ...] = (
            schema="edumine.tables:TOPIC_LINEAGE"),
     _table("topic_events", "model_output", "lineage", "emerged, persisted, grew, declined, faded, split, merged",
            schema="edumine.tables:TOPIC_EVENTS"),
+    _table("lineage_windows", "model_output", "lineage", "per scope and window: docs and a fingerprint of their "
+           "topics, so that the next run recomputes only the window pairs that changed",
+           schema="edumine.tables:LINEAGE_WINDOWS"),
     _table("doc_themes", "model_output", "themes", "per doc: SDL themes and scores",
            schema="edumine.tables:DOC_THEMES"),
     _table("theme_prevalence", "model_output", "themes", "window x community x theme: share, interval, method",
            schema="edumine.tables:THEME_PREVALENCE"),
     _table("community_activity", "reporting", "metrics", "participation per window and community",
            schema="edumine.tables:COMMUNITY_ACTIVITY"),
+    _table("activity_runs", "reporting", "metrics", "the collection runs (ingest_run) community_activity covers, "
+           "so that the next run recomputes only the windows newer records change",
+           schema="edumine.tables:ACTIVITY_RUNS"),
     _table("paper_table", "reporting", "paper_table", "participation laid out as in the replicated paper",
            schema="edumine.tables:PAPER_TABLE"),
     Entry("models/topics", "models", "topics", "saved topic models (<run_id>/, latest.json points at the last)",

@@ -1,9 +1,13 @@
 """The summary store: ``<lake>/summary.duckdb``, what analysts query every morning.
 
-Each run rebuilds it whole into a hidden temporary file beside it and swaps it in with ``os.replace``,
+Each run writes it into a hidden temporary file beside it and swaps it in with ``os.replace``,
 so a reader (``edumine query``, a notebook, a BI tool) sees yesterday's store or today's, never half of
 one. Tables copy the lake's small summary tables (those that exist: stages that did not run leave theirs
 out, and ``store_contents`` says what is there); views read the lake's large Parquet tables in place.
+A run updates the last store rather than rebuilding it: it starts from a copy of it and replaces only the
+tables whose lake files changed since (``store_contents.source_signature``: a hash of the table's Parquet
+file names, sizes and modification times), keeping the others as they are; views and ``runs`` are always
+rewritten (they are cheap). The result equals a rebuild (``tests/test_nightly.py``).
 Optionally the same tables go into PostgreSQL, in one transaction, for teams that share a server.
 Schema, column by column: ``docs/store.md``.
 """
@@ -163,41 +167,93 @@ def _timestamp(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def build_store(lake_root: str | Path, *, run_id: str | None = None, out: str | Path | None = None) -> dict[str, Any]:
-    """Rebuild ``<lake>/summary.duckdb`` (or ``out``: the runner's temporary path, which it then moves into
-    place) atomically; returns what it holds (tables with rows, views, missing)."""
+def source_signature(folder: Path) -> str:
+    """A hash of a lake table's Parquet files (relative names, sizes, modification times): a table rewritten
+    since has another one."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*.parquet")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def _previous_tables(con: Any) -> dict[str, tuple[str, int]]:
+    """What the copied store holds: table name -> (source signature, rows); {} for a store without them."""
+    try:
+        rows = con.execute("SELECT name, source_signature, rows FROM store_contents WHERE kind = 'table'").fetchall()
+    except Exception:  # noqa: BLE001  (a store written before signatures existed: every table is replaced)
+        return {}
+    existing = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables "
+                                                "WHERE table_type = 'BASE TABLE'").fetchall()}
+    return {name: (signature, count) for name, signature, count in rows if name in existing and signature}
+
+
+def build_store(lake_root: str | Path, *, run_id: str | None = None, out: str | Path | None = None,
+                update: bool = True) -> dict[str, Any]:
+    """Write ``<lake>/summary.duckdb`` (or ``out``: the runner's temporary path, which it then moves into
+    place) atomically; returns what it holds (tables with rows, views, missing) and which tables it replaced
+    and kept. ``update``: start from the lake's current store and replace only the tables whose lake files
+    changed (module docstring); False: build every table anew."""
+    import shutil
+
     import duckdb
 
     root = Path(lake_root)
     target = Path(out) if out is not None else root / STORE_FILE
     tmp = target.parent / f".tmp-{uuid.uuid4().hex}-{STORE_FILE}"
-    contents: list[tuple[str, str, int | None, str]] = []
+    contents: list[tuple[str, str, int | None, str, str | None]] = []
+    replaced: list[str] = []
+    kept: list[str] = []
+    current = root / STORE_FILE
     try:
-        con = duckdb.connect(str(tmp))
+        if update and current.is_file():
+            shutil.copyfile(current, tmp)
+        try:
+            con = duckdb.connect(str(tmp))
+        except duckdb.Error as exc:  # a damaged store is rebuilt, not updated
+            log.warning("the summary store %s cannot be opened (%s); building it anew", current, exc)
+            tmp.unlink(missing_ok=True)
+            con = duckdb.connect(str(tmp))
         try:
             con.execute("SET TimeZone = 'UTC'")
+            previous = _previous_tables(con) if update else {}
+            for (name,) in con.execute("SELECT table_name FROM information_schema.tables "
+                                       "WHERE table_type = 'VIEW'").fetchall():
+                con.execute(f'DROP VIEW "{name}"')
+            for name in ("runs", "store_contents"):
+                con.execute(f'DROP TABLE IF EXISTS "{name}"')
             _create_runs(con, manifest_rows(root))
             contents.append(("runs", "table", con.execute("SELECT count(*) FROM runs").fetchone()[0],
-                             str((root / "runs").resolve())))
+                             str((root / "runs").resolve()), None))
             missing = []
             for name in SUMMARY_TABLES:
                 if not _has_parquet(root / name):
+                    con.execute(f'DROP TABLE IF EXISTS "{name}"')
                     missing.append(name)
                     continue
-                con.execute(f'CREATE TABLE "{name}" AS {catalog_select(con, root, name)}')
-                rows = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
-                contents.append((name, "table", rows, str((root / name).resolve())))
+                signature = source_signature(root / name)
+                if previous.get(name, (None, 0))[0] == signature:
+                    rows = previous[name][1]
+                    kept.append(name)
+                else:
+                    con.execute(f'DROP TABLE IF EXISTS "{name}"')
+                    con.execute(f'CREATE TABLE "{name}" AS {catalog_select(con, root, name)}')
+                    rows = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+                    replaced.append(name)
+                contents.append((name, "table", rows, str((root / name).resolve()), signature))
             for name in LAKE_VIEWS:
                 if not _has_parquet(root / name):
                     missing.append(name)
                     continue
                 con.execute(f'CREATE VIEW "{name}" AS {catalog_select(con, root, name)}')
-                contents.append((name, "view", None, str((root / name).resolve())))
+                contents.append((name, "view", None, str((root / name).resolve()), None))
             built_at = datetime.now(UTC)
             con.execute("CREATE TABLE store_contents (name VARCHAR, kind VARCHAR, rows BIGINT, source VARCHAR, "
-                        "built_at TIMESTAMPTZ, built_by_run VARCHAR)")
-            con.executemany("INSERT INTO store_contents VALUES (?, ?, ?, ?, ?, ?)",
-                            [(*item, built_at, run_id) for item in contents])
+                        "built_at TIMESTAMPTZ, built_by_run VARCHAR, source_signature VARCHAR)")
+            con.executemany("INSERT INTO store_contents VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [(*item[:4], built_at, run_id, item[4]) for item in contents])
             con.execute("CHECKPOINT")
         finally:
             con.close()
@@ -208,8 +264,9 @@ def build_store(lake_root: str | Path, *, run_id: str | None = None, out: str | 
     finally:
         tmp.unlink(missing_ok=True)
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
-    return {"path": str(target), "tables": {n: r for n, k, r, _ in contents if k == "table"},
-            "views": [n for n, k, _, _ in contents if k == "view"], "missing": missing}
+    return {"path": str(target), "tables": {n: r for n, k, r, _, _ in contents if k == "table"},
+            "views": [n for n, k, _, _, _ in contents if k == "view"], "missing": missing,
+            "tables_replaced": replaced, "tables_kept": kept}
 
 
 def _create_runs(con: Any, rows: list[dict[str, Any]]) -> None:

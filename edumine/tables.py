@@ -86,6 +86,13 @@ COMMUNITY_ACTIVITY = pa.schema([
     *[pa.field(name, pa.float64()) for name in ("mean_degree", "reciprocity", "transitivity")],
 ])
 
+# Nightly state: what the last run's lineage and metrics were computed from (docs/lineage.md, docs/metrics.md).
+LINEAGE_WINDOWS = pa.schema([
+    pa.field("community", pa.string()), pa.field("window_start", pa.date32()), pa.field("docs", pa.int64()),
+    pa.field("fingerprint", pa.int64()), pa.field("basis", pa.string()),
+])
+ACTIVITY_RUNS = pa.schema([pa.field("ingest_run", pa.string()), pa.field("unit", pa.string())])
+
 PAPER_TABLE = pa.schema([
     pa.field("metric_order", pa.int64()), pa.field("metric", pa.string()), pa.field("community_order", pa.int64()),
     pa.field("community", pa.string()), *_WINDOW, pa.field("value", pa.float64()),

@@ -209,3 +209,9 @@ def test_lineage_stage_writes_contract_tables(tmp_path: Path) -> None:
     run_pipeline(config, only=["lineage"])
     pd.testing.assert_frame_equal(ds.dataset(lake / "topic_events").to_table().to_pandas(), events)
     pd.testing.assert_frame_equal(ds.dataset(lake / "topic_lineage").to_table().to_pandas(), edges)
+    # The nightly state says nothing changed, but the events it would keep are gone: all is recomputed.
+    import shutil
+
+    shutil.rmtree(lake / "topic_events")
+    assert run_pipeline(config, only=["lineage"]).outputs["lineage"]["pairs_kept"] == 0
+    pd.testing.assert_frame_equal(ds.dataset(lake / "topic_events").to_table().to_pandas(), events)

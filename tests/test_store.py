@@ -179,3 +179,18 @@ def test_postgres_copy_matches_the_duckdb_store(built_lake: Path, tmp_path: Path
     duck.close()
     manifest = json.loads(ctx.manifest_path.read_text())
     assert postgres_url not in json.dumps(manifest)  # the URL never reaches the manifest
+
+
+def test_a_damaged_store_is_rebuilt_not_updated(tmp_path: Path) -> None:
+    """The store is updated from the last one; a last one that cannot be opened is replaced by a fresh build."""
+    import duckdb
+
+    from edumine.store import STORE_FILE, build_store
+
+    lake = tmp_path / "lake"
+    (lake / "runs").mkdir(parents=True)
+    (lake / STORE_FILE).write_bytes(b"not a duckdb file" * 100)
+    result = build_store(lake, run_id="r1")
+    with duckdb.connect(str(lake / STORE_FILE), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM store_contents").fetchone()[0] == len(result["tables"]) + \
+            len(result["views"])

@@ -122,17 +122,20 @@ class WindowLineage:
 
         return _unit_rows(normalize(per_class, norm="l1", axis=1) @ sp.diags(idf))
 
-    def _centroids(self, embeddings: np.ndarray, membership: Any) -> np.ndarray:
-        centred = _unit_rows(embeddings - embeddings.mean(axis=0))
+    def _centroids(self, embeddings: np.ndarray, membership: Any, center: np.ndarray | None = None) -> np.ndarray:
+        centred = _unit_rows(embeddings - (embeddings.mean(axis=0) if center is None else center))
         sums = membership @ centred
         return _unit_rows(np.asarray(sums, dtype=np.float64))
 
     # -- fitting -------------------------------------------------------------------------------------
     def fit(self, docs: pd.DataFrame, embeddings: np.ndarray | None = None,
-            prevalence: pd.DataFrame | None = None) -> WindowLineage:
+            prevalence: pd.DataFrame | None = None, center: np.ndarray | None = None) -> WindowLineage:
         """Learn ``topics_``, ``lineage_`` and ``events_``. ``prevalence`` (the topic stage's table, with
         ``window_start``, ``community``, ``topic_id``, ``share_low``, ``share_high``) supplies the intervals
-        where it has them; the rest are computed here with the same seeded bootstrap."""
+        where it has them; the rest are computed here with the same seeded bootstrap. ``center``: the vector
+        the embeddings are centred on before centroids are taken (the topic model's corpus mean); None: the
+        mean of ``embeddings``. With a given centre each window's centroids depend on its own docs only, which
+        is what lets a nightly run recompute only the windows that changed (models/lineage/incremental.py)."""
         import scipy.sparse as sp
 
         missing = {"community", "created_at", "topic_id", "lemmas"} - set(docs.columns)
@@ -148,7 +151,7 @@ class WindowLineage:
                                    shape=(len(classes), len(docs)))
         all_rows = np.flatnonzero(classes["community"].to_numpy() == ALL_SCOPE)
         self.centroids_ = None if embeddings is None else self._centroids(np.asarray(embeddings, np.float64),
-                                                                          membership)
+                                                                          membership, center)
         # Terms are only needed when they weigh in (no embeddings, or a weight below one).
         self.ctfidf_ = None if self.centroids_ is not None and self.embedding_weight >= 1 else \
             self._ctfidf(docs["lemmas"].fillna("").tolist(), membership, all_rows)

@@ -5,12 +5,19 @@ windows of ``window_size`` tokens, every ordered pair of a topic's top words, ep
 then over topics; ``tests/test_coherence.py`` checks it against gensim), but with sparse matrix products
 instead of a Python loop over windows: at 100 k documents it takes seconds, not minutes.
 ``window_size=None`` makes every document one window (document co-occurrence).
+
+The counts behind the score (windows holding each word and each pair of the topics' top words, and the
+number of windows) are integers summed over documents, so they can be kept and added to: ``Cooccurrence``
+holds them; a nightly run adds its new documents' counts to the last run's (``Cooccurrence.add``) and gets
+exactly the score a recount over the whole corpus gives, at the cost of the new documents only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -94,13 +101,63 @@ def _cooccurrence(texts: Iterable[Sequence[str]], vocab: dict[str, int],
     return co, n_windows
 
 
-def npmi_per_topic(topics: Sequence[Sequence[str]], texts: Iterable[Sequence[str]], *, top_n: int = 10,
-                   window_size: int | None = 10) -> np.ndarray:
-    """NPMI of each topic's first ``top_n`` words over ``texts`` (token lists, any iterable: a generator keeps
-    a million tokenised docs out of memory). NaN for a topic with < 2 words."""
-    words = sorted({word for topic in topics for word in list(topic)[:top_n]})
-    vocab = {word: index for index, word in enumerate(words)}
-    co, n_windows = _cooccurrence(texts, vocab, window_size)
+@dataclass
+class Cooccurrence:
+    """Sliding-window counts over a corpus for a fixed word list: ``co[i, j]`` windows holding words i and j
+    (the diagonal: windows holding word i), ``n_windows`` windows in all, ``docs`` documents counted."""
+
+    words: list[str]
+    co: np.ndarray
+    n_windows: int
+    docs: int
+    window_size: int | None
+
+    @classmethod
+    def count(cls, words: Iterable[str], texts: Iterable[Sequence[str]], window_size: int | None) -> Cooccurrence:
+        words = sorted(set(words))
+        counted = _Counted(texts)
+        co, n_windows = _cooccurrence(counted, {word: i for i, word in enumerate(words)}, window_size)
+        return cls(words, co, n_windows, counted.n, window_size)
+
+    def add(self, texts: Iterable[Sequence[str]]) -> Cooccurrence:
+        """These counts plus those of ``texts`` (new documents), as a new object."""
+        other = Cooccurrence.count(self.words, texts, self.window_size)
+        return Cooccurrence(self.words, self.co + other.co, self.n_windows + other.n_windows,
+                            self.docs + other.docs, self.window_size)
+
+    def covers(self, topics: Sequence[Sequence[str]], top_n: int) -> bool:
+        known = set(self.words)
+        return all(word in known for topic in topics for word in list(topic)[:top_n])
+
+    def npmi_per_topic(self, topics: Sequence[Sequence[str]], top_n: int = 10) -> np.ndarray:
+        vocab = {word: index for index, word in enumerate(self.words)}
+        return _npmi_scores(topics, vocab, self.co, self.n_windows, top_n)
+
+    def save(self, path: Path) -> None:
+        np.savez(path, words=np.array(self.words, dtype=object), co=self.co,
+                 meta=np.array([self.n_windows, self.docs, -1 if self.window_size is None else self.window_size]))
+
+    @classmethod
+    def load(cls, path: Path) -> Cooccurrence:
+        with np.load(path, allow_pickle=True) as data:
+            n_windows, docs, window = (int(v) for v in data["meta"])
+            return cls([str(w) for w in data["words"]], data["co"], n_windows, docs, None if window < 0 else window)
+
+
+class _Counted:
+    """An iterable that counts what passed through it."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self.items, self.n = items, 0
+
+    def __iter__(self):  # noqa: ANN204
+        for item in self.items:
+            self.n += 1
+            yield item
+
+
+def _npmi_scores(topics: Sequence[Sequence[str]], vocab: dict[str, int], co: np.ndarray, n_windows: int,
+                 top_n: int) -> np.ndarray:
     if n_windows == 0:
         return np.full(len(topics), np.nan)
     occurrences = np.diag(co).copy()
@@ -121,6 +178,19 @@ def npmi_per_topic(topics: Sequence[Sequence[str]], texts: Iterable[Sequence[str
         off_diagonal = ~np.eye(len(ids), dtype=bool)
         scores.append(float(np.mean(npmi[off_diagonal])))
     return np.array(scores)
+
+
+def npmi_per_topic(topics: Sequence[Sequence[str]], texts: Iterable[Sequence[str]], *, top_n: int = 10,
+                   window_size: int | None = 10) -> np.ndarray:
+    """NPMI of each topic's first ``top_n`` words over ``texts`` (token lists, any iterable: a generator keeps
+    a million tokenised docs out of memory). NaN for a topic with < 2 words."""
+    words = {word for topic in topics for word in list(topic)[:top_n]}
+    return Cooccurrence.count(words, texts, window_size).npmi_per_topic(topics, top_n)
+
+
+def mean_npmi(scores: np.ndarray) -> float:
+    scores = scores[~np.isnan(scores)]
+    return float(scores.mean()) if len(scores) else float("nan")
 
 
 def npmi_coherence(topics: Sequence[Sequence[str]], texts: Iterable[Sequence[str]], *, top_n: int = 10,

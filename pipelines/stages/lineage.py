@@ -97,18 +97,53 @@ def make_lineage(config: LineageConfig, unit: str) -> Any:
         change_ratio=config.change_ratio, per_community=config.per_community)
 
 
-def lineage_inputs(docs: Any, doc_topics: Any) -> Any:
+def lineage_inputs(docs: Any, doc_topics: Any, lemmas: bool = True) -> Any:
     """Usable docs joined with their topics: uid, community, created_at, lemmas, text_hash, topic_id (None when
-    either table is missing). ``docs`` and ``doc_topics`` are the runner's table handles."""
-    docs = docs.read(columns=["uid", "community", "created_at", "lemmas", "usable", "text_hash"])
+    either table is missing). ``docs`` and ``doc_topics`` are the runner's table handles. ``lemmas=False``
+    leaves the lemmas out (empty strings): they are only read for the docs whose windows are recomputed."""
+    columns = ["uid", "community", "created_at", "usable", "text_hash"] + (["lemmas"] if lemmas else [])
+    docs = docs.read(columns=columns)
     topics = doc_topics.read(columns=["uid", "topic_id"])
     if docs is None or topics is None:
         return None
     docs, topics = docs.to_pandas(), topics.to_pandas()
     docs = docs[docs["usable"].fillna(False).astype(bool)].drop(columns=["usable"])
+    if not lemmas:
+        docs["lemmas"] = ""
     frame = docs.merge(topics.drop_duplicates("uid"), on="uid", how="inner")
     frame["community"] = frame["community"].astype(str)
     return frame.sort_values("uid", kind="stable").reset_index(drop=True)
+
+
+def read_lemmas(docs: Any, uids: list[str]) -> dict[str, str]:
+    """Lemmas of the given docs, by uid (for the windows a nightly run recomputes)."""
+    import pyarrow.compute as pc
+
+    table = docs.read(columns=["uid", "lemmas"], filter=pc.field("uid").isin(sorted(set(uids))))
+    return {} if table is None else dict(zip(table["uid"].to_pylist(), table["lemmas"].to_pylist()))
+
+
+def model_center(models: Any) -> Any:
+    """The saved topic model's corpus mean vector (what its vectors are centred on), or None."""
+    pointer = models.read_json("latest.json")
+    if not pointer:
+        return None
+    path = models.path / Path(pointer["path"]).name / "edumine.safetensors"
+    if not path.is_file():
+        return None
+    from safetensors.numpy import load_file
+
+    return load_file(str(path)).get("center")
+
+
+def lineage_basis(config: LineageConfig, center: Any, cache: Any) -> str:
+    """What a lineage unit's rows depend on besides its docs: the settings, the centre and the embeddings."""
+    import hashlib
+
+    digest = hashlib.sha256(config.model_dump_json().encode())
+    digest.update(b"none" if center is None else center.astype("<f4").tobytes())
+    digest.update(repr(cache[1:] if cache else None).encode())
+    return digest.hexdigest()[:16]
 
 
 def topic_embedding_cache(models: Any, cache: Any) -> tuple[Path, str, list[str]] | None:
@@ -176,33 +211,78 @@ def lineage_tables(model: Any) -> tuple[Any, Any]:
 
 
 def run_lineage(inputs: Any, config: LineageConfig, run: RunInfo) -> StageResult:
+    """Recompute the window pairs whose docs changed since the last run and keep the others' rows
+    (models/lineage/incremental.py); everything when there is no state, the basis changed, or topics are
+    compared by c-TF-IDF (its idf spans all windows)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from edumine.models.lineage.incremental import merge_units, plan_units, window_fingerprints
+
     started = time.perf_counter()
-    frame = lineage_inputs(inputs["docs"], inputs["doc_topics"])
+    by_terms = not config.use_embeddings or config.embedding_weight < 1
+    frame = lineage_inputs(inputs["docs"], inputs["doc_topics"], lemmas=by_terms)
     if frame is None:
         log.warning("lineage: the lake has no docs or doc_topics table yet; run the preprocess and topics "
                     "stages first (edumine run does)")
         return StageResult(summary={"skipped": "no docs or doc_topics table in the lake"})
-    vectors = cached_embeddings(inputs["models/topics"], inputs["cache/embeddings"], frame) \
-        if config.use_embeddings else None
-    prevalence = inputs["topic_prevalence"].read()
-    prevalence = None if prevalence is None else prevalence.to_pandas()
-    model = make_lineage(config, run.windows_unit).fit(frame, vectors, prevalence)
-    lineage, events_table = lineage_tables(model)
-    events = model.events_
-    corpus = events[events["community"] == "all"]
-    summary = {"docs": len(frame), "windows": int(model.topics_["window_start"].nunique()),
-               "edges": len(model.lineage_), "events": len(events),
-               "events_all": {k: int(v) for k, v in corpus["event"].value_counts().sort_index().items()},
-               "compared_by": "embeddings" if vectors is not None and config.embedding_weight > 0 else "c-tf-idf",
-               "seconds": round(time.perf_counter() - started, 2)}
-    log.info("lineage: %d edges, %d events (%s)", summary["edges"], summary["events"], summary["compared_by"])
-    return StageResult(outputs={"topic_lineage": Output(lineage), "topic_events": Output(events_table)},
+    models = inputs["models/topics"]
+    center = model_center(models) if config.use_embeddings else None
+    basis = lineage_basis(config, center, topic_embedding_cache(models, inputs["cache/embeddings"])
+                          if config.use_embeddings else None)
+    fingerprints = window_fingerprints(frame, run.windows_unit, config.per_community, basis)
+    stored = inputs["lineage_windows"].read()
+    if not (inputs["topic_lineage"].exists() and inputs["topic_events"].exists()):
+        stored = None  # the rows to keep are gone (a damaged file removed at the run's start): recompute all
+    plan = plan_units(None if by_terms or stored is None else stored.to_pandas(), fingerprints,
+                      config.min_window_docs)
+    starts = np.asarray(window_starts_of(frame, run.windows_unit))
+    subset = frame[np.isin(starts, np.array(sorted(plan.windows), dtype=np.int64))].reset_index(drop=True)
+    vectors = cached_embeddings(models, inputs["cache/embeddings"], subset) if config.use_embeddings else None
+    if vectors is None and config.use_embeddings and not by_terms and len(subset):
+        # Some vectors are missing: topics are compared by terms, whose idf spans all windows: all of them.
+        plan, subset = plan_units(None, fingerprints, config.min_window_docs), frame
+        lemmas = read_lemmas(inputs["docs"], subset["uid"].tolist())
+        subset = subset.assign(lemmas=[lemmas.get(uid, "") for uid in subset["uid"]])
+    old_lineage, old_events = inputs["topic_lineage"].read(), inputs["topic_events"].read()
+    if plan.recompute or plan.full or old_lineage is None or old_events is None:
+        prevalence = inputs["topic_prevalence"].read()
+        prevalence = None if prevalence is None else prevalence.to_pandas()
+        model = make_lineage(config, run.windows_unit).fit(subset, vectors, prevalence, center=center)
+        fresh_lineage, fresh_events = lineage_tables(model)
+    else:  # no window changed: the stored rows are the result
+        fresh_lineage, fresh_events = old_lineage.slice(0, 0), old_events.slice(0, 0)
+    lineage = merge_units(old_lineage, fresh_lineage, "to_window_start", plan,
+                          ["community", "to_window_start", "from_topic", "to_topic"])
+    events_table = merge_units(old_events, fresh_events, "window_start", plan,
+                               ["community", "window_start", "topic_id"])
+    corpus = events_table.filter(pa.array(np.asarray(events_table["community"].to_pylist(), dtype=object) == "all"))
+    counts = corpus.group_by("event").aggregate([("event", "count")]).to_pylist() if corpus.num_rows else []
+    compared_by = "embeddings" if vectors is not None and config.embedding_weight > 0 else "c-tf-idf"
+    summary = {"docs": len(frame), "docs_recomputed": len(subset),
+               "windows": int(fingerprints["window_start"].nunique()),
+               "pairs_recomputed": len(plan.recompute), "pairs_kept": len(plan.keep), "plan": plan.reason,
+               "edges": lineage.num_rows, "events": events_table.num_rows,
+               "events_all": {row["event"]: int(row["event_count"]) for row in sorted(counts, key=lambda r: r["event"])},
+               "compared_by": compared_by, "seconds": round(time.perf_counter() - started, 2)}
+    log.info("lineage: %d edges, %d events (%s; %s)", summary["edges"], summary["events"], compared_by, plan.reason)
+    state = pa.Table.from_pandas(fingerprints.assign(window_start=fingerprints["window_start"].astype("datetime64[s]")
+                                                     .dt.date), preserve_index=False)
+    return StageResult(outputs={"topic_lineage": Output(lineage), "topic_events": Output(events_table),
+                                "lineage_windows": Output(state)},
                        summary=summary, scores={"events_all": summary["events_all"], "edges": summary["edges"]})
+
+
+def window_starts_of(frame: Any, unit: str) -> Any:
+    """Each doc's window start as a day number (what ``plan_units`` keys windows by)."""
+    from edumine.windows import window_starts
+
+    return window_starts(frame["created_at"], unit).astype("datetime64[D]").astype("int64")
 
 
 SECTION = registry.config_sections.register("lineage")(LineageConfig)
 STAGE = registry.stages.register("lineage")(
     Stage("lineage", run=run_lineage, inputs=("docs", "doc_topics"), optional_inputs=("topic_prevalence", "models/topics"),
           caches=("cache/embeddings",),
-          outputs=("topic_lineage", "topic_events"), section="lineage",
+          outputs=("topic_lineage", "topic_events", "lineage_windows"), section="lineage",
           description="topic lineage and events (emerged, persisted, grew, declined, faded, split, merged)"))

@@ -163,6 +163,38 @@ def previous_state(inputs: Any) -> Any:
                       registry=frame("topic_ids"), history=frame("topic_id_history"))
 
 
+NPMI_COUNTS = "npmi_counts.npz"  # in a saved topic model: the co-occurrence counts its NPMI came from
+NPMI_TOP_N = 10
+
+
+def npmi_counts(prior: Any, info: dict[str, Any], uids: list[str], lemmas: list[str], analyzer: Any,
+                top_words: list[list[str]], config: TopicsConfig) -> tuple[Any, str]:
+    """The co-occurrence counts of the topics' top words over every doc of this run, and how they were got.
+
+    A nightly update adds the new docs' counts to those the last run saved with its model: the same integers a
+    recount gives, so the same NPMI (``models/topics/evaluation.py``). Recounted over all docs after a refit,
+    or when the saved counts do not fit (no file, another window, a top word they lack because the update
+    added a topic, or docs that left the corpus)."""
+    from edumine.models.topics.evaluation import Cooccurrence
+
+    saved = prior.model_dir / NPMI_COUNTS if prior.model_dir is not None else None
+    if info.get("mode") == "incremental" and saved is not None and saved.is_file() and prior.doc_topics is not None:
+        try:
+            old = Cooccurrence.load(saved)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("topics: saved NPMI counts unreadable (%s); recounting", exc)
+        else:
+            known = set(prior.doc_topics["uid"].to_pylist())
+            fresh = [row for row, uid in enumerate(uids) if uid not in known]
+            if old.window_size == config.npmi_window and old.covers(top_words, NPMI_TOP_N) \
+                    and old.docs == len(known) == len(uids) - len(fresh):
+                return (old.add(analyzer(lemmas[row]) for row in fresh),
+                        f"the last run's counts plus {len(fresh)} new docs")
+    words = {word for topic in top_words for word in topic[:NPMI_TOP_N]}
+    return (Cooccurrence.count(words, (analyzer(text) for text in lemmas), config.npmi_window),
+            f"counted over all {len(uids)} docs")
+
+
 def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     import numpy as np
     import pyarrow as pa
@@ -170,7 +202,7 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     from edumine.config import hash_config
     from edumine.faults import kill_point
     from edumine.manifest import library_versions
-    from edumine.models.topics.evaluation import label_coverage, npmi_coherence, topic_diversity
+    from edumine.models.topics.evaluation import label_coverage, mean_npmi, topic_diversity
     from edumine.models.topics.model import TopicModel, normalise
     from edumine.models.topics.update import fit_or_update
     from edumine.models.topics.windows import prevalence_table
@@ -194,8 +226,9 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
 
     started = time.perf_counter()
     # Refit or nightly update, topic ids stable across runs (lineage.update, lineage.stable_ids; docs/lineage.md).
+    prior = previous_state(inputs)
     model, state = fit_or_update(TopicModel(**config.model_params()), uids, lemmas, vectors,
-                                 state=previous_state(inputs), settings=run.sections["lineage"],
+                                 state=prior, settings=run.sections["lineage"],
                                  outlier_threshold=config.resolved().outlier_threshold, run_id=run.run_id,
                                  config_hash=hash_config(config), embedding_key=embedding_info["key"])
     timings["fit"] = time.perf_counter() - started
@@ -207,10 +240,10 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     real_ids = [t for t in ids if t != -1]
     top = {t: model.top_terms(t, 25) for t in ids}
     analyzer = model.model_.vectorizer_model.build_analyzer()
-    tokenised = (analyzer(text) for text in lemmas)  # a generator: scored chunk by chunk
     top_words = [[w for w, _ in top[t]] for t in real_ids]
+    cooccurrence, npmi_counted = npmi_counts(prior, state.info, uids, lemmas, analyzer, top_words, config)
     scores = {
-        "npmi": round(npmi_coherence(top_words, tokenised, top_n=10, window_size=config.npmi_window), 5),
+        "npmi": round(mean_npmi(cooccurrence.npmi_per_topic(top_words, top_n=NPMI_TOP_N)), 5),
         "diversity": round(topic_diversity(top_words, top_n=25), 5),
         "n_topics": len(real_ids),
         "outlier_share": round(float(np.mean(topics == -1)), 5),
@@ -229,9 +262,10 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     reps = representative(model, inputs["docs"], uids, closeness, config.n_representative)
     sizes = {t: int(np.sum(topics == t)) for t in ids}
     vectorizer = model.model_.vectorizer_model
-    counts = vectorizer.transform(lemmas)
+    core_rows = np.flatnonzero(model.core_)  # coverage is over core docs: only they are counted
+    counts = vectorizer.transform([lemmas[row] for row in core_rows])
     coverage = label_coverage(counts, vectorizer.vocabulary_, {t: [w for w, _ in top[t][:4]] for t in real_ids},
-                              topics, model.core_)
+                              np.asarray(topics)[core_rows], np.ones(len(core_rows), dtype=bool))
     run_id = run.run_id
     topics_table = pa.table({
         "topic_id": pa.array(ids, pa.int64()),
@@ -270,6 +304,7 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
         from edumine.models.embeddings.backends import keep_fitted_state
 
         model.save(folder, manifest)
+        cooccurrence.save(folder / NPMI_COUNTS)
         # The vectors the model was fitted on are only reproducible with the fitted embedding state: a copy
         # stays with the model (a lost cache is then rebuilt, not refitted on another corpus).
         keep_fitted_state(stage_embedder(config), cache_root, folder / EMBEDDER_STATE)
@@ -291,7 +326,7 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
 
     def summary(written: dict[str, Any]) -> dict[str, Any]:
         return {"docs": len(uids), "embedding": embedding_info, "model_dir": str(written["models/topics"]["path"]),
-                "scores": scores, "windows": windows, "seconds": {k: round(v, 2) for k, v in timings.items()}}
+                "scores": scores, "npmi_counted": npmi_counted, "windows": windows, "seconds": {k: round(v, 2) for k, v in timings.items()}}
 
     return StageResult(outputs=outputs, summary=summary, scores=scores, notes={"topic_update": state.info})
 
