@@ -237,7 +237,10 @@ def run_lineage(inputs: Any, config: LineageConfig, run: RunInfo) -> StageResult
     plan = plan_units(None if by_terms or stored is None else stored.to_pandas(), fingerprints,
                       config.min_window_docs)
     starts = np.asarray(window_starts_of(frame, run.windows_unit))
-    subset = frame[np.isin(starts, np.array(sorted(plan.windows), dtype=np.int64))].reset_index(drop=True)
+    # A full recomputation reads every doc, as lineage always did: with fewer than two windows of enough docs
+    # there is no pair to plan, yet the fit still needs the corpus (regression: it was fitted on no docs).
+    subset = frame if plan.full else \
+        frame[np.isin(starts, np.array(sorted(plan.windows), dtype=np.int64))].reset_index(drop=True)
     vectors = cached_embeddings(models, inputs["cache/embeddings"], subset) if config.use_embeddings else None
     if vectors is None and config.use_embeddings and not by_terms and len(subset):
         # Some vectors are missing: topics are compared by terms, whose idf spans all windows: all of them.
