@@ -33,6 +33,9 @@ from edumine.merge import MergeCounts, merge_versions, plan_moves, stored_elsewh
 from edumine.schema import FILE_SCHEMA, PARTITION_FIELDS, POSTS_SCHEMA, QUARANTINE_SCHEMA, UTC
 
 PART_FILE = "part-0.parquet"
+# Reads verify the page checksums every durable file carries (edumine/integrity.py): a garbled page is an
+# error naming the file, never silently different values.
+_VERIFY = {"fragment_scan_options": ds.ParquetFragmentScanOptions(page_checksum_verification=True)}
 PartitionKey = tuple[str, str, str]  # platform, community, month
 
 
@@ -64,9 +67,12 @@ class Lake:
                 return None
             raise FileNotFoundError(f"lake table {name!r} is missing from {self.root}: the {item.owner} stage "
                                     "writes it; run the pipeline (edumine run) to build it")
-        dataset = ds.dataset(self.table_path(name), format="parquet",
-                             partitioning="hive" if item.partitioning else None)
-        return dataset.to_table(columns=columns, filter=filter)
+        try:
+            dataset = ds.dataset(self.table_path(name), format="parquet",
+                                 partitioning="hive" if item.partitioning else None)
+            return dataset.to_table(columns=columns, filter=filter, **_VERIFY)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._damage(name, exc) from None
 
     def write(self, name: str, table: pa.Table, *, part: str = PART_FILE) -> Path:
         """Replace a catalog table's file atomically; a table with a declared schema is checked against it."""
@@ -126,7 +132,17 @@ class Lake:
         if dataset is None:
             return pa.schema(FILE_SCHEMA).empty_table() if columns is None else \
                 pa.schema([f for f in FILE_SCHEMA if f.name in columns]).empty_table()
-        return dataset.to_table(columns=columns, filter=filter)
+        try:
+            return dataset.to_table(columns=columns, filter=filter, **_VERIFY)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._damage("posts", exc) from None
+
+    def _damage(self, name: str, exc: BaseException) -> Exception:
+        """The ``CorruptTable`` naming the file that made reading ``name`` fail; the error itself when every
+        file reads in full (a caller's mistake, such as a column the table does not have)."""
+        from edumine.integrity import find_damage
+
+        return find_damage(self.root, name) or exc
 
     def count_posts(self) -> int:
         dataset = self.posts_dataset()
@@ -142,7 +158,7 @@ def write_parquet_atomic(table: pa.Table, path: Path, *, durable: bool = True) -
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
     try:
-        pq.write_table(table, tmp, compression="zstd" if durable else "lz4")
+        pq.write_table(table, tmp, compression="zstd" if durable else "lz4", write_page_checksum=durable)
         if durable:
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())

@@ -50,6 +50,13 @@ class RunContext:
     # Docs each stage handled per second of its run (stages whose summary counts ``docs``), and records per
     # second of collection.
     docs_per_s: dict[str, float] = field(default_factory=dict)
+    # What the run repaired on its way (damaged tables or models rebuilt, registries restored): the manifest's
+    # ``notes``, each also logged as a warning.
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        log.warning("run %s: %s", self.run_id, text)
+        self.notes.append(text)
 
     @property
     def manifest_path(self) -> Path:
@@ -105,6 +112,9 @@ def open_run(config: ConfigBase, flow: str) -> RunContext:
         lake.unlock()
         raise
     found = {k: v for k, v in found.items() if v}
+    for relative in found.get("rebuilt_unreadable", []):
+        ctx.note(f"derived table file {relative} could not be read: removed at the run's start; the stage that "
+                 "owns it rebuilds it from its inputs")
     if found.get("migrated_files"):
         ctx.outputs["migrated_files"] = found.pop("migrated_files")
     if found:
@@ -204,6 +214,7 @@ def write_manifest(ctx: RunContext, *, status: str, error: BaseException | None 
         "peak_rss_mb": ctx.peak_rss_mb,
         "docs_per_s": ctx.docs_per_s,
         "scores": ctx.scores,
+        "notes": ctx.notes,
     }
     with _MANIFEST_LOCK:  # collection tasks on a Dask task runner's threads write it concurrently
         write_json_atomic(manifest, ctx.manifest_path)
@@ -213,7 +224,7 @@ def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
     """Run one stage of ``ctx``'s run, timing it and recording its summary in the manifest."""
     kill_point(f"stage.{stage.name}.before")
     with ctx.stage(stage.name):
-        summary = stage.run(ctx) or {}
+        summary = run_rebuilding(ctx, stage)
     ctx.outputs[stage.name] = summary
     docs, seconds = summary.get("docs"), ctx.timings.get(stage.name)
     if isinstance(docs, int) and docs and seconds:
@@ -221,6 +232,59 @@ def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
     write_manifest(ctx, status="running")
     kill_point(f"stage.{stage.name}.after")
     return summary
+
+
+def run_rebuilding(ctx: RunContext, stage: Any) -> dict[str, Any]:
+    """Run ``stage``; when it meets a damaged derived table or model (``edumine/integrity.py``), remove the
+    damage, rebuild it by running its owner stage from its inputs, and run ``stage`` again (each table or
+    artefact at most once per stage). Damaged posts are a clear error: they cannot be rebuilt."""
+    from edumine import integrity
+    from edumine.errors import EdumineError
+
+    repaired: set[str] = set()
+    while True:
+        try:
+            return stage.run(ctx) or {}
+        except integrity.CorruptArtefact as exc:
+            if str(exc.path) in repaired:
+                raise
+            repaired.add(str(exc.path))
+            import shutil
+
+            shutil.rmtree(exc.path, ignore_errors=True) if exc.path.is_dir() else exc.path.unlink(missing_ok=True)
+            ctx.note(f"{exc.name} at {exc.path} was damaged ({exc.reason}): removed; the {stage.name} stage "
+                     "rebuilds it from its inputs")
+            continue
+        except integrity.CorruptTable as exc:
+            damage = exc
+        except EdumineError:
+            raise
+        except Exception:
+            damage = _damage_behind(ctx, stage)
+            if damage is None:
+                raise
+        if damage.raw or damage.table in repaired:
+            raise damage from None
+        repaired.add(damage.table)
+        removed = integrity.remove_damaged(ctx.lake.root, damage)
+        owner = registry.stages.get(damage.owner) if damage.owner in registry.stages.names() else None
+        ctx.note(f"lake table {damage.table!r}: {damage.path.name} could not be read ({damage.reason}); removed "
+                 f"{', '.join(removed)} and rebuilt the table with the {damage.owner} stage from its inputs")
+        if owner is not None and owner.name != stage.name:
+            ctx.outputs[owner.name] = run_rebuilding(ctx, owner)
+
+
+def _damage_behind(ctx: RunContext, stage: Any) -> Any:
+    """After a stage failed with an unexpected error: the first damaged file among the tables it reads or
+    writes (read in full, page checksums verified), or None when they are all sound."""
+    from edumine import catalog, integrity
+
+    for name in dict.fromkeys((*stage.inputs, *stage.optional_inputs, *stage.outputs)):
+        if catalog.entry(name).kind == "table":
+            damage = integrity.find_damage(ctx.lake.root, name)
+            if damage is not None:
+                return damage
+    return None
 
 
 def run_stages(ctx: RunContext, stages: list[Any], call: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:

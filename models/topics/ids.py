@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 REGISTRY_TABLE = "topic_ids"
 HISTORY_TABLE = "topic_id_history"
+STABLE_ID_COPIES = "stable_ids"  # folder in a saved topic model: the registry and history as of that run
 
 
 @dataclass
@@ -143,17 +145,38 @@ def empty_registry() -> pd.DataFrame:
 
 
 def _read(lake: Any, table: str) -> pd.DataFrame | None:
-    import pyarrow.parquet as pq
-
-    path = Path(lake.table_path(table)) / "part-0.parquet"
-    return pq.read_table(path).to_pandas() if path.exists() else None
+    found = lake.read(table, missing_ok=True)  # a damaged file: CorruptTable, the runner rebuilds
+    return None if found is None else found.to_pandas()
 
 
-def read_registry(lake: Any) -> pd.DataFrame | None:
+def _lists(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in ("terms", "weights", "centroid"):
+        frame[column] = [None if v is None else list(v) for v in frame[column]]
+    return frame
+
+
+def read_registry(lake: Any, note: Callable[[str], None] | None = None) -> pd.DataFrame | None:
+    """The registry; when it is lost but was there (a saved model or a history says so), rebuilt from what is
+    durable (``rebuild_registry``); None before the first fit."""
+    from edumine.models.topics.ids_rebuild import rebuild_registry
+
     frame = _read(lake, REGISTRY_TABLE)
-    if frame is not None:
-        for column in ("terms", "weights", "centroid"):
-            frame[column] = [None if v is None else list(v) for v in frame[column]]
+    if frame is None:
+        frame = rebuild_registry(lake, note)
+    return None if frame is None else _lists(frame)
+
+
+def read_history(lake: Any, note: Callable[[str], None] | None = None) -> pd.DataFrame | None:
+    """``topic_id_history``; when lost, the copy the latest saved topic model keeps (see ``save``)."""
+    from edumine.models.topics.ids_rebuild import saved_copy
+
+    frame = _read(lake, HISTORY_TABLE)
+    if frame is None:
+        copy = saved_copy(lake, HISTORY_TABLE)
+        if copy is not None:
+            (note or log.warning)(f"{HISTORY_TABLE} was missing: restored from the copy kept by the latest saved "
+                                  f"topic model ({len(copy)} rows)")
+            frame = copy
     return frame
 
 
@@ -167,19 +190,19 @@ def signatures_of(model: Any, vectors: np.ndarray, topics: np.ndarray, embedding
                            sizes=[int((topics == t).sum()) for t in ids])
 
 
-def assign_stable_ids(lake: Any, run_id: str, signatures: TopicSignatures, *,
-                      min_similarity: float = 0.7) -> dict[int, int]:
+def assign_stable_ids(lake: Any, run_id: str, signatures: TopicSignatures, *, min_similarity: float = 0.7,
+                      note: Callable[[str], None] | None = None) -> dict[int, int]:
     """Map a fit's topic ids to stable ids, update the registry and its history in the lake, return the
     mapping (``-1``, the outliers, always maps to itself)."""
     import pyarrow as pa
 
     from edumine.lake import write_parquet_atomic
 
-    matcher = StableTopicIds(min_similarity=min_similarity).fit(signatures, read_registry(lake), run_id)
+    matcher = StableTopicIds(min_similarity=min_similarity).fit(signatures, read_registry(lake, note), run_id)
     write_parquet_atomic(pa.Table.from_pandas(matcher.registry_, preserve_index=False),
                          Path(lake.table_path(REGISTRY_TABLE)) / "part-0.parquet")
     history = matcher.history_
-    stored = _read(lake, HISTORY_TABLE)
+    stored = read_history(lake, note)
     if stored is not None:
         history = pd.concat([stored[stored["run_id"] != run_id], history], ignore_index=True)
     history["model_topic"] = history["model_topic"].astype("Int64")
@@ -201,14 +224,15 @@ def remap(topics: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
     return lookup(topics) if len(topics) else topics.astype(np.int64)
 
 
-def add_stable_ids(lake: Any, run_id: str, signatures: TopicSignatures) -> dict[int, int]:
+def add_stable_ids(lake: Any, run_id: str, signatures: TopicSignatures,
+                   note: Callable[[str], None] | None = None) -> dict[int, int]:
     """Fresh stable ids for topics added by a nightly update (they are new by construction: the update
     only adds groups unlike every existing topic); nothing is retired."""
     import pyarrow as pa
 
     from edumine.lake import write_parquet_atomic
 
-    registry = read_registry(lake)
+    registry = read_registry(lake, note)
     registry = registry if registry is not None else empty_registry()
     next_id = int(registry["stable_id"].max()) + 1 if len(registry) else 0
     rows, history, mapping = [], [], {}
@@ -229,7 +253,7 @@ def add_stable_ids(lake: Any, run_id: str, signatures: TopicSignatures) -> dict[
         registry = pd.concat([registry, pd.DataFrame(rows, columns=REGISTRY_COLUMNS)], ignore_index=True)
         write_parquet_atomic(pa.Table.from_pandas(registry, preserve_index=False),
                              Path(lake.table_path(REGISTRY_TABLE)) / "part-0.parquet")
-        stored = _read(lake, HISTORY_TABLE)
+        stored = read_history(lake, note)
         frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
         frame = frame if stored is None else pd.concat([stored, frame], ignore_index=True)
         frame["model_topic"] = frame["model_topic"].astype("Int64")
@@ -282,6 +306,13 @@ class StableTopicModel:
         self.inner.save(folder, manifest)
         text = json.dumps({str(k): v for k, v in sorted(self.mapping.items())}, indent=1) + "\n"
         (Path(folder) / self.MAPPING_FILE).write_text(text, encoding="utf-8")
+        # The registry and its history as of this model: what a lost topic_ids is rebuilt from (rebuild_registry)
+        for name, table in (getattr(self, "id_tables_", None) or {}).items():
+            if table is not None:
+                import pyarrow.parquet as pq
+
+                (Path(folder) / STABLE_ID_COPIES).mkdir(parents=True, exist_ok=True)
+                pq.write_table(table, Path(folder) / STABLE_ID_COPIES / f"{name}.parquet")
 
     @classmethod
     def load(cls, folder: Path) -> StableTopicModel:

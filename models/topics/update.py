@@ -49,10 +49,8 @@ class UpdatePlan:
 
 
 def read_updates(lake: Any) -> pd.DataFrame | None:
-    import pyarrow.parquet as pq
-
-    path = Path(lake.table_path(UPDATES_TABLE)) / "part-0.parquet"
-    return pq.read_table(path).to_pandas() if path.exists() else None
+    found = lake.read(UPDATES_TABLE, missing_ok=True)  # a damaged file: CorruptTable, the runner rebuilds
+    return None if found is None else found.to_pandas()
 
 
 def plan_update(lake: Any, *, mode: str = "auto", config_hash: str, model_exists: bool, n_docs: int,
@@ -100,10 +98,8 @@ def record_update(lake: Any, row: dict[str, Any]) -> None:
 
 
 def read_pool(lake: Any) -> pd.DataFrame | None:
-    import pyarrow.parquet as pq
-
-    path = Path(lake.table_path(POOL_TABLE)) / "part-0.parquet"
-    return pq.read_table(path).to_pandas() if path.exists() else None
+    found = lake.read(POOL_TABLE, missing_ok=True)
+    return None if found is None else found.to_pandas()
 
 
 def write_pool(lake: Any, pool: pd.DataFrame) -> None:
@@ -231,8 +227,24 @@ def _latest_model_dir(lake: Any) -> Path | None:
     pointer = Path(lake.root) / "models" / "topics" / "latest.json"
     if not pointer.exists():
         return None
-    folder = Path(json.loads(pointer.read_text(encoding="utf-8"))["path"])
+    try:
+        folder = Path(json.loads(pointer.read_text(encoding="utf-8"))["path"])
+    except (ValueError, KeyError, TypeError) as exc:  # a damaged pointer: as if no model was saved, so a refit
+        log.warning("topics: %s cannot be read (%s)", pointer, exc)
+        return None
     return folder if (folder / "manifest.json").exists() else None
+
+
+def _load_saved_model(lake: Any, folder: Path) -> Any:
+    """The saved model, after its checksums (``edumine/integrity.py``) say it is the one that was saved."""
+    import json
+
+    from edumine.integrity import verify
+    from edumine.models.topics.ids import StableTopicModel
+
+    about = json.loads((Path(lake.root) / "models" / "topics" / "latest.json").read_text(encoding="utf-8"))
+    verify(folder, "the saved topic model", seal_digest=about.get("seal"))
+    return StableTopicModel.load(folder)
 
 
 def _incremental_state_problem(lake: Any, folder: Path | None) -> str | None:
@@ -289,6 +301,7 @@ def fit_or_update(ctx: Any, estimator: Any, uids: list[str], lemmas: list[str], 
     started = time.perf_counter()
     settings = ctx.config.lineage
     update, stable = settings.update, settings.stable_ids
+    note = getattr(ctx, "note", log.warning)
     folder = _latest_model_dir(ctx.lake)
     plan = plan_update(ctx.lake, mode=update.mode, config_hash=config_hash, model_exists=folder is not None,
                        n_docs=len(uids), refit_every_days=update.refit_every_days,
@@ -298,9 +311,10 @@ def fit_or_update(ctx: Any, estimator: Any, uids: list[str], lemmas: list[str], 
         problem = _incremental_state_problem(ctx.lake, folder)
         if problem is None:
             try:
-                previous = StableTopicModel.load(folder)
+                previous = _load_saved_model(ctx.lake, folder)
             except Exception as exc:  # noqa: BLE001  (a damaged model is rebuilt, not fatal)
                 problem = f"the saved topic model cannot be loaded ({type(exc).__name__}: {exc})"
+                note(f"topics: {problem}; the model is rebuilt by a full refit from the docs")
         if problem is not None:  # rebuilt from the docs, never updated from a state that does not add up
             log.warning("topics: %s; refitting", problem)
             plan = UpdatePlan("refit", f"{problem}; refit from the docs")
@@ -312,7 +326,8 @@ def fit_or_update(ctx: Any, estimator: Any, uids: list[str], lemmas: list[str], 
         mapping = {t: t for t in inner.topic_ids() if t >= 0}
         if stable.enabled:
             signatures = signatures_of(inner, normalise(vectors, inner.center_), inner.topics_, embedding_key)
-            mapping = assign_stable_ids(ctx.lake, ctx.run_id, signatures, min_similarity=stable.min_similarity)
+            mapping = assign_stable_ids(ctx.lake, ctx.run_id, signatures, min_similarity=stable.min_similarity,
+                                        note=note)
         kill_point("topics.refit")
         model = StableTopicModel(inner, mapping)
         model.topics_ = remap(inner.topics_, model.mapping)
@@ -325,6 +340,8 @@ def fit_or_update(ctx: Any, estimator: Any, uids: list[str], lemmas: list[str], 
     else:
         model, counts, pool = _update(ctx, previous, uids, lemmas, vectors, embedding_key)
         info.update(counts)
+    if stable.enabled:  # saved with the model: what a lost registry is rebuilt from (ids_rebuild.py)
+        model.id_tables_ = {name: ctx.lake.read(name, missing_ok=True) for name in ("topic_ids", "topic_id_history")}
     # Recorded only by ``commit_update``, once the stage has saved the model these rows describe: a run killed
     # in between must not leave a refit on record whose model does not exist (the next run would update the
     # old model "incrementally" with 0 new docs).
@@ -381,7 +398,7 @@ def _update(ctx: Any, previous: Any, uids: list[str], lemmas: list[str], vectors
         signatures.centroids = signatures.centroids[keep] if signatures.centroids is not None else None
         signatures.labels = [signatures.labels[i] for i in keep] if signatures.labels else None
         signatures.sizes = [signatures.sizes[i] for i in keep] if signatures.sizes else None
-        mapping.update(add_stable_ids(ctx.lake, ctx.run_id, signatures))
+        mapping.update(add_stable_ids(ctx.lake, ctx.run_id, signatures, note=getattr(ctx, "note", None)))
     model = StableTopicModel(inner, mapping)
     new_stable = remap(updater.topics_, model.mapping)
     topics = np.empty(len(uids), dtype=np.int64)

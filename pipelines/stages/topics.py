@@ -155,9 +155,16 @@ def embed_docs(config: TopicsConfig, lake: Any, table: Any, uids: list[str], lem
     if isinstance(embedder, ConcatEmbedder):
         return embed_parts_with_cache(embedder, cache_root, uids, hashes, lemmas, read_texts_in_order(lake, uids))
     inputs = lemmas if embedder.uses == "lemmas" else read_texts_in_order(lake, uids)
-    latest = Path(lake.root) / "models" / "topics" / "latest.json"
-    saved = (Path(json.loads(latest.read_text(encoding="utf-8"))["path"]) / EMBEDDER_STATE,) if latest.exists() else ()
-    return embed_with_cache(embedder, cache_root, uids, hashes, inputs, state_sources=saved)
+    return embed_with_cache(embedder, cache_root, uids, hashes, inputs, state_sources=saved_embedder_state(lake))
+
+
+def saved_embedder_state(lake: Any) -> tuple[Path, ...]:
+    """The fitted embedding state kept by the latest saved topic model, when that model passes its checksums
+    (a damaged copy is never loaded: without it the state is refitted, under another key, so a refit)."""
+    from edumine.models.topics.ids_rebuild import latest_saved_model
+
+    folder = latest_saved_model(lake)
+    return (folder / EMBEDDER_STATE,) if folder is not None else ()
 
 
 EMBEDDER_STATE = "embedder"  # folder in a saved topic model with a copy of the fitted embedding state
@@ -197,6 +204,7 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     import numpy as np
     import pyarrow as pa
 
+    from edumine import integrity
     from edumine.config import hash_config
     from edumine.lake import write_parquet_atomic
     from edumine.manifest import library_versions
@@ -307,7 +315,9 @@ def run_topics(ctx: Any) -> dict[str, Any]:
         "corpus_size": len(uids), "windows_unit": unit, "libraries": library_versions(), "scores": scores,
     })
     save_embedder_state(config, ctx.lake, model_dir)
-    write_json_atomic({"run_id": run_id, "path": str(model_dir)}, ctx.lake.root / "models" / "topics" / "latest.json")
+    seal = integrity.seal(model_dir)  # checked before the model or its embedding state is used again
+    write_json_atomic({"run_id": run_id, "path": str(model_dir), "seal": seal},
+                      ctx.lake.root / "models" / "topics" / "latest.json")
     commit_update(ctx.lake, model)  # the update is recorded only now that its model is durable
     timings["write"] = time.perf_counter() - started
 
