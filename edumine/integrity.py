@@ -90,6 +90,12 @@ def seal(folder: Path) -> str:
     return _digest(folder / SEAL)
 
 
+def seal_digest(folder: Path) -> dict[str, str]:
+    """``{"seal": digest}`` of a sealed folder, for the pointer that names it (empty when it has no seal)."""
+    path = Path(folder) / SEAL
+    return {"seal": _digest(path)} if path.is_file() else {}
+
+
 def verify(folder: Path, name: str, *, seal_digest: str | None = None, required: bool = False) -> bool:
     """Check a sealed folder; raise ``CorruptArtefact`` on any difference. Returns False for a folder
     without a seal when neither ``seal_digest`` (what the pointer recorded) nor ``required`` asks for one

@@ -12,6 +12,7 @@ rewrites nothing), and deletion is sticky: once any retrieval says a record was 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 import uuid
@@ -32,6 +33,7 @@ from edumine.faults import kill_point
 from edumine.merge import MergeCounts, merge_versions, plan_moves, stored_elsewhere  # noqa: F401
 from edumine.schema import FILE_SCHEMA, PARTITION_FIELDS, POSTS_SCHEMA, QUARANTINE_SCHEMA, UTC
 
+log = logging.getLogger(__name__)
 PART_FILE = "part-0.parquet"
 # Reads verify the page checksums every durable file carries (edumine/integrity.py): a garbled page is an
 # error naming the file, never silently different values.
@@ -56,36 +58,139 @@ class Lake:
     def exists(self, name: str) -> bool:
         return any(f for f in self.table_path(name).rglob("*.parquet") if not f.name.startswith("."))
 
+    def dataset(self, name: str) -> ds.Dataset | None:
+        """A catalog table as a pyarrow dataset (partition columns as strings); None when never written."""
+        if name == "posts":
+            return self.posts_dataset()
+        item = catalog.entry(name)
+        if not self.exists(name):
+            return None
+        partitioning = ds.partitioning(pa.schema([pa.field(p, pa.string()) for p in item.partitioning]),
+                                       flavor="hive") if item.partitioning else None
+        return ds.dataset(self.table_path(name), format="parquet", partitioning=partitioning)
+
     def read(self, name: str, columns: list[str] | None = None, filter: Any = None, *,
              missing_ok: bool = False) -> pa.Table | None:
         """A catalog table (all its files); ``None`` when it was never written and ``missing_ok``."""
         if name == "posts":
             return self.read_posts(columns=columns, filter=filter)
-        item = catalog.entry(name)
-        if not self.exists(name):
+        dataset = self.dataset(name)
+        if dataset is None:
             if missing_ok:
                 return None
-            raise FileNotFoundError(f"lake table {name!r} is missing from {self.root}: the {item.owner} stage "
-                                    "writes it; run the pipeline (edumine run) to build it")
+            raise FileNotFoundError(f"lake table {name!r} is missing from {self.root}: the "
+                                    f"{catalog.entry(name).owner} stage writes it; run the pipeline (edumine run) "
+                                    "to build it")
+        if columns is not None:
+            columns = [c for c in columns if c in dataset.schema.names]
         try:
-            dataset = ds.dataset(self.table_path(name), format="parquet",
-                                 partitioning="hive" if item.partitioning else None)
             return dataset.to_table(columns=columns, filter=filter, **_VERIFY)
         except (OSError, pa.ArrowException) as exc:
             raise self._damage(name, exc) from None
 
-    def write(self, name: str, table: pa.Table, *, part: str = PART_FILE) -> Path:
-        """Replace a catalog table's file atomically; a table with a declared schema is checked against it."""
+    def partitions(self, name: str) -> list[str]:
+        """The partitions of a partitioned table that hold a file (``platform=x/community=y/month=z``)."""
         item = catalog.entry(name)
-        schema = item.resolved_schema()
+        folder = self.table_path(name)
+        pattern = "/".join("*" for _ in item.partitioning) + f"/{PART_FILE}"
+        return sorted(str(f.parent.relative_to(folder)) for f in folder.glob(pattern)) if folder.is_dir() else []
+
+    def read_partition(self, name: str, partition: str, columns: list[str] | None = None,
+                       schema: Any = None) -> pa.Table | None:
+        """One partition's file; None when it is missing. One that cannot be read raises ``CorruptTable``
+        (edumine/integrity.py): the runner removes a derived one and its stage rebuilds it, noted in the
+        manifest; a posts file is a clear error."""
+        from edumine.integrity import CorruptTable
+
+        target = self.table_path(name) / partition / PART_FILE
+        if not target.exists():
+            return None
+        try:
+            return pq.read_table(target, columns=columns, schema=schema, page_checksum_verification=True)
+        except Exception as exc:  # noqa: BLE001  (pyarrow raises several kinds for a damaged file)
+            raise CorruptTable(name, target, f"{type(exc).__name__}: {exc}") from None
+
+    # -- writing (the runner's, for stages; collection has PostsWriter) ----------------------------
+    def write(self, name: str, table: Any, *, mode: str = "overwrite", key: tuple[str, ...] = (),
+              schema: Any = None, part: str = PART_FILE) -> Path:
+        """Write a catalog table atomically (readers see the old file or the whole new one).
+
+        ``overwrite``: replace it (``table`` may be an iterable of tables or record batches, streamed);
+        ``append``: add the rows to what is stored; ``upsert``: stored rows whose ``key`` values appear in
+        ``table`` are replaced, the others kept (stored first, then the new rows)."""
+        target = self.table_path(name) / part
+        if isinstance(table, (pa.Table, pa.RecordBatch)):
+            table = self._conform(name, pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch)
+                                  else table)
+            if mode in ("append", "upsert"):
+                stored = self.read(name, missing_ok=True)
+                if stored is not None and stored.num_rows:
+                    if mode == "upsert" and key:
+                        stored = stored.filter(pc.invert(_key_in(stored, table, key)))
+                    table = pa.concat_tables([stored, table], promote_options="permissive")
+            elif mode != "overwrite":
+                raise ValueError(f"unknown write mode {mode!r} for table {name!r}")
+            write_parquet_atomic(table, target)
+        elif mode == "overwrite":
+            write_stream_atomic((self._conform(name, t) for t in table), target, schema=schema)
+        else:
+            raise ValueError(f"mode {mode!r} takes a table, not a stream (table {name!r})")
+        for other in self.table_path(name).glob("*.parquet"):  # one file per unpartitioned table
+            if other != target and not other.name.startswith("."):
+                other.unlink()
+        return target
+
+    def _conform(self, name: str, table: Any) -> Any:
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        schema = catalog.entry(name).resolved_schema()
         if schema is not None and table.schema != schema:
             missing = sorted(set(schema.names) - set(table.column_names))
             if missing:
                 raise ValueError(f"table {name!r} lacks the catalog's columns {missing}")
             table = table.select(schema.names).cast(schema)
-        target = self.table_path(name) / part
-        write_parquet_atomic(table, target)
+        return table
+
+    def write_partition(self, name: str, partition: str, table: pa.Table) -> Path:
+        """Replace one partition's file of a partitioned table atomically."""
+        target = self.table_path(name) / partition / PART_FILE
+        write_parquet_atomic(self._conform(name, table), target)
         return target
+
+    def drop_partition(self, name: str, partition: str) -> None:
+        """Remove a partition of a partitioned table (and the folders it leaves empty)."""
+        remove_partition(self.table_path(name) / partition / PART_FILE)
+
+    def write_artefact(self, name: str, relative: str, build: Any, *, file: bool = False) -> tuple[Path, Any]:
+        """Let ``build(path)`` fill a hidden temporary folder (or file) in the artefact ``name``, then move it
+        to ``<name>/<relative>`` in one rename; returns the final path and what ``build`` returned."""
+        final = self.table_path(name) / relative if relative else self.table_path(name)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".tmp-{uuid.uuid4().hex}-{final.name}"
+        try:
+            result = build(tmp)
+            if not file and tmp.is_dir():  # checked before the folder is used again (edumine/integrity.py)
+                from edumine.integrity import seal
+
+                seal(tmp)
+            if file:
+                with open(tmp, "rb") as handle:
+                    os.fsync(handle.fileno())
+                os.replace(tmp, final)
+            else:
+                tmp.mkdir(parents=True, exist_ok=True)
+                old = final.parent / f".tmp-old-{uuid.uuid4().hex}"
+                if final.exists():
+                    os.replace(final, old)
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+        _fsync_dir(final.parent)
+        return final, result
 
     # -- locking ---------------------------------------------------------------------------------
     def lock(self) -> None:
@@ -172,6 +277,50 @@ def write_parquet_atomic(table: pa.Table, path: Path, *, durable: bool = True) -
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_stream_atomic(tables: Any, path: Path, *, schema: Any = None) -> None:
+    """Write an iterable of tables or record batches to ``path`` as one Parquet file, atomically, holding one
+    piece in memory at a time. An empty stream writes an empty table of ``schema`` (nothing without one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
+    writer = None
+    try:
+        for piece in tables:
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, schema if schema is not None else piece.schema, compression="zstd",
+                                         write_page_checksum=True)
+            writer.write_table(piece if isinstance(piece, pa.Table) else pa.Table.from_batches([piece]))
+        if writer is None:
+            if schema is None:
+                return
+            writer = pq.ParquetWriter(tmp, schema, compression="zstd", write_page_checksum=True)
+        writer.close()
+        writer = None
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _key_in(stored: pa.Table, new: pa.Table, key: tuple[str, ...]) -> Any:
+    """Rows of ``stored`` whose ``key`` values appear in ``new``."""
+    if len(key) == 1:
+        return pc.is_in(stored[key[0]], value_set=pc.unique(new[key[0]]))
+    wanted = set(zip(*(new[k].to_pylist() for k in key)))
+    return pa.array([row in wanted for row in zip(*(stored[k].to_pylist() for k in key))], pa.bool_())
 
 
 def partition_dir(root: Path, key: PartitionKey) -> Path:

@@ -7,11 +7,17 @@ Each migration is idempotent and checks file footers only, so it is cheap to run
   it is ``window_label`` in every table now, beside ``window_start``.
 - ``event-scope`` (2026-12): ``topic_events`` says which rows count the whole corpus (``scope = 'all'``) and
   which one community (``scope = 'community'``); it mixed both, so a plain count counted events twice.
+- ``lake-artefacts`` (2026-12): the embedding cache moved from ``<lake>/_cache/`` to ``<lake>/cache/`` (a
+  catalog artefact like the saved models); ``topic_windows``, which no stage read, is no longer written and
+  a stale copy is removed; a theme model trained by an older edumine under ``data/models/themes`` (beside the
+  demo lake ``data/lake``) moves into the lake's ``models/themes``, so it is not trained again.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -21,7 +27,7 @@ from edumine.lake import write_parquet_atomic
 log = logging.getLogger(__name__)
 
 RENAMED_COLUMNS = {"window": "window_label"}
-WINDOW_TABLES = ("doc_topics", "topic_prevalence", "topic_windows", "topic_events", "theme_prevalence")
+WINDOW_TABLES = ("doc_topics", "topic_prevalence", "topic_events", "theme_prevalence")
 
 
 def _rename_columns(path: Path, renames: dict[str, str]) -> bool:
@@ -65,4 +71,27 @@ def migrate_lake(root: str | Path) -> list[str]:
               if not path.name.startswith(".") and _add_event_scope(path)] if (root / "topic_events").is_dir() else []
     if scoped:
         log.info("migrated %d topic_events file(s): column `scope` added (all | community)", len(scoped))
-    return changed + [p for p in scoped if p not in changed]
+    moved = move_artefacts(root)
+    return changed + [p for p in scoped if p not in changed] + moved
+
+
+def move_artefacts(root: Path) -> list[str]:
+    """``_cache`` -> ``cache``; the unread ``topic_windows`` goes; ``data/models/themes`` of a lake at
+    ``data/lake`` moves into ``<lake>/models/themes`` (only when the lake has no theme models yet)."""
+    moved = []
+    old_cache, new_cache = root / "_cache", root / "cache"
+    if old_cache.is_dir() and not new_cache.exists():
+        os.replace(old_cache, new_cache)
+        moved.append("_cache -> cache")
+    if (root / "topic_windows").is_dir():
+        shutil.rmtree(root / "topic_windows")
+        moved.append("topic_windows (removed: no stage reads it)")
+    legacy = root.parent / "models" / "themes"
+    target = root / "models" / "themes"
+    if root.name == "lake" and legacy.is_dir() and any(legacy.glob("*/model.pkl")) and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(legacy), str(target))
+        moved.append(f"{legacy} -> models/themes")
+    if moved:
+        log.info("migrated lake artefacts: %s", "; ".join(moved))
+    return moved

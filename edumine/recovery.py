@@ -19,7 +19,7 @@ would leave a mix that the next run silently builds on (a refit recorded, its mo
   (posts are the primary data and cannot be derived).
 
 Not part of the snapshot: ``posts/``, ``quarantine/`` and ``runs/`` (they record what happened), the
-embedding cache ``_cache/`` (keyed by content, so extra entries are harmless), live sources' marks
+embedding caches ``cache/`` (keyed by content, so extra entries are harmless), live sources' marks
 ``_state/`` (they follow the posts), and lock files.
 """
 
@@ -39,7 +39,7 @@ from edumine.schema import UTC
 log = logging.getLogger(__name__)
 
 SNAPSHOT = "_snapshot"
-KEPT = frozenset({"posts", "quarantine", "runs", "_staging", "_cache", "_state", SNAPSHOT, f"{SNAPSHOT}.tmp",
+KEPT = frozenset({"posts", "quarantine", "runs", "_staging", "_cache", "cache", "_state", SNAPSHOT, f"{SNAPSHOT}.tmp",
                   ".lock", ".merge.lock"})
 COPY_BELOW = 256 << 10  # bytes: small files are copied (some are rewritten in place), large ones linked
 

@@ -10,8 +10,13 @@ Names in ``inputs``, ``optional_inputs`` and ``outputs`` are catalog entries (``
 ``plan`` orders the enabled stages so that each runs after the producers of what it reads, and refuses a
 plan in which a required input has no producer (no enabled stage, not collection, not already in the lake).
 ``optional_inputs`` are read when present (the store and report summarise whatever the run produced).
-``run(ctx)`` returns a JSON-ready summary for the run's manifest. Stage modules import heavy libraries inside
-``run`` so that discovery stays fast. One loop runs a plan: ``pipelines.runner.run_stages``.
+``caches`` are artefacts a stage reads and fills as it likes (embedding caches, keyed by content): they do
+not order the plan. ``uses`` names config sections other than its own that the stage reads.
+
+``run(inputs, params, run)`` takes lazy handles of what it declared, its config section and the run's id and
+window unit, and returns a ``StageResult`` (``edumine/stage_io.py``): the runner reads and writes the lake,
+the body never does. Stage modules import heavy libraries inside ``run`` so that discovery stays fast. One
+loop runs a plan: ``pipelines.runner.run_stages``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from typing import Any
 
 from edumine import catalog, registry
 from edumine.errors import EdumineError
+from edumine.stage_io import (Artefact, ArtefactInput, Inputs, Output, RunInfo, StageResult,  # noqa: F401
+                              TableInput)
 
 COLLECTED = ("posts", "quarantine", "runs", "_state")  # what collection writes before any stage runs
 # What the summary store and the report read when the run produced it.
@@ -46,12 +53,14 @@ class Stage:
     optional_inputs: tuple[str, ...] = ()
     section: str | None = None
     description: str = ""
+    caches: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()  # other config sections the stage reads (windows is always given)
     # Called with (ctx, final manifest) once the run has closed, for a stage that ran: a stage whose output
     # records the run (the store's runs table, the report's provenance) brings it to the final status.
     on_close: Callable[[Any, dict[str, Any]], Any] | None = None
 
     def __post_init__(self) -> None:
-        for name in (*self.inputs, *self.optional_inputs, *self.outputs):
+        for name in (*self.inputs, *self.optional_inputs, *self.outputs, *self.caches):
             catalog.entry(name)  # a typo in a declaration fails at import, naming the table
 
 

@@ -121,13 +121,14 @@ def _timestamp(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def build_store(lake_root: str | Path, *, run_id: str | None = None) -> dict[str, Any]:
-    """Rebuild ``<lake>/summary.duckdb`` atomically; returns what it holds (tables with rows, views, missing)."""
+def build_store(lake_root: str | Path, *, run_id: str | None = None, out: str | Path | None = None) -> dict[str, Any]:
+    """Rebuild ``<lake>/summary.duckdb`` (or ``out``: the runner's temporary path, which it then moves into
+    place) atomically; returns what it holds (tables with rows, views, missing)."""
     import duckdb
 
     root = Path(lake_root)
-    target = root / STORE_FILE
-    tmp = root / f".tmp-{uuid.uuid4().hex}-{STORE_FILE}"
+    target = Path(out) if out is not None else root / STORE_FILE
+    tmp = target.parent / f".tmp-{uuid.uuid4().hex}-{STORE_FILE}"
     contents: list[tuple[str, str, int | None, str]] = []
     try:
         con = duckdb.connect(str(tmp))

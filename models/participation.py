@@ -38,9 +38,9 @@ COUNT_COLUMNS = [c for c in COLUMNS[4:] if c not in
                   "transitivity")]
 
 
-def read_records(lake: Any) -> pd.DataFrame:
-    """The lake's posts and comments with the columns the metrics need (one row per uid)."""
-    table = lake.read_posts(columns=RECORD_COLUMNS)
+def records_frame(table: Any) -> pd.DataFrame:
+    """Posts and comments (an Arrow table of the lake's ``posts`` with ``RECORD_COLUMNS``) as the frame the
+    metrics need."""
     frame = table.to_pandas()
     for name in ("platform", "community"):
         frame[name] = frame[name].astype(str)

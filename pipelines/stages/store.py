@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr
 
 from edumine import registry
 from edumine.config import StrictModel
-from edumine.stages import STORED, Stage
+from edumine.stages import STORED, Artefact, RunInfo, Stage, StageResult
 
 
 @registry.config_sections.register("store")
@@ -24,26 +24,35 @@ class StoreConfig(StrictModel):
                                  description="PostgreSQL schema the tables are replaced in")
 
 
-def run_store(ctx: Any) -> dict[str, Any]:
-    from edumine.store import build_store, copy_to_postgres, postgres_url
+def run_store(inputs: Any, params: StoreConfig, run: RunInfo) -> StageResult:
+    """The store's tables copy the lake's summary tables and its views read the large ones in place
+    (``edumine/store.py`` builds them with DuckDB over the lake); the runner moves the file into place."""
+    from edumine.store import build_store
 
-    summary = build_store(ctx.lake.root, run_id=ctx.run_id)
-    url = postgres_url(ctx.config.store)
-    if url:
-        summary["postgres"] = {"schema": ctx.config.store.postgres_schema,
-                               "tables": copy_to_postgres(summary["path"], url, ctx.config.store.postgres_schema)}
-    return summary
+    def summary(written: dict[str, Any]) -> dict[str, Any]:
+        from edumine.store import copy_to_postgres, postgres_url
+
+        built = written["summary.duckdb"]
+        result = {**built["result"], "path": str(built["path"])}
+        url = postgres_url(params)
+        if url:
+            result["postgres"] = {"schema": params.postgres_schema,
+                                  "tables": copy_to_postgres(result["path"], url, params.postgres_schema)}
+        return result
+
+    return StageResult(outputs={"summary.duckdb": Artefact(
+        lambda path: build_store(run.lake_root, run_id=run.run_id, out=path), file=True)}, summary=summary)
 
 
-def close_store(ctx: Any, manifest: dict[str, Any]) -> None:
+def close_store(params: StoreConfig, run: RunInfo, manifest: dict[str, Any], summary: dict[str, Any]) -> None:
     """The run has closed: its ``runs`` row gets the final status, in the store and in the PostgreSQL copy."""
     from edumine.store import STORE_FILE, copy_to_postgres, postgres_url, refresh_runs
 
-    if not refresh_runs(ctx.lake.root, manifest):
+    if not refresh_runs(run.lake_root, manifest):
         return
-    url = postgres_url(ctx.config.store)
-    if url and (ctx.outputs.get("store") or {}).get("postgres"):
-        copy_to_postgres(ctx.lake.root / STORE_FILE, url, ctx.config.store.postgres_schema, tables=["runs"])
+    url = postgres_url(params)
+    if url and summary.get("postgres"):
+        copy_to_postgres(run.lake_root / STORE_FILE, url, params.postgres_schema, tables=["runs"])
 
 
 STAGE = registry.stages.register("store")(

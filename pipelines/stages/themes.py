@@ -146,7 +146,7 @@ def label_docs(lake: Any, settings: ThemesConfig, model: Any, model_name: str) -
 
 def shared_cache_root(lake: Any) -> Path:
     """The lake's embedding cache, the one the topic stage uses by default."""
-    return Path(lake.root) / "_cache" / "embeddings"
+    return Path(lake.root) / "cache" / "embeddings"
 
 
 def preload_vectors(lake: Any, model: Any, docs: Any) -> dict[str, Any] | None:

@@ -134,7 +134,7 @@ def read_texts(lake: Any, uids: list[str]) -> dict[str, str]:
 def embedding_cache_root(config: TopicsConfig, lake: Any) -> Path:
     """Where the topic stage caches vectors (recorded in the saved model's manifest, which lineage reads)."""
     cache_dir = config.embeddings.cache_dir
-    return Path(cache_dir) if cache_dir else Path(lake.root) / "_cache" / "embeddings"
+    return Path(cache_dir) if cache_dir else Path(lake.root) / "cache" / "embeddings"
 
 
 def stage_embedder(config: TopicsConfig, lake: Any) -> tuple[Any, Path]:
@@ -294,14 +294,7 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     prevalence = pa.table(prevalence_table(starts, communities, topics, ids, unit,
                                            resamples=config.bootstrap_resamples, seed=config.random_state))
     prevalence = prevalence.append_column("run_id", pa.array([run_id] * prevalence.num_rows, pa.string()))
-    windows = window_representations(starts, topics, ids, counts, model.model_.ctfidf_model,
-                                     vectorizer.get_feature_names_out(), normalised, unit,
-                                     top_n=config.top_n_words)
-    windows_table = pa.table({**{k: v for k, v in windows.items() if k != "centroid"},
-                              "centroid": pa.array(windows["centroid"], pa.list_(pa.float32()))})
-    windows_table = windows_table.append_column("run_id", pa.array([run_id] * windows_table.num_rows, pa.string()))
-    for name, data in (("topics", topics_table), ("doc_topics", doc_topics), ("topic_prevalence", prevalence),
-                       ("topic_windows", windows_table)):
+    for name, data in (("topics", topics_table), ("doc_topics", doc_topics), ("topic_prevalence", prevalence)):
         write_parquet_atomic(data, ctx.lake.table_path(name) / "part-0.parquet")
 
     kill_point("topics.write")
@@ -332,7 +325,7 @@ def run_topics(ctx: Any) -> dict[str, Any]:
 SECTION = registry.config_sections.register("topics")(TopicsConfig)
 STAGE = registry.stages.register("topics")(
     Stage("topics", run=run_topics, inputs=("docs",),
-          outputs=("topics", "doc_topics", "topic_prevalence", "topic_windows", "topic_ids", "topic_id_history",
-                   "topic_updates", "topic_outlier_pool", "models", "_cache"),
+          outputs=("topics", "doc_topics", "topic_prevalence", "topic_ids", "topic_id_history",
+                   "topic_updates", "topic_outlier_pool", "models/topics"), caches=("cache/embeddings",),
           section="topics",
           description="embeddings (cached), one BERTopic model, topics and prevalence per window"))
