@@ -67,7 +67,10 @@ class Lake:
             return None
         partitioning = ds.partitioning(pa.schema([pa.field(p, pa.string()) for p in item.partitioning]),
                                        flavor="hive") if item.partitioning else None
-        return ds.dataset(self.table_path(name), format="parquet", partitioning=partitioning)
+        try:
+            return ds.dataset(self.table_path(name), format="parquet", partitioning=partitioning)
+        except (OSError, pa.ArrowException) as exc:  # a file whose footer cannot be read
+            raise self._damage(name, exc) from None
 
     def read(self, name: str, columns: list[str] | None = None, filter: Any = None, *,
              missing_ok: bool = False) -> pa.Table | None:

@@ -128,10 +128,19 @@ def collect_source(ctx: RunContext, index: int) -> SourceReport:
     source_config = ctx.config.sources[index]  # type: ignore[attr-defined]
     label = ctx.config.source_label(index)
     with ctx.stage("collect"):
-        report = ingest_source(build_source(ctx.config, index), label=label, kind=source_config.kind,
-                               lake=ctx.lake, run_id=ctx.run_id, pseudonymiser=ctx.pseudonymiser,
-                               chunk_rows=ctx.config.collect.chunk_rows, plausible=ctx.config.collect.plausible(),
-                               user_profiles=ctx.config.privacy.user_profiles)
+        try:
+            report = ingest_source(build_source(ctx.config, index), label=label, kind=source_config.kind,
+                                   lake=ctx.lake, run_id=ctx.run_id, pseudonymiser=ctx.pseudonymiser,
+                                   chunk_rows=ctx.config.collect.chunk_rows,
+                                   plausible=ctx.config.collect.plausible(),
+                                   user_profiles=ctx.config.privacy.user_profiles)
+        except Exception:
+            from edumine.integrity import find_damage
+
+            damage = find_damage(ctx.lake.root, "posts")  # merging read a damaged posts file: say which
+            if damage is None:
+                raise
+            raise damage from None
     ctx.inputs.append(report.as_dict())
     records = sum(item.get("records", 0) for item in ctx.inputs)
     if records and ctx.timings.get("collect"):
@@ -374,6 +383,24 @@ def write_outputs(lake: Lake, stage: Any, result: Any) -> dict[str, Any]:
     return written
 
 
+def planned_stages(ctx: RunContext, only: list[str] | None = None) -> list[Any]:
+    """The run's stages (``edumine.stages.pipeline_stages``), plus the owner of every derived table whose
+    damaged files the run's start removed when a planned stage reads that table: it is rebuilt first."""
+    from edumine import catalog
+    from edumine.stages import pipeline_stages
+
+    stages = pipeline_stages(ctx.config, only=only)
+    names = {stage.name for stage in stages}
+    read = {name for stage in stages for name in (*stage.inputs, *stage.optional_inputs)}
+    damaged = {relative.split("/", 1)[0] for relative in ctx.outputs.get("recovery", {}).get("rebuilt_unreadable", [])}
+    owners = sorted({catalog.CATALOG[t].owner for t in damaged & read if t in catalog.CATALOG} - names)
+    owners = [owner for owner in owners if owner in registry.stages.names()]
+    if not owners:
+        return stages
+    ctx.note(f"stage(s) {', '.join(owners)} added to the run to rebuild {', '.join(sorted(damaged & read))}")
+    return pipeline_stages(ctx.config, only=sorted(names | set(owners)))
+
+
 def run_stages(ctx: RunContext, stages: list[Any], call: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
     """The one stage loop, for the plain runner and the Prefect flow alike: ``call(stage)`` runs a stage
     (``run_stage`` directly, or as a Prefect task that calls it) and returns its summary."""
@@ -395,14 +422,12 @@ def run_collect(config: ConfigBase, flow: str = "collect") -> RunContext:
 
 def run_pipeline(config: ConfigBase, *, only: list[str] | None = None) -> RunContext:
     """The whole pipeline without Prefect (tests, debugging): collect, then every enabled stage."""
-    from edumine.stages import pipeline_stages
-
     ctx = open_run(config, "pipeline")
     try:
         for index in range(len(config.sources)):  # type: ignore[attr-defined]
             collect_source(ctx, index)
         kill_point("stage.collect.after")
-        stages = pipeline_stages(config, only=only)
+        stages = planned_stages(ctx, only)
         run_stages(ctx, stages, lambda stage: run_stage(ctx, stage))
     except BaseException as exc:
         close_run(ctx, "failed", exc)

@@ -147,16 +147,18 @@ def run_preprocess(ctx: Any) -> dict[str, Any]:
 
 
 def _read_stored(target: Path) -> Any:
-    """The stored docs of a partition; a file that cannot be read is rebuilt from the posts, not fatal."""
+    """The stored docs of a partition; one that cannot be read raises ``CorruptTable``: the runner removes it
+    and runs the stage again, which rebuilds it from the posts (noted in the manifest)."""
     import pyarrow.parquet as pq
+
+    from edumine.integrity import CorruptTable
 
     if not target.exists():
         return None
     try:
-        return pq.read_table(target, schema=docs_schema())
+        return pq.read_table(target, schema=docs_schema(), page_checksum_verification=True)
     except Exception as exc:  # noqa: BLE001  (pyarrow raises several kinds for a damaged file)
-        log.warning("preprocess: rebuilding unreadable %s (%s: %s)", target, type(exc).__name__, exc)
-        return None
+        raise CorruptTable("docs", target, f"{type(exc).__name__}: {exc}") from None
 
 
 def _remove_orphans(docs_root: Path, posts_root: Path) -> int:

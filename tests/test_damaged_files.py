@@ -1,0 +1,285 @@
+"""Damaged files (edumine/integrity.py, issue 16 item 5): found where they are read, named, and rebuilt from their
+inputs by the stage that owns them; posts are a clear error; a lost topic-id registry is rebuilt, never
+renumbered. The end-to-end cells (damage a lake, rerun, compare with an undamaged run) are in
+tests/test_damage_matrix.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from edumine import integrity
+from edumine.errors import EdumineError
+from edumine.lake import Lake, write_parquet_atomic
+
+from conftest import make_config
+from dumpfiles import submission, write_zst
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def garble(path: Path) -> None:
+    """Flip bytes inside the data of a Parquet file's first column chunk (the footer still reads, a page does not
+    add up), or in the middle of any other file."""
+    data = bytearray(path.read_bytes())
+    try:
+        column = pq.ParquetFile(path).metadata.row_group(0).column(0)
+        first = column.dictionary_page_offset if column.has_dictionary_page else column.data_page_offset
+        start = first + column.total_compressed_size - 10
+    except Exception:  # noqa: BLE001  (not Parquet)
+        start = len(data) // 3
+    for i in range(start, start + 6):
+        data[i] ^= 0xA5
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {"truncate": truncate, "garble": garble, "delete": lambda p: p.unlink()}
+
+
+def _table(n: int = 5000) -> pa.Table:
+    return pa.table({"uid": [f"u{i}" for i in range(n)], "topic_id": list(range(n))})
+
+
+@pytest.mark.parametrize("kind", ["truncate", "garble"])
+def test_lake_read_names_the_table_and_the_damaged_file(tmp_path: Path, kind: str) -> None:
+    lake = Lake(tmp_path / "lake")
+    lake.write("doc_topics", _table())
+    DAMAGE[kind](lake.table_path("doc_topics") / "part-0.parquet")
+    with pytest.raises(integrity.CorruptTable) as caught:
+        lake.read("doc_topics")
+    error = caught.value
+    assert error.table == "doc_topics" and error.path.name == "part-0.parquet" and error.owner == "topics"
+    assert "cannot be read" in str(error) and "topics stage" in str(error) and not error.raw
+
+
+def test_a_garbled_page_is_found_by_its_checksum_not_read_as_other_values(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    write_parquet_atomic(pa.table({"x": pa.array(range(20_000), pa.int64())}), path)
+    assert integrity.check_parquet(path) is None
+    garble(path)
+    assert "CRC" in integrity.check_parquet(path) or "checksum" in integrity.check_parquet(path).lower()
+
+
+def test_a_file_whose_schema_does_not_fit_its_table_is_damage(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    folder = lake.table_path("docs") / "platform=reddit" / "community=t"
+    write_parquet_atomic(pa.table({"uid": ["a"], "n_tokens": pa.array([3], pa.int64())}),
+                         folder / "month=2018-01" / "part-0.parquet")
+    write_parquet_atomic(pa.table({"uid": ["b"], "n_tokens": ["three"]}), folder / "month=2018-02" / "part-0.parquet")
+    with pytest.raises(integrity.CorruptTable, match="month=2018-02.*schema does not fit.*n_tokens"):
+        lake.read("docs")
+
+
+def test_a_damaged_partition_is_an_error_naming_it_not_silently_missing(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    lake.write_partition("docs", "platform=reddit/community=t/month=2018-01", _table())
+    garble(lake.table_path("docs") / "platform=reddit/community=t/month=2018-01/part-0.parquet")
+    with pytest.raises(integrity.CorruptTable, match="month=2018-01"):
+        lake.read_partition("docs", "platform=reddit/community=t/month=2018-01")
+
+
+@pytest.mark.parametrize("kind", ["truncate", "garble", "delete"])
+def test_a_sealed_model_folder_detects_each_kind_of_damage(tmp_path: Path, kind: str) -> None:
+    folder = tmp_path / "model"
+    (folder / "bertopic").mkdir(parents=True)
+    (folder / "bertopic" / "topics.safetensors").write_bytes(bytes(range(256)) * 40)
+    (folder / "manifest.json").write_text('{"run_id": "r1"}')
+    digest = integrity.seal(folder)
+    assert integrity.verify(folder, "the saved topic model", seal_digest=digest)
+    DAMAGE[kind](folder / "bertopic" / "topics.safetensors")
+    with pytest.raises(integrity.CorruptArtefact, match="topics.safetensors"):
+        integrity.verify(folder, "the saved topic model", seal_digest=digest)
+
+
+def test_a_lost_seal_is_damage_when_the_pointer_recorded_one(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "manifest.json").write_text("{}")
+    digest = integrity.seal(folder)
+    (folder / integrity.SEAL).unlink()
+    assert integrity.verify(folder, "m") is False  # a folder saved before seals existed
+    with pytest.raises(integrity.CorruptArtefact, match="checksums.json is missing"):
+        integrity.verify(folder, "m", seal_digest=digest)
+
+
+# -- the topic-id registry ------------------------------------------------------------------------------------
+
+def _lake_after_two_fits(tmp_path: Path) -> Lake:
+    """Two refits' worth of registry and history, and a saved 'model' folder keeping their copies, as the topic
+    stage leaves them (StableTopicModel.save writes stable_ids/, the stage seals and points latest.json)."""
+    import numpy as np
+
+    from edumine.models.topics.ids import STABLE_ID_COPIES, TopicSignatures, assign_stable_ids
+
+    lake = Lake(tmp_path / "lake")
+    eye = np.eye(6)
+
+    def signatures(ids: list[int], centroids: np.ndarray) -> TopicSignatures:
+        return TopicSignatures(model_ids=ids, terms=[[(f"w{i}", 1.0)] for i in ids], centroids=centroids,
+                               embedding_key="k", labels=[f"t{i}" for i in ids], sizes=[10] * len(ids))
+
+    assign_stable_ids(lake, "run-1", signatures([0, 1, 2, 3], eye[:4]))
+    assign_stable_ids(lake, "run-2", signatures([0, 1], np.vstack([eye[3], eye[4]])))  # 0-2 retired, 4 new
+    folder = lake.root / "models" / "topics" / "run-2"
+    (folder / STABLE_ID_COPIES).mkdir(parents=True)
+    for name in ("topic_ids", "topic_id_history"):
+        shutil.copy(lake.table_path(name) / "part-0.parquet", folder / STABLE_ID_COPIES / f"{name}.parquet")
+    (folder / "manifest.json").write_text("{}")
+    seal = integrity.seal(folder)
+    (lake.root / "models" / "topics" / "latest.json").write_text(
+        json.dumps({"run_id": "run-2", "path": str(folder), "seal": seal}))
+    return lake
+
+
+def test_a_lost_registry_is_rebuilt_exactly_from_the_saved_models_copy(tmp_path: Path) -> None:
+    from edumine.models.topics.ids import read_registry
+
+    lake = _lake_after_two_fits(tmp_path)
+    before = read_registry(lake)
+    assert int(before["stable_id"].max()) == 4
+    (lake.table_path("topic_ids") / "part-0.parquet").unlink()
+    notes: list[str] = []
+    after = read_registry(lake, notes.append)
+    pd.testing.assert_frame_equal(after, before)
+    assert notes and "rebuilt from the copy kept by the latest saved topic model" in notes[0]
+
+
+def test_a_rebuilt_registry_keeps_every_issued_id_so_the_next_new_topic_is_not_a_reused_id(tmp_path: Path) -> None:
+    import numpy as np
+
+    from edumine.models.topics.ids import STABLE_ID_COPIES, TopicSignatures, add_stable_ids, read_registry
+
+    lake = _lake_after_two_fits(tmp_path)
+    folder = lake.root / "models" / "topics" / "run-2"
+    # The copy predates a later id (a history row for id 7, e.g. written by a run whose copy is older):
+    history = pq.read_table(lake.table_path("topic_id_history") / "part-0.parquet").to_pandas()
+    extra = pd.DataFrame([{"run_id": "run-3", "model_topic": 9, "stable_id": 7, "similarity": None,
+                           "status": "new", "label": "t7", "size": 3}])
+    history = pd.concat([history, extra], ignore_index=True)
+    history["model_topic"] = history["model_topic"].astype("Int64")
+    history["similarity"] = history["similarity"].astype(float)
+    write_parquet_atomic(pa.Table.from_pandas(history, preserve_index=False),
+                         lake.table_path("topic_id_history") / "part-0.parquet")
+    (lake.table_path("topic_ids") / "part-0.parquet").unlink()
+    rebuilt = read_registry(lake)
+    assert 7 in set(rebuilt["stable_id"]) and not rebuilt.set_index("stable_id").loc[7, "active"]
+    mapping = add_stable_ids(lake, "run-4", TopicSignatures(model_ids=[5], terms=[[("new", 1.0)]],
+                                                           centroids=np.eye(6)[5:6], embedding_key="k"))
+    assert mapping == {5: 8}
+    assert (folder / STABLE_ID_COPIES).is_dir()
+
+
+def test_a_registry_that_cannot_be_rebuilt_is_a_clear_error_not_a_renumbering(tmp_path: Path) -> None:
+    from edumine.models.topics.ids import read_registry
+
+    lake = _lake_after_two_fits(tmp_path)
+    garble(lake.root / "models" / "topics" / "run-2" / "stable_ids" / "topic_ids.parquet")  # the copy is damaged
+    shutil.rmtree(lake.table_path("topic_id_history"))
+    (lake.table_path("topic_ids") / "part-0.parquet").unlink()
+    with pytest.raises(EdumineError) as caught:
+        read_registry(lake)
+    message = str(caught.value)
+    assert "topic-id registry" in message and "cannot be rebuilt" in message and "renumber" in message
+    assert "backup" in message  # how to fix
+
+
+def test_a_lost_history_comes_back_from_the_models_copy(tmp_path: Path) -> None:
+    from edumine.models.topics.ids import read_history
+
+    lake = _lake_after_two_fits(tmp_path)
+    before = read_history(lake)
+    shutil.rmtree(lake.table_path("topic_id_history"))
+    pd.testing.assert_frame_equal(read_history(lake), before)
+
+
+def test_before_the_first_fit_there_is_nothing_to_rebuild(tmp_path: Path) -> None:
+    from edumine.models.topics.ids import read_registry
+
+    assert read_registry(Lake(tmp_path / "lake")) is None
+
+
+# -- the runner: rebuild from inputs, posts are final ---------------------------------------------------------
+
+def _small_lake(tmp_path: Path):  # noqa: ANN202
+    from edumine.pipelines.runner import run_pipeline
+
+    posts = [submission(f"p{i}", created=1514764800 + i * 86400 * 20, title=f"classroom lesson plan number {i}",
+                        selftext="students teachers grading homework classroom behaviour lesson") for i in range(40)]
+    dump = write_zst(tmp_path / "in" / "a.zst", posts)
+    config = make_config(tmp_path / "lake", [{"kind": "reddit.dumps.v1", "paths": [str(dump)]}])
+    only = ["preprocess", "metrics", "paper_table"]
+    run_pipeline(config, only=only)
+    return config, only
+
+
+def _tables(root: Path, name: str) -> list[str]:
+    from test_crash_matrix import _rows
+
+    return sorted(row for p in sorted((root / name).rglob("*.parquet")) for row in _rows(pq.read_table(p)))
+
+
+@pytest.mark.parametrize("kind", ["truncate", "garble", "delete"])
+def test_a_damaged_derived_table_is_rebuilt_by_its_stage_and_noted(tmp_path: Path, kind: str) -> None:
+    from edumine.pipelines.runner import run_pipeline
+
+    config, only = _small_lake(tmp_path)
+    root = Path(config.lake)
+    expected = {name: _tables(root, name) for name in ("docs", "community_activity", "paper_table")}
+    DAMAGE[kind](next((root / "docs").rglob("*.parquet")))
+    DAMAGE[kind](root / "community_activity" / "part-0.parquet")
+    ctx = run_pipeline(config, only=only)
+    assert {name: _tables(root, name) for name in expected} == expected
+    manifest = json.loads(ctx.manifest_path.read_text())
+    assert manifest["status"] == "completed"
+    if kind != "delete":  # a deleted derived file is simply rebuilt; a damaged one is also reported
+        assert any("docs" in note and "rebuil" in note for note in manifest["notes"]), manifest["notes"]
+
+
+def test_damage_met_inside_a_stage_reruns_the_owner_stage_then_the_stage(tmp_path: Path) -> None:
+    """paper_table reads community_activity (owner: metrics); a garbled page passes the run-start footer check
+    and is found when paper_table reads it: metrics runs again, then paper_table."""
+    from edumine.pipelines.runner import run_pipeline
+
+    config, _ = _small_lake(tmp_path)
+    root = Path(config.lake)
+    expected = _tables(root, "paper_table")
+    garble(root / "community_activity" / "part-0.parquet")
+    ctx = run_pipeline(config, only=["paper_table"])
+    manifest = json.loads(ctx.manifest_path.read_text())
+    assert manifest["status"] == "completed", manifest["error"]
+    assert any("'community_activity'" in n and "metrics stage" in n for n in manifest["notes"]), manifest["notes"]
+    assert "metrics" in manifest["outputs"] and _tables(root, "paper_table") == expected
+
+
+@pytest.mark.parametrize("kind", ["truncate", "garble"])
+def test_damaged_posts_fail_the_run_with_a_clear_error_naming_the_file(tmp_path: Path, kind: str) -> None:
+    from edumine.pipelines.runner import run_pipeline
+
+    config, only = _small_lake(tmp_path)
+    part = next((Path(config.lake) / "posts").rglob("*.parquet"))
+    DAMAGE[kind](part)
+    with pytest.raises(integrity.CorruptTable) as caught:
+        run_pipeline(config, only=only)
+    message = str(caught.value)
+    assert caught.value.raw and part.name in message and str(part.parent.name) in message
+    assert "primary data" in message and "collect" in message and "backup" in message
+
+
+def test_edumine_query_on_a_garbled_derived_table_says_so_without_a_traceback(tmp_path: Path) -> None:
+    from edumine.cli import app
+
+    config, _ = _small_lake(tmp_path)
+    garble(Path(config.lake) / "community_activity" / "part-0.parquet")
+    result = CliRunner().invoke(app, ["query", "select * from community_activity", "--lake", str(config.lake)])
+    assert result.exit_code == 2, result.output
+    assert "cannot be read" in result.output and "Traceback" not in result.output
