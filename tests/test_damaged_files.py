@@ -283,3 +283,27 @@ def test_edumine_query_on_a_garbled_derived_table_says_so_without_a_traceback(tm
     result = CliRunner().invoke(app, ["query", "select * from community_activity", "--lake", str(config.lake)])
     assert result.exit_code == 2, result.output
     assert "cannot be read" in result.output and "Traceback" not in result.output
+
+
+def test_a_damaged_topic_model_is_never_loaded_an_incremental_run_refits_and_keeps_the_ids(tmp_path: Path) -> None:
+    """The load -> refit path: the saved model fails its checksums, so the nightly update it was due for becomes
+    a full refit from the docs (noted, with the reason), and the registry keeps the topics' ids."""
+    from edumine.pipelines.runner import run_pipeline
+
+    from test_topic_ids import _config
+
+    lake = tmp_path / "lake"
+    stages = ["preprocess", "topics"]
+    first = run_pipeline(_config(lake, "2013-06-01", lineage={"update": {"mode": "refit"}}), only=stages)
+    garble(next(Path(first.outputs["topics"]["model_dir"]).glob("bertopic/*.safetensors")))
+    second = run_pipeline(_config(lake, "2013-09-01"), only=stages)
+    update = second.outputs["topic_update"]
+    assert update["mode"] == "refit" and "cannot be loaded" in update["reason"], update
+    assert "CorruptArtefact" in update["reason"] and "does not match its checksum" in update["reason"]
+    manifest = json.loads(second.manifest_path.read_text())
+    assert any("full refit" in note for note in manifest["notes"]), manifest["notes"]
+    assert update["stable_ids_kept"] > 0.5 * update["topics"]
+    history = pd.read_parquet(lake / "topic_id_history" / "part-0.parquet")
+    first_ids = set(history[history["run_id"] == first.run_id]["stable_id"])
+    new_ids = set(history[(history["run_id"] == second.run_id) & (history["status"] == "new")]["stable_id"])
+    assert not new_ids & first_ids and all(i > max(first_ids) for i in new_ids)

@@ -1,0 +1,80 @@
+"""Damaged files, end to end (issue 16 item 5): damage one file of a lake after run 1 (truncate, garble, delete),
+run 2, and compare every table with run 2 on an undamaged lake: identical, topic ids included. The scenario is
+tests/test_crash_matrix.py's (300 r/teaching posts, then 260 more from a CSV: run 2 refits its topic model).
+
+The default suite runs three cells (a lost topic-id registry, a garbled topic model, a garbled docs partition);
+``-m slow`` runs every kind of damage on a saved topic model, the registry, one derived table per stage and the
+theme model, themes on.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from test_crash_matrix import _run, _settings, lake_state, scenario  # noqa: F401  (scenario is a fixture)
+from test_damaged_files import DAMAGE
+
+# What to damage: a glob under the lake (or, for the theme model, under the scenario's work folder), first match.
+TARGETS = {
+    "topic_model": "lake:models/topics/*/bertopic/*.safetensors",
+    "topic_ids": "lake:topic_ids/part-0.parquet",
+    "docs": "lake:docs/*/*/*/part-0.parquet",               # preprocess
+    "doc_topics": "lake:doc_topics/part-0.parquet",          # topics
+    "topic_updates": "lake:topic_updates/part-0.parquet",    # topics (the stage's own state)
+    "topic_events": "lake:topic_events/part-0.parquet",      # lineage
+    "community_activity": "lake:community_activity/part-0.parquet",  # metrics
+    "summary_store": "lake:summary.duckdb",                  # store
+    "report": "lake:report.html",                            # report
+    "doc_themes": "lake:doc_themes/part-0.parquet",          # themes
+    "theme_model": "work:themes-models/*/model.pkl",
+}
+DEFAULT_CELLS = [("topic_ids", "delete"), ("topic_model", "garble"), ("docs", "garble")]
+
+
+def _target(work: Path, lake: Path, target: str) -> Path:
+    where, _, pattern = TARGETS[target].partition(":")
+    found = sorted((lake if where == "lake" else work).glob(pattern))
+    assert found, f"nothing matches {TARGETS[target]} in the lake after run 1"
+    return found[0]
+
+
+def _damage_and_rerun(scenario: dict[str, Any], target: str, kind: str) -> dict[str, Any]:  # noqa: F811
+    work = scenario["work"]
+    lake = work / f"damaged-{target}-{kind}"
+    shutil.copytree(scenario["base"], lake)
+    if target == "theme_model" and not scenario["themes"]:
+        pytest.skip("themes are off in this scenario")
+    DAMAGE[kind](_target(work, lake, target))
+    rerun = _run(_settings(work, lake, 2, scenario["themes"]))
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "Traceback" not in rerun.stderr
+    manifests = [json.loads(p.read_text()) for p in sorted(lake.glob("runs/*/manifest.json"))]
+    assert [m["status"] for m in manifests] == ["completed", "completed"]
+    state, expected = lake_state(lake), scenario["expected"]
+    assert sorted(state) == sorted(expected)
+    different = [name for name in expected if state[name] != expected[name]]
+    assert not different, f"after damage to {target} ({kind}), these differ from an undamaged run: {different}"
+    return manifests[-1]
+
+
+@pytest.mark.parametrize(("target", "kind"), DEFAULT_CELLS)
+def test_a_damaged_file_is_rebuilt_to_the_same_tables(scenario: dict[str, Any], target: str,  # noqa: F811
+                                                      kind: str) -> None:
+    manifest = _damage_and_rerun(scenario, target, kind)
+    if target == "topic_ids":
+        assert any("topic_ids was missing: rebuilt from the copy" in note for note in manifest["notes"])
+    if target == "docs":
+        assert any("'docs'" in note for note in manifest["notes"]), manifest["notes"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", [True], indirect=True, ids=["themes"])
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_the_full_damage_matrix(scenario: dict[str, Any], target: str, kind: str) -> None:  # noqa: F811
+    _damage_and_rerun(scenario, target, kind)
