@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edumine import recovery, registry
+from edumine.pipelines.rebuild import planned_stages, run_rebuilding  # noqa: F401  (flows call planned_stages)
 from edumine.config import ConfigBase, config_as_dict, input_problems
 from edumine.errors import ConfigError
 from edumine.faults import kill_point
@@ -236,7 +237,8 @@ def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
     from edumine.stage_io import active_lake
 
     with ctx.stage(stage.name), active_lake(ctx.lake):
-        summary, result = run_rebuilding(ctx, stage)
+        summary, result = run_rebuilding(ctx, stage, body=lambda s: _run_body(ctx, s),
+                                         record=lambda s, done: _record(ctx, s, *done))
     _record(ctx, stage, summary, result)
     docs, seconds = summary.get("docs"), ctx.timings.get(stage.name)
     if isinstance(docs, int) and docs and seconds:
@@ -264,59 +266,6 @@ def _run_body(ctx: RunContext, stage: Any) -> tuple[dict[str, Any], Any]:
     written = write_outputs(ctx.lake, stage, result)
     summary = result.summary(written) if callable(result.summary) else result.summary
     return summary or {}, result
-
-
-def run_rebuilding(ctx: RunContext, stage: Any) -> tuple[dict[str, Any], Any]:
-    """Run ``stage``; when it meets a damaged derived table or model (``edumine/integrity.py``), remove the
-    damage, rebuild it by running its owner stage from its inputs, and run ``stage`` again (each table or
-    artefact at most once per stage). Damaged posts are a clear error: they cannot be rebuilt."""
-    from edumine import integrity
-    from edumine.errors import EdumineError
-
-    repaired: set[str] = set()
-    while True:
-        try:
-            return _run_body(ctx, stage)
-        except integrity.CorruptArtefact as exc:
-            if str(exc.path) in repaired:
-                raise
-            repaired.add(str(exc.path))
-            import shutil
-
-            shutil.rmtree(exc.path, ignore_errors=True) if exc.path.is_dir() else exc.path.unlink(missing_ok=True)
-            ctx.note(f"{exc.name} at {exc.path} was damaged ({exc.reason}): removed; the {stage.name} stage "
-                     "rebuilds it from its inputs")
-            continue
-        except integrity.CorruptTable as exc:
-            damage = exc
-        except EdumineError:
-            raise
-        except Exception:
-            damage = _damage_behind(ctx, stage)
-            if damage is None:
-                raise
-        if damage.raw or damage.table in repaired:
-            raise damage from None
-        repaired.add(damage.table)
-        removed = integrity.remove_damaged(ctx.lake.root, damage)
-        owner = registry.stages.get(damage.owner) if damage.owner in registry.stages.names() else None
-        ctx.note(f"lake table {damage.table!r}: {damage.path.name} could not be read ({damage.reason}); removed "
-                 f"{', '.join(removed)} and rebuilt the table with the {damage.owner} stage from its inputs")
-        if owner is not None and owner.name != stage.name:
-            _record(ctx, owner, *run_rebuilding(ctx, owner))
-
-
-def _damage_behind(ctx: RunContext, stage: Any) -> Any:
-    """After a stage failed with an unexpected error: the first damaged file among the tables it reads or
-    writes (read in full, page checksums verified), or None when they are all sound."""
-    from edumine import catalog, integrity
-
-    for name in dict.fromkeys((*stage.inputs, *stage.optional_inputs, *stage.outputs)):
-        if catalog.entry(name).kind == "table":
-            damage = integrity.find_damage(ctx.lake.root, name)
-            if damage is not None:
-                return damage
-    return None
 
 
 def stage_inputs(ctx: RunContext, stage: Any) -> Any:
@@ -381,24 +330,6 @@ def write_outputs(lake: Lake, stage: Any, result: Any) -> dict[str, Any]:
             written[name] = lake.write(name, output.data, mode=output.mode, key=output.key, schema=output.schema)
         kill_point(f"{stage.name}.write")
     return written
-
-
-def planned_stages(ctx: RunContext, only: list[str] | None = None) -> list[Any]:
-    """The run's stages (``edumine.stages.pipeline_stages``), plus the owner of every derived table whose
-    damaged files the run's start removed when a planned stage reads that table: it is rebuilt first."""
-    from edumine import catalog
-    from edumine.stages import pipeline_stages
-
-    stages = pipeline_stages(ctx.config, only=only)
-    names = {stage.name for stage in stages}
-    read = {name for stage in stages for name in (*stage.inputs, *stage.optional_inputs)}
-    damaged = {relative.split("/", 1)[0] for relative in ctx.outputs.get("recovery", {}).get("rebuilt_unreadable", [])}
-    owners = sorted({catalog.CATALOG[t].owner for t in damaged & read if t in catalog.CATALOG} - names)
-    owners = [owner for owner in owners if owner in registry.stages.names()]
-    if not owners:
-        return stages
-    ctx.note(f"stage(s) {', '.join(owners)} added to the run to rebuild {', '.join(sorted(damaged & read))}")
-    return pipeline_stages(ctx.config, only=sorted(names | set(owners)))
 
 
 def run_stages(ctx: RunContext, stages: list[Any], call: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
