@@ -106,7 +106,7 @@ def describe(root: Path) -> list[dict[str, Any]]:
         if item.kind == "table" and path.is_dir():
             files = [f for f in path.rglob("*.parquet") if not f.name.startswith(".")]
             row["files"] = len(files)
-            row["rows"] = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+            row["rows"] = sum(_footer_rows(pq, item.name, f) for f in files)
             row["mb"] = round(sum(f.stat().st_size for f in files) / 2**20, 2)
         elif path.is_file():
             row["mb"] = round(path.stat().st_size / 2**20, 2)
@@ -114,3 +114,12 @@ def describe(root: Path) -> list[dict[str, Any]]:
             row["mb"] = round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 2)
         rows.append(row)
     return rows
+
+
+def _footer_rows(pq: Any, name: str, path: Path) -> int:
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception as exc:  # noqa: BLE001  (pyarrow raises several kinds for a damaged file)
+        from edumine.integrity import CorruptTable
+
+        raise CorruptTable(name, path, f"{type(exc).__name__}: {exc}") from None

@@ -307,3 +307,14 @@ def test_a_damaged_topic_model_is_never_loaded_an_incremental_run_refits_and_kee
     first_ids = set(history[history["run_id"] == first.run_id]["stable_id"])
     new_ids = set(history[(history["run_id"] == second.run_id) & (history["status"] == "new")]["stable_id"])
     assert not new_ids & first_ids and all(i > max(first_ids) for i in new_ids)
+
+
+def test_edumine_catalog_on_a_truncated_table_names_the_file_without_a_traceback(tmp_path: Path) -> None:
+    from edumine.cli import app
+
+    lake = Lake(tmp_path / "lake")
+    lake.write("doc_topics", _table())
+    truncate(lake.table_path("doc_topics") / "part-0.parquet")
+    result = CliRunner().invoke(app, ["catalog", "--lake", str(lake.root)])
+    assert result.exit_code == 2, result.output
+    assert "E-CORRUPT-TABLE" in result.output and "doc_topics" in result.output and "Traceback" not in result.output
