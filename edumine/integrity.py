@@ -20,6 +20,8 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,26 @@ from edumine.errors import EdumineError
 log = logging.getLogger(__name__)
 
 SEAL = "checksums.json"
+# Model code that repairs something on its way (a registry rebuilt, a damaged model refitted) says so here; the
+# runner turns every such warning of a stage into a line of the run manifest's ``notes`` (``noting``).
+REPAIRS = logging.getLogger("edumine.repairs")
 RAW_TABLES = frozenset({"posts", "quarantine"})  # primary data: nothing to rebuild them from
+
+
+@contextmanager
+def noting(add: Callable[[str], None]) -> Iterator[None]:
+    """While inside, every record logged on ``REPAIRS`` is also given to ``add`` (its message)."""
+
+    class _Forward(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            add(record.getMessage())
+
+    handler = _Forward(level=logging.WARNING)
+    REPAIRS.addHandler(handler)
+    try:
+        yield
+    finally:
+        REPAIRS.removeHandler(handler)
 
 
 class CorruptTable(EdumineError):

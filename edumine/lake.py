@@ -224,8 +224,11 @@ class Lake:
     def _clean_leftovers(self) -> None:
         """Remove what killed runs left behind: staging folders and half-written temporary files."""
         shutil.rmtree(self.staging, ignore_errors=True)
-        for tmp in self.root.glob("**/.tmp-*"):
-            tmp.unlink(missing_ok=True)
+        for tmp in sorted(self.root.glob("**/.tmp-*"), key=lambda p: -len(p.parts)):
+            if tmp.is_dir():  # an artefact folder a killed run was building
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
 
     # -- reading ---------------------------------------------------------------------------------
     def posts_dataset(self) -> ds.Dataset | None:

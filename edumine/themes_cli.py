@@ -47,7 +47,8 @@ def _settings(config: Path | None, overrides: list[str] | None) -> tuple[Any, An
     from edumine.config import load_config
 
     full = load_config(config, overrides or [])
-    return full.themes, full  # type: ignore[attr-defined]
+    lake = Path(full.lake)  # type: ignore[attr-defined]
+    return full.themes.with_stores(lake / "models" / "themes", lake / "cache" / "texts"), full  # type: ignore[attr-defined]
 
 
 def read_input(path: Path) -> Any:
@@ -197,15 +198,25 @@ def export_for_labelling(
 
         the_lake, settings, unit = _lake_and_settings(config, lake, set_)
         model, folder, _ = load_or_train(settings)
-        docs = usable_docs(the_lake, settings)
+        from edumine.stage_io import TableInput
+
+        docs = usable_docs(TableInput(the_lake, "docs"), settings.kinds)
         if docs.empty:
-            raise EdumineError(f"no usable docs of kinds {settings.kinds} in the lake {the_lake.root}")
-        docs["key"] = [label_key(t, b) for t, b in zip(docs["title"], docs["body"])]
+            raise EdumineError(f"no usable docs of kinds {settings.kinds} in the lake {the_lake.root}: run "
+                               "`edumine run --config FILE` (its preprocess stage writes them) first")
         import pandas as pd
+        import pyarrow.compute as pc
+
+        posts = the_lake.read("posts", columns=["uid", "title", "body"],
+                              filter=pc.field("uid").isin(docs["uid"].tolist())).to_pandas()
+        posts = posts.drop_duplicates("uid").set_index("uid")
+        for column in ("title", "body"):  # the label key is the raw title and body's, as the labels have it
+            docs[column] = [v if isinstance(v, str) else None for v in posts[column].reindex(docs["uid"])]
+        docs["key"] = [label_key(t, b) for t, b in zip(docs["title"], docs["body"])]
 
         starts = window_starts(pd.to_datetime(docs["created_at"], utc=True).dt.tz_localize(None), unit)
         docs["window_label"] = [window_label(pd.Timestamp(s).date(), unit) for s in starts]
-        preload_vectors(the_lake, model, docs)  # the vectors the theme (or topic) stage cached: no second pass
+        preload_vectors(the_lake.table_path("cache/embeddings"), model, docs)  # the vectors the theme (or topic) stage cached: no second pass
         P = model.predict_proba(docs["text"].tolist())
         docs["model_themes"] = [";".join(t) for t in model.themes_of(P)]
         labelled = {r["key"] for r in training_set(settings.resolved(), model.codebook)}

@@ -250,20 +250,19 @@ def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
 
 def _record(ctx: RunContext, stage: Any, summary: dict[str, Any], result: Any) -> None:
     ctx.outputs[stage.name] = summary
-    if result is not None:
-        ctx.outputs.update(result.notes)
-        if result.scores is not None:
-            ctx.scores[stage.name] = result.scores
+    ctx.outputs.update(result.notes)
+    if result.scores is not None:
+        ctx.scores[stage.name] = result.scores
 
 
 def _run_body(ctx: RunContext, stage: Any) -> tuple[dict[str, Any], Any]:
-    """Hand the stage its inputs, write what it returns; (its summary, its result or None)."""
-    import inspect
+    """Hand the stage its inputs, write what it returns; (its summary, its result). What model code logs on
+    ``edumine.repairs`` while it runs (a registry rebuilt, a damaged model refitted) joins the manifest's notes."""
+    from edumine.integrity import noting
 
-    if len(inspect.signature(stage.run).parameters) == 1:  # TRANSITION: stages not converted yet
-        return stage.run(ctx) or {}, None
-    result = stage.run(stage_inputs(ctx, stage), stage_params(ctx, stage), run_info(ctx, stage))
-    written = write_outputs(ctx.lake, stage, result)
+    with noting(ctx.notes.append):
+        result = stage.run(stage_inputs(ctx, stage), stage_params(ctx, stage), run_info(ctx, stage))
+        written = write_outputs(ctx.lake, stage, result)
     summary = result.summary(written) if callable(result.summary) else result.summary
     return summary or {}, result
 

@@ -11,6 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 CORPORA = SHARED / "corpora"
 FIXTURES = SHARED / "fixtures"
+# Trained theme models and the ONNX export shared by the tests' lakes (gitignored, kept between sessions, as
+# data/models was before models moved into the lake): tests that train the same model train it once.
+SHARED_MODELS = ROOT / "data" / "models"
 TEST_KEY = "edumine-test-key-not-secret"
 
 
@@ -103,6 +106,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     monkeypatch.setenv("EDUMINE_PSEUDONYM_KEY", TEST_KEY)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path_factory.getbasetemp() / "prefect-home"))
+    # The ONNX export of MiniLM is built once per checkout and shared by every test's lake (a run's default is
+    # its lake's models/onnx, which would export it again for each test lake).
+    monkeypatch.setenv("EDUMINE_ONNX_DIR", str(SHARED_MODELS / "onnx"))
 
 
 def default_sources(root: Path = CORPORA) -> list[dict]:

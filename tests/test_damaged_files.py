@@ -114,98 +114,97 @@ def test_a_lost_seal_is_damage_when_the_pointer_recorded_one(tmp_path: Path) -> 
 
 # -- the topic-id registry ------------------------------------------------------------------------------------
 
-def _lake_after_two_fits(tmp_path: Path) -> Lake:
-    """Two refits' worth of registry and history, and a saved 'model' folder keeping their copies, as the topic
-    stage leaves them (StableTopicModel.save writes stable_ids/, the stage seals and points latest.json)."""
+def _two_fits(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+    """Two refits' registry and history, and a sealed model folder keeping their copies, as the topic stage
+    leaves them (ids_rebuild.save_copies inside the model's folder, then the runner seals it)."""
     import numpy as np
 
-    from edumine.models.topics.ids import STABLE_ID_COPIES, TopicSignatures, assign_stable_ids
+    from edumine.models.topics.ids import TopicSignatures, assign_stable_ids
+    from edumine.models.topics.ids_rebuild import save_copies
 
-    lake = Lake(tmp_path / "lake")
     eye = np.eye(6)
 
     def signatures(ids: list[int], centroids: np.ndarray) -> TopicSignatures:
         return TopicSignatures(model_ids=ids, terms=[[(f"w{i}", 1.0)] for i in ids], centroids=centroids,
                                embedding_key="k", labels=[f"t{i}" for i in ids], sizes=[10] * len(ids))
 
-    assign_stable_ids(lake, "run-1", signatures([0, 1, 2, 3], eye[:4]))
-    assign_stable_ids(lake, "run-2", signatures([0, 1], np.vstack([eye[3], eye[4]])))  # 0-2 retired, 4 new
-    folder = lake.root / "models" / "topics" / "run-2"
-    (folder / STABLE_ID_COPIES).mkdir(parents=True)
-    for name in ("topic_ids", "topic_id_history"):
-        shutil.copy(lake.table_path(name) / "part-0.parquet", folder / STABLE_ID_COPIES / f"{name}.parquet")
+    _, registry, history = assign_stable_ids(None, None, "run-1", signatures([0, 1, 2, 3], eye[:4]))
+    _, registry, history = assign_stable_ids(registry, history, "run-2",
+                                             signatures([0, 1], np.vstack([eye[3], eye[4]])))  # 0-2 retired, 4 new
+    folder = tmp_path / "models" / "topics" / "run-2"
+    folder.mkdir(parents=True)
     (folder / "manifest.json").write_text("{}")
-    seal = integrity.seal(folder)
-    (lake.root / "models" / "topics" / "latest.json").write_text(
-        json.dumps({"run_id": "run-2", "path": str(folder), "seal": seal}))
-    return lake
+    save_copies(folder, registry, history)
+    integrity.seal(folder)
+    return registry, history, folder
 
 
-def test_a_lost_registry_is_rebuilt_exactly_from_the_saved_models_copy(tmp_path: Path) -> None:
-    from edumine.models.topics.ids import read_registry
+def test_a_lost_registry_is_rebuilt_exactly_from_the_saved_models_copy(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    from edumine.models.topics.ids_rebuild import rebuild_registry
 
-    lake = _lake_after_two_fits(tmp_path)
-    before = read_registry(lake)
-    assert int(before["stable_id"].max()) == 4
-    (lake.table_path("topic_ids") / "part-0.parquet").unlink()
+    registry, history, folder = _two_fits(tmp_path)
+    assert int(registry["stable_id"].max()) == 4
     notes: list[str] = []
-    after = read_registry(lake, notes.append)
-    pd.testing.assert_frame_equal(after, before)
+    with integrity.noting(notes.append):
+        rebuilt = rebuild_registry(None, history, folder, saved_model=True)
+    pd.testing.assert_frame_equal(rebuilt, registry.sort_values("stable_id").reset_index(drop=True),
+                                  check_dtype=False)
     assert notes and "rebuilt from the copy kept by the latest saved topic model" in notes[0]
 
 
 def test_a_rebuilt_registry_keeps_every_issued_id_so_the_next_new_topic_is_not_a_reused_id(tmp_path: Path) -> None:
     import numpy as np
 
-    from edumine.models.topics.ids import STABLE_ID_COPIES, TopicSignatures, add_stable_ids, read_registry
+    from edumine.models.topics.ids import TopicSignatures, add_stable_ids
+    from edumine.models.topics.ids_rebuild import rebuild_registry
 
-    lake = _lake_after_two_fits(tmp_path)
-    folder = lake.root / "models" / "topics" / "run-2"
-    # The copy predates a later id (a history row for id 7, e.g. written by a run whose copy is older):
-    history = pq.read_table(lake.table_path("topic_id_history") / "part-0.parquet").to_pandas()
+    _, history, folder = _two_fits(tmp_path)
+    # The history knows an id the copy does not (id 7, e.g. issued by a run whose model copy was older):
     extra = pd.DataFrame([{"run_id": "run-3", "model_topic": 9, "stable_id": 7, "similarity": None,
                            "status": "new", "label": "t7", "size": 3}])
     history = pd.concat([history, extra], ignore_index=True)
-    history["model_topic"] = history["model_topic"].astype("Int64")
-    history["similarity"] = history["similarity"].astype(float)
-    write_parquet_atomic(pa.Table.from_pandas(history, preserve_index=False),
-                         lake.table_path("topic_id_history") / "part-0.parquet")
-    (lake.table_path("topic_ids") / "part-0.parquet").unlink()
-    rebuilt = read_registry(lake)
+    rebuilt = rebuild_registry(None, history, folder, saved_model=True)
     assert 7 in set(rebuilt["stable_id"]) and not rebuilt.set_index("stable_id").loc[7, "active"]
-    mapping = add_stable_ids(lake, "run-4", TopicSignatures(model_ids=[5], terms=[[("new", 1.0)]],
-                                                           centroids=np.eye(6)[5:6], embedding_key="k"))
+    mapping, _, _ = add_stable_ids(rebuilt, history, "run-4", TopicSignatures(
+        model_ids=[5], terms=[[("new", 1.0)]], centroids=np.eye(6)[5:6], embedding_key="k"))
     assert mapping == {5: 8}
-    assert (folder / STABLE_ID_COPIES).is_dir()
 
 
 def test_a_registry_that_cannot_be_rebuilt_is_a_clear_error_not_a_renumbering(tmp_path: Path) -> None:
-    from edumine.models.topics.ids import read_registry
+    from edumine.models.topics.ids_rebuild import intact, rebuild_registry
 
-    lake = _lake_after_two_fits(tmp_path)
-    garble(lake.root / "models" / "topics" / "run-2" / "stable_ids" / "topic_ids.parquet")  # the copy is damaged
-    shutil.rmtree(lake.table_path("topic_id_history"))
-    (lake.table_path("topic_ids") / "part-0.parquet").unlink()
+    _, history, folder = _two_fits(tmp_path)
+    garble(folder / "stable_ids" / "topic_ids.parquet")  # the copy is damaged: the model fails its checksums
+    assert intact(folder, None) is None
     with pytest.raises(EdumineError) as caught:
-        read_registry(lake)
+        rebuild_registry(None, None, None, saved_model=True, lake="LAKE")
     message = str(caught.value)
     assert "topic-id registry" in message and "cannot be rebuilt" in message and "renumber" in message
-    assert "backup" in message  # how to fix
+    assert "backup" in message and "LAKE" in message  # what, where, how to fix
 
 
 def test_a_lost_history_comes_back_from_the_models_copy(tmp_path: Path) -> None:
-    from edumine.models.topics.ids import read_history
+    from edumine.models.topics.ids_rebuild import restore_history
 
-    lake = _lake_after_two_fits(tmp_path)
-    before = read_history(lake)
-    shutil.rmtree(lake.table_path("topic_id_history"))
-    pd.testing.assert_frame_equal(read_history(lake), before)
+    _, history, folder = _two_fits(tmp_path)
+    pd.testing.assert_frame_equal(restore_history(None, folder), history, check_dtype=False)
 
 
-def test_before_the_first_fit_there_is_nothing_to_rebuild(tmp_path: Path) -> None:
-    from edumine.models.topics.ids import read_registry
+def test_before_the_first_fit_there_is_nothing_to_rebuild() -> None:
+    from edumine.models.topics.ids_rebuild import rebuild_registry
 
-    assert read_registry(Lake(tmp_path / "lake")) is None
+    assert rebuild_registry(None, None, None, saved_model=False) is None
+
+
+def test_a_damaged_registry_in_the_lake_is_a_corrupt_table_the_runner_rebuilds(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    registry, _, _ = _two_fits(tmp_path)
+    lake.write("topic_ids", pa.Table.from_pandas(registry, preserve_index=False))
+    garble(lake.table_path("topic_ids") / "part-0.parquet")
+    with pytest.raises(integrity.CorruptTable) as caught:
+        lake.read("topic_ids")
+    assert caught.value.owner == "topics" and not caught.value.raw
 
 
 # -- the runner: rebuild from inputs, posts are final ---------------------------------------------------------

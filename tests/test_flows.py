@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CORPORA, ROOT, TEST_KEY
+from conftest import SHARED_MODELS, CORPORA, ROOT, TEST_KEY
 
 pytestmark = pytest.mark.prefect
 
@@ -36,7 +36,8 @@ def flow_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess
 
 
 # Later stages are tested on their own; here the flow structure matters, so keep model stages small.
-FAST_STAGES: list[str] = ["--set", "themes.classifier=themes.tfidf_logreg.v1", "--set", "themes.eval_folds=0"]
+FAST_STAGES: list[str] = ["--set", "themes.classifier=themes.tfidf_logreg.v1", "--set", "themes.eval_folds=0",
+                           "--set", f"themes.model_dir={SHARED_MODELS / 'themes'}"]  # trained once, shared
 
 
 def test_edumine_run_runs_the_pipeline_flow_with_an_ephemeral_server(flow_run) -> None:

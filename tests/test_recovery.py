@@ -145,18 +145,20 @@ def test_a_lost_embedding_cache_is_rebuilt_with_the_fitted_state_kept_by_the_mod
 
 
 def test_an_incremental_topic_update_needs_its_model_doc_topics_and_pool_to_agree(tmp_path: Path) -> None:
-    from edumine.models.topics.update import POOL_TABLE, _incremental_state_problem
+    import pandas as pd
 
-    lake = Lake(tmp_path / "lake")
-    folder = lake.root / "models" / "topics" / "r1"
+    from edumine.models.topics.update import TopicState, incremental_state_problem
+
+    folder = tmp_path / "models" / "topics" / "r1"
     folder.mkdir(parents=True)
-    (lake.root / "models" / "topics" / "latest.json").write_text(json.dumps({"run_id": "r1", "path": str(folder)}))
-    (lake.root / "doc_topics").mkdir()
-    pq.write_table(pa.table({"uid": ["a"], "topic_id": [1], "run_id": ["r1"]}), lake.root / "doc_topics" / "p.parquet")
-    (lake.root / POOL_TABLE).mkdir()
-    pq.write_table(pa.table({"uid": pa.array([], pa.string())}), lake.root / POOL_TABLE / "part-0.parquet")
-    assert _incremental_state_problem(lake, folder) is None
-    pq.write_table(pa.table({"uid": ["a"], "topic_id": [1], "run_id": ["r0"]}), lake.root / "doc_topics" / "p.parquet")
-    assert "saved model by run r1" in _incremental_state_problem(lake, folder)
-    shutil.rmtree(lake.root / "doc_topics")
-    assert _incremental_state_problem(lake, folder) == "doc_topics is missing"
+    pool = pd.DataFrame({"uid": pd.Series([], dtype=object)})
+    doc_topics = pa.table({"uid": ["a"], "topic_id": [1], "run_id": ["r1"]})
+    state = TopicState(model_dir=folder, model_run="r1", doc_topics=doc_topics, pool=pool)
+    assert incremental_state_problem(state) is None
+    state.doc_topics = pa.table({"uid": ["a"], "topic_id": [1], "run_id": ["r0"]})
+    assert "saved model by run r1" in incremental_state_problem(state)
+    state.doc_topics = None
+    assert incremental_state_problem(state) == "doc_topics is missing"
+    state.doc_topics, state.pool = doc_topics, None
+    assert incremental_state_problem(state) == "topic_outlier_pool is missing"
+    assert incremental_state_problem(TopicState()) == "no saved topic model"

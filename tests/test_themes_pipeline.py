@@ -43,7 +43,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "themes": themes}
     (root / "config.json").write_text(json.dumps(data))
     config = make_config(root / "lake", SOURCES, themes=themes)
-    first = run_pipeline(config, only=["themes"]).outputs["themes"]
+    first = run_pipeline(config, only=["preprocess", "themes"]).outputs["themes"]
     return {"root": root, "config": config, "config_file": root / "config.json", "first": first}
 
 
@@ -57,8 +57,11 @@ def test_stage_labels_every_usable_post_and_writes_prevalence(work: dict) -> Non
     lake = work["root"] / "lake"
     first = work["first"]
     doc_themes = pq.read_table(lake / "doc_themes").to_pandas()
-    assert first["docs"] == len(doc_themes) == first["scored_now"] and first["usable_from"] == "min_words"
-    assert doc_themes["uid"].is_unique and len(doc_themes) > 900
+    assert first["docs"] == len(doc_themes) == first["scored_now"] and first["usable_from"] == "docs.usable"
+    docs = pq.read_table(lake / "docs", columns=["uid", "kind", "usable"]).to_pandas()
+    usable = docs[docs["usable"] & (docs["kind"] == "post")]
+    # every doc preprocessing marked usable, and only those (themes read docs, not posts)
+    assert doc_themes["uid"].is_unique and set(doc_themes["uid"]) == set(usable["uid"]) and len(doc_themes) > 700
     assert set(doc_themes["community"]) == {"teachingresources", "teaching"}
     ids = set(load_codebook(CODEBOOK).ids)
     assert all(set(t) <= ids for t in doc_themes["themes"])
@@ -189,11 +192,11 @@ def test_stage_embeds_docs_text_into_the_lake_cache_the_topic_stage_reads(tmp_pa
     docs = pq.read_table(tmp_path / "lake" / "docs", columns=["uid", "text", "text_hash", "usable"]).to_pandas()
     docs = docs[docs["usable"]].sort_values("uid")
     backend = make_embedder("embeddings.minilm_onnx.v1")  # what topics.embeddings.backend would build
-    assert Path(info["cache"]) == tmp_path / "lake" / "_cache" / "embeddings" / backend.key
-    vectors, counts = embed_with_cache(backend, tmp_path / "lake" / "_cache" / "embeddings", docs["uid"].tolist(),
+    assert Path(info["cache"]) == tmp_path / "lake" / "cache" / "embeddings" / backend.key
+    vectors, counts = embed_with_cache(backend, tmp_path / "lake" / "cache" / "embeddings", docs["uid"].tolist(),
                                        docs["text_hash"].tolist(), docs["text"].tolist())
     assert counts["embedded"] == 0 and counts["from_cache"] == len(docs) == first["docs"]
     again = backend.encode(docs["text"].tolist()[:3])  # int8 activations are scaled per batch: near, not equal
     cosine = (vectors[:3] * again).sum(axis=1) / np.linalg.norm(vectors[:3], axis=1) / np.linalg.norm(again, axis=1)
     assert (cosine > 0.98).all()
-    assert len(EmbeddingCache(tmp_path / "lake" / "_cache" / "embeddings", backend.key)) == len(docs)
+    assert len(EmbeddingCache(tmp_path / "lake" / "cache" / "embeddings", backend.key)) == len(docs)

@@ -14,10 +14,10 @@ from edumine.models.topics.ids import (
     StableTopicIds,
     TopicSignatures,
     assign_stable_ids,
-    read_registry,
+    registry_frame,
     remap,
 )
-from edumine.models.topics.update import IncrementalTopicUpdate, plan_update, record_update
+from edumine.models.topics.update import IncrementalTopicUpdate, plan_update, updates_table
 
 # -- matching signatures ---------------------------------------------------------------------------------
 
@@ -28,23 +28,30 @@ def _signatures(ids: list[int], directions: np.ndarray, key: str = "emb-a") -> T
                            labels=[f"topic {i}" for i in ids], sizes=[10] * len(ids))
 
 
-def test_same_topics_keep_their_ids_whatever_the_fit_calls_them(tmp_path: Path) -> None:
-    lake = Lake(tmp_path / "lake")
+def _round_trip(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table as the runner writes it and the next run reads it back."""
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False).to_pandas()
+
+
+def test_same_topics_keep_their_ids_whatever_the_fit_calls_them() -> None:
     eye = np.eye(6)
-    first = assign_stable_ids(lake, "run-1", _signatures([0, 1, 2, 3], eye[:4]))
+    first, registry, history = assign_stable_ids(None, None, "run-1", _signatures([0, 1, 2, 3], eye[:4]))
     assert first == {-1: -1, 0: 0, 1: 1, 2: 2, 3: 3}
     # Run 2: the fit numbers the same topics in another order, drops topic 3 and finds a new one.
     rng = np.random.default_rng(0)
     moved = np.vstack([eye[2], eye[0], eye[1], eye[5]]) + rng.normal(0, 0.02, (4, 6))
-    second = assign_stable_ids(lake, "run-2", _signatures([0, 1, 2, 3], moved))
+    second, registry, history = assign_stable_ids(_round_trip(registry), _round_trip(history), "run-2",
+                                                  _signatures([0, 1, 2, 3], moved))
     assert second == {-1: -1, 0: 2, 1: 0, 2: 1, 3: 4}  # the new topic gets a new id, never 3 again
-    registry = read_registry(lake).set_index("stable_id")
-    assert registry.loc[3, "active"] == False and registry.loc[4, "first_run"] == "run-2"  # noqa: E712
-    history = pd.read_parquet(lake.table_path("topic_id_history") / "part-0.parquet")
+    stored = registry_frame(_round_trip(registry)).set_index("stable_id")
+    assert stored.loc[3, "active"] == False and stored.loc[4, "first_run"] == "run-2"  # noqa: E712
     statuses = history[history["run_id"] == "run-2"].set_index("stable_id")["status"].to_dict()
     assert statuses == {2: "kept", 0: "kept", 1: "kept", 4: "new", 3: "retired"}
     # Run 3: topic 3 is back: it regains its id.
-    third = assign_stable_ids(lake, "run-3", _signatures([0, 1], np.vstack([eye[3], eye[0]])))
+    third, _, _ = assign_stable_ids(_round_trip(registry), _round_trip(history), "run-3",
+                                    _signatures([0, 1], np.vstack([eye[3], eye[0]])))
     assert third == {-1: -1, 0: 3, 1: 0}
     assert remap(np.array([1, -1, 0]), third).tolist() == [0, -1, 3]
     with pytest.raises(KeyError, match="no stable id"):
@@ -62,16 +69,17 @@ def test_another_embedding_backend_is_matched_by_terms() -> None:
 
 # -- the choice between a refit and an update -------------------------------------------------------------
 
-def test_plan_update_refits_when_it_should(tmp_path: Path) -> None:
-    lake = Lake(tmp_path / "lake")
+def test_plan_update_refits_when_it_should() -> None:
+    history = None
+
     def plan(**kw: object):  # noqa: ANN202
-        return plan_update(lake, **{"config_hash": "h1", "model_exists": True, "n_docs": 1000, **kw})
+        return plan_update(history, **{"config_hash": "h1", "model_exists": True, "n_docs": 1000, **kw})
 
     assert plan(model_exists=False).mode == "refit"
     assert plan().reason == "no refit recorded in topic_updates"
     now = datetime(2026, 1, 31, tzinfo=timezone.utc)
-    record_update(lake, {"run_id": "r1", "mode": "refit", "reason": "first", "config_hash": "h1",
-                         "docs_total": 1000, "at": now - timedelta(days=10)})
+    history = updates_table(None, {"run_id": "r1", "mode": "refit", "reason": "first", "config_hash": "h1",
+                                   "docs_total": 1000, "at": now - timedelta(days=10)}).to_pandas()
     assert plan(now=now).mode == "incremental"
     assert plan(now=now, n_docs=1100).mode == "incremental"
     assert "refit_new_share" in plan(now=now, n_docs=1300).reason

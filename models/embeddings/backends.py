@@ -333,3 +333,14 @@ def embed_with_cache(embedder: Embedder, cache_root: Path, uids: list[str], hash
 
 
 from edumine.models.embeddings import onnx as _embeddings_onnx  # noqa: E402,F401  (registers embeddings.minilm_onnx.v1)
+
+
+def keep_fitted_state(embedder: Embedder, cache_root: Path, folder: Path) -> None:
+    """Copy a fitted backend's state from its cache into ``folder`` (beside a saved model), which
+    ``state_sources`` of ``open_cache`` can restore it from."""
+    import shutil
+
+    state = Path(cache_root) / embedder.base_key / "state.pkl"
+    if embedder.needs_fit and state.exists():
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(state, Path(folder) / "state.pkl")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from pydantic import Field
 
 from edumine.config import StrictModel
 
 DEFAULT_CLASSIFIER = "themes.tfidf_minilm_logreg.v1"
+DEMO_LAKE = Path("data/lake")  # where ``edumine themes`` keeps models when no config names a lake
 
 
 class ExportConfig(StrictModel):
@@ -36,10 +37,13 @@ class ThemesConfig(StrictModel):
     max_predicted_ratio: float = Field(3.0, ge=0, description="a theme's threshold may flag at most this many "
                                        "times its labelled posts in tuning (0: no limit)")
     eval_folds: int = Field(5, ge=0, description="nested CV folds for the model card (0: skip the evaluation)")
-    model_dir: Path = Path("data/models/themes")
-    cache_dir: Path = Path("data/cache/embeddings")
+    model_dir: Optional[Path] = Field(None, description="trained models (<classifier>-<hash>/); default: the "
+                                      "lake's models/themes (a catalog artefact)")
+    cache_dir: Optional[Path] = Field(None, description="vectors of texts without a lake uid (labels, predict "
+                                      "input); default: the lake's cache/texts (a catalog artefact)")
     kinds: list[str] = Field(default_factory=lambda: ["post"], description="post and/or comment")
-    min_words: int = Field(5, ge=0, description="without a docs table: shorter cleaned texts are not labelled")
+    min_words: int = Field(5, ge=0, description="unused: the stage labels the docs preprocessing marked usable "
+                                                "(kept so that older configs load)")
     interval_level: float = Field(0.95, gt=0, lt=1)
     calibration: Literal["platt", "isotonic", "none"] = Field(
         "platt", description="per-theme map of scores to probabilities, fitted on out-of-fold scores")
@@ -49,9 +53,16 @@ class ThemesConfig(StrictModel):
                                      "flagged reliable = false in theme_prevalence, the store and the report")
     export: ExportConfig = ExportConfig()
 
+    def with_stores(self, model_dir: Path, cache_dir: Path) -> ThemesConfig:
+        """A copy whose unset model and cache folders are these (a lake's ``models/themes``, ``cache/texts``)."""
+        return self.model_copy(update={"model_dir": self.model_dir or model_dir,
+                                       "cache_dir": self.cache_dir or cache_dir})
+
     def resolved(self, base: Path | None = None) -> ThemesConfig:
-        """A copy with every path made absolute against ``base`` (the working directory by default)."""
+        """A copy with every path made absolute against ``base`` (the working directory by default); unset
+        model and cache folders are the demo lake's (``data/lake``)."""
         base = base or Path.cwd()
+        self = self.with_stores(DEMO_LAKE / "models" / "themes", DEMO_LAKE / "cache" / "texts")
 
         def fix(path: Path) -> Path:
             path = Path(path).expanduser()

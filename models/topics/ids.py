@@ -7,7 +7,7 @@ seen) by optimal one-to-one assignment (Hungarian) on cosine similarity, and kee
 reused). Centroids are compared when both sides come from the same embedding backend, else the top-term
 weights are (a cosine over the union of both term lists, so vocabularies may differ).
 
-Lake tables (rewritten atomically on every run):
+Tables (the topic stage returns them, the runner writes them atomically on every run):
 
 - ``topic_ids/part-0.parquet``: one row per stable id: ``stable_id``, ``label``, ``terms``, ``weights``,
   ``centroid``, ``embedding_key``, ``size``, ``first_run``, ``last_run``, ``active``.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,6 @@ log = logging.getLogger(__name__)
 
 REGISTRY_TABLE = "topic_ids"
 HISTORY_TABLE = "topic_id_history"
-STABLE_ID_COPIES = "stable_ids"  # folder in a saved topic model: the registry and history as of that run
 
 
 @dataclass
@@ -144,39 +142,12 @@ def empty_registry() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=object) for name in REGISTRY_COLUMNS})
 
 
-def _read(lake: Any, table: str) -> pd.DataFrame | None:
-    found = lake.read(table, missing_ok=True)  # a damaged file: CorruptTable, the runner rebuilds
-    return None if found is None else found.to_pandas()
-
-
-def _lists(frame: pd.DataFrame) -> pd.DataFrame:
-    for column in ("terms", "weights", "centroid"):
-        frame[column] = [None if v is None else list(v) for v in frame[column]]
-    return frame
-
-
-def read_registry(lake: Any, note: Callable[[str], None] | None = None) -> pd.DataFrame | None:
-    """The registry; when it is lost but was there (a saved model or a history says so), rebuilt from what is
-    durable (``rebuild_registry``); None before the first fit."""
-    from edumine.models.topics.ids_rebuild import rebuild_registry
-
-    frame = _read(lake, REGISTRY_TABLE)
-    if frame is None:
-        frame = rebuild_registry(lake, note)
-    return None if frame is None else _lists(frame)
-
-
-def read_history(lake: Any, note: Callable[[str], None] | None = None) -> pd.DataFrame | None:
-    """``topic_id_history``; when lost, the copy the latest saved topic model keeps (see ``save``)."""
-    from edumine.models.topics.ids_rebuild import saved_copy
-
-    frame = _read(lake, HISTORY_TABLE)
-    if frame is None:
-        copy = saved_copy(lake, HISTORY_TABLE)
-        if copy is not None:
-            (note or log.warning)(f"{HISTORY_TABLE} was missing: restored from the copy kept by the latest saved "
-                                  f"topic model ({len(copy)} rows)")
-            frame = copy
+def registry_frame(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The ``topic_ids`` table as read (a DataFrame), with its list columns as Python lists."""
+    if frame is not None:
+        frame = frame.copy()
+        for column in ("terms", "weights", "centroid"):
+            frame[column] = [None if v is None else list(v) for v in frame[column]]
     return frame
 
 
@@ -190,28 +161,20 @@ def signatures_of(model: Any, vectors: np.ndarray, topics: np.ndarray, embedding
                            sizes=[int((topics == t).sum()) for t in ids])
 
 
-def assign_stable_ids(lake: Any, run_id: str, signatures: TopicSignatures, *, min_similarity: float = 0.7,
-                      note: Callable[[str], None] | None = None) -> dict[int, int]:
-    """Map a fit's topic ids to stable ids, update the registry and its history in the lake, return the
-    mapping (``-1``, the outliers, always maps to itself)."""
-    import pyarrow as pa
-
-    from edumine.lake import write_parquet_atomic
-
-    matcher = StableTopicIds(min_similarity=min_similarity).fit(signatures, read_registry(lake, note), run_id)
-    write_parquet_atomic(pa.Table.from_pandas(matcher.registry_, preserve_index=False),
-                         Path(lake.table_path(REGISTRY_TABLE)) / "part-0.parquet")
-    history = matcher.history_
-    stored = read_history(lake, note)
-    if stored is not None:
-        history = pd.concat([stored[stored["run_id"] != run_id], history], ignore_index=True)
-    history["model_topic"] = history["model_topic"].astype("Int64")
-    history["similarity"] = history["similarity"].astype(float)
-    write_parquet_atomic(pa.Table.from_pandas(history, preserve_index=False),
-                         Path(lake.table_path(HISTORY_TABLE)) / "part-0.parquet")
+def assign_stable_ids(registry: pd.DataFrame | None, history: pd.DataFrame | None, run_id: str,
+                      signatures: TopicSignatures, *, min_similarity: float = 0.7) \
+        -> tuple[dict[int, int], pd.DataFrame, pd.DataFrame]:
+    """Map a fit's topic ids to stable ids; returns the mapping (``-1``, the outliers, always maps to itself)
+    and the new ``topic_ids`` and ``topic_id_history`` tables (``registry`` and ``history``: the stored ones)."""
+    matcher = StableTopicIds(min_similarity=min_similarity).fit(signatures, registry_frame(registry), run_id)
+    new_history = matcher.history_
+    if history is not None:
+        new_history = pd.concat([history[history["run_id"] != run_id], new_history], ignore_index=True)
+    new_history["model_topic"] = new_history["model_topic"].astype("Int64")
+    new_history["similarity"] = new_history["similarity"].astype(float)
     counts = pd.Series(matcher.status_).value_counts().to_dict()
     log.info("stable topic ids: %s", counts)
-    return {-1: -1, **matcher.mapping_}
+    return {-1: -1, **matcher.mapping_}, matcher.registry_, new_history
 
 
 def remap(topics: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
@@ -224,18 +187,15 @@ def remap(topics: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
     return lookup(topics) if len(topics) else topics.astype(np.int64)
 
 
-def add_stable_ids(lake: Any, run_id: str, signatures: TopicSignatures,
-                   note: Callable[[str], None] | None = None) -> dict[int, int]:
+def add_stable_ids(registry: pd.DataFrame | None, history: pd.DataFrame | None, run_id: str,
+                   signatures: TopicSignatures) -> tuple[dict[int, int], pd.DataFrame | None, pd.DataFrame | None]:
     """Fresh stable ids for topics added by a nightly update (they are new by construction: the update
-    only adds groups unlike every existing topic); nothing is retired."""
-    import pyarrow as pa
-
-    from edumine.lake import write_parquet_atomic
-
-    registry = read_registry(lake, note)
+    only adds groups unlike every existing topic); nothing is retired. Returns the mapping and the new
+    ``topic_ids`` and ``topic_id_history`` tables (None when no topic was added)."""
+    registry = registry_frame(registry)
     registry = registry if registry is not None else empty_registry()
     next_id = int(registry["stable_id"].max()) + 1 if len(registry) else 0
-    rows, history, mapping = [], [], {}
+    rows, added, mapping = [], [], {}
     for position, model_id in enumerate(signatures.model_ids):
         terms = signatures.terms[position]
         mapping[model_id] = next_id + position
@@ -247,20 +207,16 @@ def add_stable_ids(lake: Any, run_id: str, signatures: TopicSignatures,
                      signatures.centroids[position].astype(np.float32).tolist(),
                      "embedding_key": signatures.embedding_key, "size": size, "first_run": run_id,
                      "last_run": run_id, "active": True})
-        history.append({"run_id": run_id, "model_topic": int(model_id), "stable_id": next_id + position,
-                        "similarity": None, "status": "new", "label": label, "size": size})
-    if rows:
-        registry = pd.concat([registry, pd.DataFrame(rows, columns=REGISTRY_COLUMNS)], ignore_index=True)
-        write_parquet_atomic(pa.Table.from_pandas(registry, preserve_index=False),
-                             Path(lake.table_path(REGISTRY_TABLE)) / "part-0.parquet")
-        stored = read_history(lake, note)
-        frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
-        frame = frame if stored is None else pd.concat([stored, frame], ignore_index=True)
-        frame["model_topic"] = frame["model_topic"].astype("Int64")
-        frame["similarity"] = frame["similarity"].astype(float)
-        write_parquet_atomic(pa.Table.from_pandas(frame, preserve_index=False),
-                             Path(lake.table_path(HISTORY_TABLE)) / "part-0.parquet")
-    return mapping
+        added.append({"run_id": run_id, "model_topic": int(model_id), "stable_id": next_id + position,
+                      "similarity": None, "status": "new", "label": label, "size": size})
+    if not rows:
+        return mapping, None, None
+    registry = pd.concat([registry, pd.DataFrame(rows, columns=REGISTRY_COLUMNS)], ignore_index=True)
+    frame = pd.DataFrame(added, columns=HISTORY_COLUMNS)
+    frame = frame if history is None else pd.concat([history, frame], ignore_index=True)
+    frame["model_topic"] = frame["model_topic"].astype("Int64")
+    frame["similarity"] = frame["similarity"].astype(float)
+    return mapping, registry, frame
 
 
 class StableTopicModel:
@@ -306,13 +262,6 @@ class StableTopicModel:
         self.inner.save(folder, manifest)
         text = json.dumps({str(k): v for k, v in sorted(self.mapping.items())}, indent=1) + "\n"
         (Path(folder) / self.MAPPING_FILE).write_text(text, encoding="utf-8")
-        # The registry and its history as of this model: what a lost topic_ids is rebuilt from (rebuild_registry)
-        for name, table in (getattr(self, "id_tables_", None) or {}).items():
-            if table is not None:
-                import pyarrow.parquet as pq
-
-                (Path(folder) / STABLE_ID_COPIES).mkdir(parents=True, exist_ok=True)
-                pq.write_table(table, Path(folder) / STABLE_ID_COPIES / f"{name}.parquet")
 
     @classmethod
     def load(cls, folder: Path) -> StableTopicModel:

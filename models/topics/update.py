@@ -1,6 +1,9 @@
 """Nightly topic updates without a full refit, and the choice between an update and a refit.
 
-``plan_update`` decides, from the lake's ``topic_updates`` history, whether this run refits the topic model
+Nothing here reads or writes the lake: the topic stage hands ``fit_or_update`` what the last run left
+(``TopicState``) and returns the tables it gets back (``TopicTables``) for the runner to write.
+
+``plan_update`` decides, from the ``topic_updates`` history, whether this run refits the topic model
 (no saved model, topic settings changed, the last refit is older than ``refit_every_days``, or the docs
 added since the last refit exceed ``refit_new_share`` of the docs it saw) or updates it incrementally.
 
@@ -48,12 +51,36 @@ class UpdatePlan:
     reason: str
 
 
-def read_updates(lake: Any) -> pd.DataFrame | None:
-    found = lake.read(UPDATES_TABLE, missing_ok=True)  # a damaged file: CorruptTable, the runner rebuilds
-    return None if found is None else found.to_pandas()
+@dataclass
+class TopicState:
+    """What the last run of the topic stage left, as the runner read it: the saved model's folder and run,
+    and the ``topic_updates``, ``topic_outlier_pool``, ``doc_topics`` (uid, topic_id, core, run_id),
+    ``topic_ids`` and ``topic_id_history`` tables (None where missing)."""
+
+    model_dir: Path | None = None
+    model_run: str | None = None
+    model_seal: str | None = None  # digest of its checksums when saved: checked before it is loaded
+    updates: pd.DataFrame | None = None
+    pool: pd.DataFrame | None = None
+    doc_topics: Any = None  # an Arrow table: a million rows stay compact
+    registry: pd.DataFrame | None = None
+    history: pd.DataFrame | None = None
 
 
-def plan_update(lake: Any, *, mode: str = "auto", config_hash: str, model_exists: bool, n_docs: int,
+@dataclass
+class TopicTables:
+    """What ``fit_or_update`` hands back for the stage to return: the new ``topic_ids`` and
+    ``topic_id_history`` (None: unchanged), the outlier pool and the ``topic_updates`` table, and the run's
+    update summary."""
+
+    registry: pd.DataFrame | None
+    history: pd.DataFrame | None
+    pool: Any
+    updates: Any
+    info: dict[str, Any]
+
+
+def plan_update(history: pd.DataFrame | None, *, mode: str = "auto", config_hash: str, model_exists: bool, n_docs: int,
                 refit_every_days: float = 90.0, refit_new_share: float = 0.25,
                 now: datetime | None = None) -> UpdatePlan:
     """Refit or update incrementally; the reason is for the run's manifest."""
@@ -63,7 +90,6 @@ def plan_update(lake: Any, *, mode: str = "auto", config_hash: str, model_exists
         return UpdatePlan("refit", "no saved topic model yet")
     if mode == "refit":
         return UpdatePlan("refit", "configured: lineage.update.mode=refit")
-    history = read_updates(lake)
     refits = history[history["mode"] == "refit"] if history is not None else None
     if refits is None or refits.empty:
         return UpdatePlan("refit", "no refit recorded in topic_updates")
@@ -83,35 +109,25 @@ def plan_update(lake: Any, *, mode: str = "auto", config_hash: str, model_exists
     return UpdatePlan("incremental", f"{max(added, 0)} docs added since the last refit")
 
 
-def record_update(lake: Any, row: dict[str, Any]) -> None:
-    """Append one run's update (mode, reason, counts, new topics) to ``topic_updates``."""
+def updates_table(stored: pd.DataFrame | None, row: dict[str, Any]) -> Any:
+    """``topic_updates`` with one run's update (mode, reason, counts, new topics) appended (a row of the same
+    run replaced)."""
     import pyarrow as pa
-
-    from edumine.lake import write_parquet_atomic
 
     frame = pd.DataFrame([{**row, "at": row.get("at") or datetime.now(timezone.utc)}])
-    stored = read_updates(lake)
     if stored is not None:
         frame = pd.concat([stored[stored["run_id"] != row["run_id"]], frame], ignore_index=True)
-    write_parquet_atomic(pa.Table.from_pandas(frame, preserve_index=False),
-                         Path(lake.table_path(UPDATES_TABLE)) / "part-0.parquet")
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def read_pool(lake: Any) -> pd.DataFrame | None:
-    found = lake.read(POOL_TABLE, missing_ok=True)
-    return None if found is None else found.to_pandas()
-
-
-def write_pool(lake: Any, pool: pd.DataFrame) -> None:
+def pool_table(pool: pd.DataFrame) -> Any:
+    """The outlier pool as the ``topic_outlier_pool`` table."""
     import pyarrow as pa
 
-    from edumine.lake import write_parquet_atomic
-
-    table = pa.table({"uid": pa.array(pool["uid"].tolist(), pa.string()),
-                      "lemmas": pa.array(pool["lemmas"].tolist(), pa.string()),
-                      "vector": pa.array([np.asarray(v, np.float32).tolist() for v in pool["vector"]],
-                                         pa.list_(pa.float32()))})
-    write_parquet_atomic(table, Path(lake.table_path(POOL_TABLE)) / "part-0.parquet")
+    return pa.table({"uid": pa.array(pool["uid"].tolist(), pa.string()),
+                     "lemmas": pa.array(pool["lemmas"].tolist(), pa.string()),
+                     "vector": pa.array([np.asarray(v, np.float32).tolist() for v in pool["vector"]],
+                                        pa.list_(pa.float32()))})
 
 
 class IncrementalTopicUpdate:
@@ -221,168 +237,128 @@ def add_topic(model: Any, centroid: np.ndarray, docs: list[str], *, top_n: int =
     return topic_id
 
 
-def _latest_model_dir(lake: Any) -> Path | None:
-    import json
-
-    pointer = Path(lake.root) / "models" / "topics" / "latest.json"
-    if not pointer.exists():
-        return None
-    try:
-        folder = Path(json.loads(pointer.read_text(encoding="utf-8"))["path"])
-    except (ValueError, KeyError, TypeError) as exc:  # a damaged pointer: as if no model was saved, so a refit
-        log.warning("topics: %s cannot be read (%s)", pointer, exc)
-        return None
-    return folder if (folder / "manifest.json").exists() else None
-
-
-def _load_saved_model(lake: Any, folder: Path) -> Any:
-    """The saved model, after its checksums (``edumine/integrity.py``) say it is the one that was saved."""
-    import json
-
-    from edumine.integrity import verify
-    from edumine.models.topics.ids import StableTopicModel
-
-    about = json.loads((Path(lake.root) / "models" / "topics" / "latest.json").read_text(encoding="utf-8"))
-    verify(folder, "the saved topic model", seal_digest=about.get("seal"))
-    return StableTopicModel.load(folder)
-
-
-def _incremental_state_problem(lake: Any, folder: Path | None) -> str | None:
+def incremental_state_problem(state: TopicState) -> str | None:
     """Why the saved state cannot be updated incrementally (None: it can): the update builds on the saved
     model, the ``doc_topics`` that model wrote and its outlier pool, so all three must be there and agree."""
-    import json
+    import pyarrow.compute as pc
 
-    import pyarrow.dataset as ds
-
-    if folder is None:
+    if state.model_dir is None:
         return "no saved topic model"
-    model_run = json.loads((Path(lake.root) / "models" / "topics" / "latest.json").read_text(encoding="utf-8"))["run_id"]
-    doc_topics = Path(lake.table_path("doc_topics"))
-    if not doc_topics.is_dir() or not any(doc_topics.rglob("*.parquet")):
+    if state.doc_topics is None:
         return "doc_topics is missing"
-    try:
-        runs = set(ds.dataset(doc_topics, format="parquet").to_table(columns=["run_id"])["run_id"].unique().to_pylist())
-    except Exception as exc:  # noqa: BLE001
-        return f"doc_topics cannot be read ({type(exc).__name__})"
-    if runs != {model_run}:
-        return f"doc_topics was written by run(s) {sorted(runs)}, the saved model by run {model_run}"
-    if not (Path(lake.table_path(POOL_TABLE)) / "part-0.parquet").exists():
+    if "run_id" not in state.doc_topics.column_names:
+        return "doc_topics has no run_id"
+    runs = set(pc.unique(state.doc_topics["run_id"]).to_pylist())
+    if runs != {state.model_run}:
+        return f"doc_topics was written by run(s) {sorted(runs)}, the saved model by run {state.model_run}"
+    if state.pool is None:
         return f"{POOL_TABLE} is missing"
     return None
 
 
-def _previous_assignments(lake: Any) -> tuple[dict[str, int], set[str]]:
+def _previous_assignments(doc_topics: Any) -> tuple[dict[str, int], set[str]]:
     """The last run's topic per uid, and the uids that were in their topic's core (``doc_topics.core``;
     tables written before that column existed have no core docs)."""
-    import pyarrow.dataset as ds
-
-    folder = Path(lake.table_path("doc_topics"))
-    if not folder.is_dir() or not any(folder.rglob("*.parquet")):
+    if doc_topics is None:
         return {}, set()
-    dataset = ds.dataset(folder, format="parquet")
-    has_core = "core" in dataset.schema.names
-    table = dataset.to_table(columns=["uid", "topic_id", "core"] if has_core else ["uid", "topic_id"])
-    uids = table["uid"].to_pylist()
-    cores = {uid for uid, core in zip(uids, table["core"].to_pylist()) if core} if has_core else set()
-    return dict(zip(uids, table["topic_id"].to_pylist())), cores
+    uids = doc_topics["uid"].to_pylist()
+    has_core = "core" in doc_topics.column_names
+    cores = {uid for uid, core in zip(uids, doc_topics["core"].to_pylist()) if core} if has_core else set()
+    return dict(zip(uids, doc_topics["topic_id"].to_pylist())), cores
 
 
-def fit_or_update(ctx: Any, estimator: Any, uids: list[str], lemmas: list[str], vectors: np.ndarray, *,
-                  config_hash: str, embedding_key: str) -> Any:
+def fit_or_update(estimator: Any, uids: list[str], lemmas: list[str], vectors: np.ndarray, *,
+                  state: TopicState, settings: Any, outlier_threshold: float, run_id: str, config_hash: str,
+                  embedding_key: str) -> tuple[Any, TopicTables]:
     """The topic stage's model for this run, with stable topic ids: a full refit of ``estimator`` (its
     topics mapped to the ids of earlier runs), or a nightly update of the saved model with the docs that
-    ``doc_topics`` does not hold yet. Settings: ``lineage.update`` and ``lineage.stable_ids``; what happened
-    goes to ``ctx.outputs["topic_update"]`` and the lake's ``topic_updates`` table."""
+    ``doc_topics`` does not hold yet. ``settings``: the ``lineage`` section (``update``, ``stable_ids``);
+    ``state``: what the last run left. Returns the model and the tables to write (nothing is written here)."""
     import time
 
+    from edumine.integrity import REPAIRS, verify
     from edumine.models.topics.ids import StableTopicModel, assign_stable_ids, remap, signatures_of
     from edumine.models.topics.model import normalise
 
     started = time.perf_counter()
-    settings = ctx.config.lineage
     update, stable = settings.update, settings.stable_ids
-    note = getattr(ctx, "note", log.warning)
-    folder = _latest_model_dir(ctx.lake)
-    plan = plan_update(ctx.lake, mode=update.mode, config_hash=config_hash, model_exists=folder is not None,
-                       n_docs=len(uids), refit_every_days=update.refit_every_days,
-                       refit_new_share=update.refit_new_share)
+    plan = plan_update(state.updates, mode=update.mode, config_hash=config_hash,
+                       model_exists=state.model_dir is not None, n_docs=len(uids),
+                       refit_every_days=update.refit_every_days, refit_new_share=update.refit_new_share)
     previous = None
     if plan.mode == "incremental":
-        problem = _incremental_state_problem(ctx.lake, folder)
+        problem = incremental_state_problem(state)
         if problem is None:
             try:
-                previous = _load_saved_model(ctx.lake, folder)
+                verify(state.model_dir, "the saved topic model", seal_digest=state.model_seal)
+                previous = StableTopicModel.load(state.model_dir)
             except Exception as exc:  # noqa: BLE001  (a damaged model is rebuilt, not fatal)
                 problem = f"the saved topic model cannot be loaded ({type(exc).__name__}: {exc})"
-                note(f"topics: {problem}; the model is rebuilt by a full refit from the docs")
+                REPAIRS.warning("topics: %s; the model is rebuilt by a full refit from the docs", problem)
         if problem is not None:  # rebuilt from the docs, never updated from a state that does not add up
             log.warning("topics: %s; refitting", problem)
             plan = UpdatePlan("refit", f"{problem}; refit from the docs")
     if previous is not None and previous.inner.manifest_.get("embedding_key") != embedding_key:
         plan, previous = UpdatePlan("refit", "the embedding backend changed since the saved model"), None
     info: dict[str, Any] = {"mode": plan.mode, "reason": plan.reason}
+    registry = history = None
     if previous is None:
         inner = estimator.fit(lemmas, vectors)
         mapping = {t: t for t in inner.topic_ids() if t >= 0}
         if stable.enabled:
             signatures = signatures_of(inner, normalise(vectors, inner.center_), inner.topics_, embedding_key)
-            mapping = assign_stable_ids(ctx.lake, ctx.run_id, signatures, min_similarity=stable.min_similarity,
-                                        note=note)
+            mapping, registry, history = assign_stable_ids(state.registry, state.history, run_id, signatures,
+                                                           min_similarity=stable.min_similarity)
         kill_point("topics.refit")
         model = StableTopicModel(inner, mapping)
         model.topics_ = remap(inner.topics_, model.mapping)
         model.probabilities_ = inner.probabilities_
         model.core_ = inner.core_
         pool = pd.DataFrame({"uid": [], "lemmas": [], "vector": []})
-        kept = _kept_ids(ctx.lake, ctx.run_id) if stable.enabled else set()
+        kept = _kept_ids(history, run_id) if stable.enabled else set()
         info.update(docs_new=len(uids), pooled=0, new_topics=[], topics=len(mapping),
                     stable_ids_kept=len(kept & set(mapping.values())))
     else:
-        model, counts, pool = _update(ctx, previous, uids, lemmas, vectors, embedding_key)
+        model, counts, pool, registry, history = _update(state, previous, uids, lemmas, vectors, embedding_key,
+                                                         settings.update, outlier_threshold, run_id)
         info.update(counts)
-    if stable.enabled:  # saved with the model: what a lost registry is rebuilt from (ids_rebuild.py)
-        model.id_tables_ = {name: ctx.lake.read(name, missing_ok=True) for name in ("topic_ids", "topic_id_history")}
-    # Recorded only by ``commit_update``, once the stage has saved the model these rows describe: a run killed
-    # in between must not leave a refit on record whose model does not exist (the next run would update the
-    # old model "incrementally" with 0 new docs).
-    model.pending_update_ = (pool, {"run_id": ctx.run_id, "mode": plan.mode, "reason": plan.reason,
-                                    "config_hash": config_hash, "docs_total": len(uids),
-                                    "docs_new": info["docs_new"], "pooled": info["pooled"],
-                                    "new_topics": [t["topic_id"] for t in info["new_topics"]],
-                                    "seconds": round(time.perf_counter() - started, 3)})
-    ctx.outputs["topic_update"] = info
+    # Written by the runner after the saved model these rows describe (the stage returns them last): a run
+    # killed in between must not leave a refit on record whose model does not exist (the next run would
+    # update the old model "incrementally" with 0 new docs).
+    row = {"run_id": run_id, "mode": plan.mode, "reason": plan.reason, "config_hash": config_hash,
+           "docs_total": len(uids), "docs_new": info["docs_new"], "pooled": info["pooled"],
+           "new_topics": [t["topic_id"] for t in info["new_topics"]],
+           "seconds": round(time.perf_counter() - started, 3)}
     log.info("topics: %s (%s)", plan.mode, plan.reason)
-    return model
+    return model, TopicTables(registry=registry, history=history, pool=pool_table(pool),
+                              updates=updates_table(state.updates, row), info=info)
 
 
-def _kept_ids(lake: Any, run_id: str) -> set[int]:
+def _kept_ids(history: pd.DataFrame | None, run_id: str) -> set[int]:
     """Stable ids this run kept from an earlier one (for the run summary)."""
-    from edumine.models.topics.ids import HISTORY_TABLE, _read
-
-    history = _read(lake, HISTORY_TABLE)
     if history is None or history.empty:
         return set()
     this_run = history[(history["run_id"] == run_id) & (history["status"] == "kept")]
     return set(this_run["stable_id"].astype(int))
 
 
-def _update(ctx: Any, previous: Any, uids: list[str], lemmas: list[str], vectors: np.ndarray,
-            embedding_key: str) -> tuple[Any, dict[str, Any]]:
+def _update(state: TopicState, previous: Any, uids: list[str], lemmas: list[str], vectors: np.ndarray,
+            embedding_key: str, settings: Any, outlier_threshold: float, run_id: str) -> tuple:
     from edumine.models.topics.ids import StableTopicModel, add_stable_ids, remap, signatures_of
     from edumine.models.topics.model import normalise
 
-    settings = ctx.config.lineage.update
-    known, cores = _previous_assignments(ctx.lake)
-    pool = read_pool(ctx.lake)
+    known, cores = _previous_assignments(state.doc_topics)
+    pool = state.pool
     pooled_before = set(pool["uid"]) if pool is not None else set()
     fresh = np.array([uid not in known for uid in uids], dtype=bool)
     inner = previous.inner
     updater = IncrementalTopicUpdate(
-        assign_min_similarity=assign_threshold(ctx.config), pool_min_docs=settings.pool_min_docs,
+        assign_min_similarity=assign_threshold(settings, outlier_threshold), pool_min_docs=settings.pool_min_docs,
         new_topic_min_docs=settings.new_topic_min_docs, merge_min_similarity=settings.merge_min_similarity,
     ).fit(inner, [u for u, f in zip(uids, fresh) if f], [t for t, f in zip(lemmas, fresh) if f], vectors[fresh],
           pool=pool)
     mapping = dict(previous.mapping)
+    registry = history = None
     if updater.new_topics_:
         added = [t["topic_id"] for t in updater.new_topics_]
         inner_topics = np.full(len(uids), -1, dtype=np.int64)
@@ -398,7 +374,8 @@ def _update(ctx: Any, previous: Any, uids: list[str], lemmas: list[str], vectors
         signatures.centroids = signatures.centroids[keep] if signatures.centroids is not None else None
         signatures.labels = [signatures.labels[i] for i in keep] if signatures.labels else None
         signatures.sizes = [signatures.sizes[i] for i in keep] if signatures.sizes else None
-        mapping.update(add_stable_ids(ctx.lake, ctx.run_id, signatures, note=getattr(ctx, "note", None)))
+        added_ids, registry, history = add_stable_ids(state.registry, state.history, run_id, signatures)
+        mapping.update(added_ids)
     model = StableTopicModel(inner, mapping)
     new_stable = remap(updater.topics_, model.mapping)
     topics = np.empty(len(uids), dtype=np.int64)
@@ -413,21 +390,14 @@ def _update(ctx: Any, previous: Any, uids: list[str], lemmas: list[str], vectors
     new_topics = [{**t, "topic_id": model.mapping[t["topic_id"]]} for t in updater.new_topics_]
     return model, {"docs_new": int(fresh.sum()), "pooled": int(len(updater.pool_)),
                    "resolved_from_pool": int(len(set(updater.resolved_) & pooled_before)),
-                   "new_topics": new_topics}, updater.pool_
+                   "new_topics": new_topics}, updater.pool_, registry, history
 
 
-def commit_update(lake: Any, model: Any) -> None:
-    """Record this run's update (the outlier pool, then the ``topic_updates`` row) after its model is saved."""
-    pool, row = model.pending_update_
-    write_pool(lake, pool)
-    record_update(lake, row)
-
-
-def assign_threshold(config: Any) -> float:
+def assign_threshold(update: Any, outlier_threshold: float) -> float:
     """The cosine a new doc needs to join a topic at night: ``lineage.update.assign_min_similarity``, or when
     that is null the rule the fit itself assigned docs by (``topics.outlier_threshold``)."""
-    chosen = config.lineage.update.assign_min_similarity
-    return float(config.topics.outlier_threshold if chosen is None else chosen)
+    chosen = update.assign_min_similarity
+    return float(outlier_threshold if chosen is None else chosen)
 
 
 def _closeness(inner: Any, vectors: np.ndarray, topics: np.ndarray) -> np.ndarray:

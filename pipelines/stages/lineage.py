@@ -1,4 +1,4 @@
-"""Lineage stage (order 40): how topics emerge, persist, grow, decline, fade, split and merge across windows.
+"""Lineage stage: how topics emerge, persist, grow, decline, fade, split and merge across windows.
 
 Reads the lake's ``docs`` (usable docs, lemmas, created_at, community), ``doc_topics`` (the topic stage's
 assignments, stable ids) and, where present, ``topic_prevalence`` (its intervals) and the topic stage's
@@ -28,7 +28,7 @@ from pydantic import Field
 
 from edumine import registry
 from edumine.config import StrictModel
-from edumine.stages import Stage
+from edumine.stages import Output, RunInfo, Stage, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -97,54 +97,42 @@ def make_lineage(config: LineageConfig, unit: str) -> Any:
         change_ratio=config.change_ratio, per_community=config.per_community)
 
 
-def _read_table(lake: Any, name: str, columns: list[str] | None = None) -> Any:
-    import pyarrow.dataset as ds
-
-    folder = Path(lake.table_path(name))
-    if not folder.is_dir() or not any(folder.rglob("*.parquet")):
-        return None
-    dataset = ds.dataset(folder, format="parquet", partitioning="hive")
-    if columns is not None:
-        columns = [c for c in columns if c in dataset.schema.names]
-    return dataset.to_table(columns=columns).to_pandas()
-
-
-def lineage_inputs(lake: Any) -> Any:
+def lineage_inputs(docs: Any, doc_topics: Any) -> Any:
     """Usable docs joined with their topics: uid, community, created_at, lemmas, text_hash, topic_id (None when
-    either table is missing)."""
-    docs = _read_table(lake, "docs", ["uid", "community", "created_at", "lemmas", "usable", "text_hash"])
-    topics = _read_table(lake, "doc_topics", ["uid", "topic_id"])
+    either table is missing). ``docs`` and ``doc_topics`` are the runner's table handles."""
+    docs = docs.read(columns=["uid", "community", "created_at", "lemmas", "usable", "text_hash"])
+    topics = doc_topics.read(columns=["uid", "topic_id"])
     if docs is None or topics is None:
         return None
+    docs, topics = docs.to_pandas(), topics.to_pandas()
     docs = docs[docs["usable"].fillna(False).astype(bool)].drop(columns=["usable"])
     frame = docs.merge(topics.drop_duplicates("uid"), on="uid", how="inner")
     frame["community"] = frame["community"].astype(str)
     return frame.sort_values("uid", kind="stable").reset_index(drop=True)
 
 
-def topic_embedding_cache(lake: Any) -> tuple[Path, str, list[str]] | None:
+def topic_embedding_cache(models: Any, cache: Any) -> tuple[Path, str, list[str]] | None:
     """Where the topic stage cached the vectors its model was fitted on, and under which key: read from that
-    model's manifest (the topic stage's output), never rebuilt from the topic stage's config."""
-    import json
-
-    pointer = lake.table_path("models/topics") / "latest.json"
-    if not pointer.is_file():
+    model's manifest (the topic stage's output), never rebuilt from the topic stage's config. The cache is
+    the lake's ``cache/embeddings`` artefact unless the model was fitted with ``topics.embeddings.cache_dir``
+    pointing elsewhere."""
+    pointer = models.read_json("latest.json")
+    if not pointer:
         return None
-    meta_file = Path(json.loads(pointer.read_text(encoding="utf-8"))["path"]) / "manifest.json"
-    if not meta_file.is_file():
+    meta = models.read_json(f"{Path(pointer['path']).name}/manifest.json")
+    if not meta:
         return None
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    cache = meta.get("embedding_cache") or (meta.get("stage_config", {}).get("embeddings", {}).get("cache_dir")
-                                            or str(lake.table_path("cache/embeddings")))
-    return Path(cache), meta["embedding_key"], meta.get("embedding_parts") or [meta["embedding_key"]]
+    chosen = (meta.get("stage_config", {}).get("embeddings", {}) or {}).get("cache_dir")
+    root = Path(chosen) if chosen else cache.path
+    return root, meta["embedding_key"], meta.get("embedding_parts") or [meta["embedding_key"]]
 
 
-def cached_embeddings(ctx: Any, frame: Any) -> Any:
+def cached_embeddings(models: Any, cache: Any, frame: Any) -> Any:
     """The topic stage's cached vectors for ``frame``'s docs, or None when any is missing (nothing is embedded
     here)."""
     from edumine.models.embeddings.concat import cached_by_keys
 
-    found = topic_embedding_cache(ctx.lake)
+    found = topic_embedding_cache(models, cache)
     if "text_hash" not in frame or found is None:
         return None
     cache_root, key, parts = found
@@ -164,10 +152,9 @@ def event_scope(communities: Any) -> list[str]:
     return ["all" if c == ALL_SCOPE else "community" for c in communities]
 
 
-def write_lineage_tables(lake: Any, model: Any) -> None:
+def lineage_tables(model: Any) -> tuple[Any, Any]:
+    """The fitted lineage's ``topic_lineage`` and ``topic_events`` as Arrow tables."""
     import pyarrow as pa
-
-    from edumine.lake import write_parquet_atomic
 
     lineage = model.lineage_.copy()
     for column in ("from_window_start", "to_window_start"):
@@ -184,24 +171,23 @@ def write_lineage_tables(lake: Any, model: Any) -> None:
                     ("from_window", pa.string()), ("docs_before", pa.int64()), ("docs_after", pa.int64())]
     event_fields += [(name, pa.float64()) for name in events.columns if name.startswith("prevalence_")]
     event_fields += [("similarity", pa.float64()), ("score", pa.float64())]
-    write_parquet_atomic(pa.Table.from_pandas(lineage, schema=lineage_schema, preserve_index=False),
-                         Path(lake.table_path("topic_lineage")) / "part-0.parquet")
-    write_parquet_atomic(pa.Table.from_pandas(events, schema=pa.schema(event_fields), preserve_index=False),
-                         Path(lake.table_path("topic_events")) / "part-0.parquet")
+    return (pa.Table.from_pandas(lineage, schema=lineage_schema, preserve_index=False),
+            pa.Table.from_pandas(events, schema=pa.schema(event_fields), preserve_index=False))
 
 
-def run_lineage(ctx: Any) -> dict[str, Any]:
-    config: LineageConfig = ctx.config.lineage
+def run_lineage(inputs: Any, config: LineageConfig, run: RunInfo) -> StageResult:
     started = time.perf_counter()
-    frame = lineage_inputs(ctx.lake)
+    frame = lineage_inputs(inputs["docs"], inputs["doc_topics"])
     if frame is None:
         log.warning("lineage: the lake has no docs or doc_topics table yet; run the preprocess and topics "
                     "stages first (edumine run does)")
-        return {"skipped": "no docs or doc_topics table in the lake"}
-    vectors = cached_embeddings(ctx, frame) if config.use_embeddings else None
-    prevalence = _read_table(ctx.lake, "topic_prevalence")
-    model = make_lineage(config, ctx.config.windows.unit).fit(frame, vectors, prevalence)
-    write_lineage_tables(ctx.lake, model)
+        return StageResult(summary={"skipped": "no docs or doc_topics table in the lake"})
+    vectors = cached_embeddings(inputs["models/topics"], inputs["cache/embeddings"], frame) \
+        if config.use_embeddings else None
+    prevalence = inputs["topic_prevalence"].read()
+    prevalence = None if prevalence is None else prevalence.to_pandas()
+    model = make_lineage(config, run.windows_unit).fit(frame, vectors, prevalence)
+    lineage, events_table = lineage_tables(model)
     events = model.events_
     corpus = events[events["community"] == "all"]
     summary = {"docs": len(frame), "windows": int(model.topics_["window_start"].nunique()),
@@ -209,9 +195,9 @@ def run_lineage(ctx: Any) -> dict[str, Any]:
                "events_all": {k: int(v) for k, v in corpus["event"].value_counts().sort_index().items()},
                "compared_by": "embeddings" if vectors is not None and config.embedding_weight > 0 else "c-tf-idf",
                "seconds": round(time.perf_counter() - started, 2)}
-    ctx.scores["lineage"] = {"events_all": summary["events_all"], "edges": summary["edges"]}
     log.info("lineage: %d edges, %d events (%s)", summary["edges"], summary["events"], summary["compared_by"])
-    return summary
+    return StageResult(outputs={"topic_lineage": Output(lineage), "topic_events": Output(events_table)},
+                       summary=summary, scores={"events_all": summary["events_all"], "edges": summary["edges"]})
 
 
 SECTION = registry.config_sections.register("lineage")(LineageConfig)

@@ -1,4 +1,4 @@
-"""Preprocess stage (order 10): the lake's ``docs`` table, one row per post or comment, built incrementally.
+"""Preprocess stage: the lake's ``docs`` table, one row per post or comment, built incrementally.
 
 ``docs/`` mirrors the partitions of ``posts/`` (``platform=/community=/month=/part-0.parquet``). A post is
 processed again only when its text changed (``text_hash``) or the stage's settings changed
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from edumine import registry
 from edumine.config import StrictModel
-from edumine.stages import Stage
+from edumine.stages import Output, RunInfo, Stage, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -60,118 +59,97 @@ def docs_schema() -> Any:
     ])
 
 
-def run_preprocess(ctx: Any) -> dict[str, Any]:
-    import pyarrow.parquet as pq
+def run_preprocess(inputs: Any, config: PreprocessConfig, run: RunInfo) -> StageResult:
+    """Docs partition by partition: the runner writes each rewritten partition as the stream yields it and
+    removes docs partitions whose posts partition is gone (all its records moved to another month or
+    community), so that no doc is counted twice."""
+    from edumine.models.text.preprocess import Preprocessor
 
-    from edumine.faults import kill_point
-    from edumine.lake import PART_FILE
-    from edumine.models.text.preprocess import Preprocessor, text_hash
-    from edumine.progress import Progress
-
-    config: PreprocessConfig = ctx.config.preprocess
     settings = settings_of(config)
     config_hash = settings.digest()
     preprocessor = Preprocessor(settings, batch_size=config.batch_size, n_process=config.n_process)
-    docs_root = ctx.lake.table_path("docs")
+    posts, docs = inputs["posts"], inputs["docs"]
     counts = {"partitions": 0, "partitions_rewritten": 0, "docs": 0, "processed": 0, "kept": 0, "usable": 0}
     reasons: dict[str, int] = {}
-    seconds = 0.0
+    timing = {"seconds": 0.0}
+    stream = _partitions(posts, docs, preprocessor, config, config_hash, counts, reasons, timing)
 
-    pending: list[tuple[Path, Any, Any, list[int]]] = []
-    pending_docs = 0
+    def summary(written: dict[str, Any]) -> dict[str, Any]:
+        counts["partitions_removed"] = written["docs"]["partitions_removed"]
+        seconds = timing["seconds"]
+        rate = counts["processed"] / seconds if seconds else None
+        log.info("preprocess: %d docs, %d processed (%.0f docs/s), %d kept as stored", counts["docs"],
+                 counts["processed"], rate or 0, counts["kept"])
+        return {**counts, "not_usable": dict(sorted(reasons.items())), "config_hash": config_hash,
+                "pipeline": config.pipeline, "docs_per_s": round(rate, 1) if rate else None}
 
-    def flush() -> None:
-        nonlocal pending, pending_docs, seconds
-        records = [row for _, posts, _, todo in pending for row in _rows(posts, todo)]
+    return StageResult(outputs={"docs": Output(stream, mode="partitions", keep_partitions=posts.partitions())},
+                       summary=summary)
+
+
+def _partitions(posts: Any, docs: Any, preprocessor: Any, config: PreprocessConfig, config_hash: str,
+                counts: dict[str, int], reasons: dict[str, int], timing: dict[str, float]) -> Any:
+    """Yield ``(partition, docs table)`` for every partition with new or changed posts, gathering partitions
+    into chunks of ``chunk_docs`` so that spaCy sees long streams; count what the docs table holds after."""
+    from edumine.models.text.preprocess import text_hash
+    from edumine.progress import Progress
+
+    def tally(table: Any) -> None:
+        if table is None:
+            return
+        counts["usable"] += int(sum(table["usable"].to_pylist()))
+        for reason in table["reason"].to_pylist():
+            if reason is not None:
+                reasons[reason] = reasons.get(reason, 0) + 1
+
+    pending: list[tuple[str, Any, Any, list[int]]] = []
+
+    def flush() -> Any:
+        records = [row for _, table, _, todo in pending for row in _rows(table, todo)]
         started = time.perf_counter()
         results = list(preprocessor.process(records))
-        seconds += time.perf_counter() - started
+        timing["seconds"] += time.perf_counter() - started
         progress.advance(len(records))
         offset = 0
-        for target, posts, stored, todo in pending:
+        for partition, table, stored, todo in pending:
             fresh = results[offset: offset + len(todo)]
             offset += len(todo)
-            table = _merge(posts, stored, todo, fresh, config_hash)
-            if todo:
-                from edumine.lake import write_parquet_atomic
-
-                write_parquet_atomic(table, target)
-                counts["partitions_rewritten"] += 1
-                kill_point("preprocess.partition")
+            # Rewritten when a post is new or changed, or when stored docs left the partition (their post moved
+            # to another month or community: kept, they would be counted twice).
+            merged = _merge(table, stored, todo, fresh, config_hash)
+            tally(merged)
+            counts["partitions_rewritten"] += 1
+            yield partition, merged
         counts["processed"] += len(records)
-        pending, pending_docs = [], 0
+        pending.clear()
 
-    with Progress("preprocessing", total=ctx.lake.count_posts(), logger=log) as progress:
-        for part in sorted(ctx.lake.posts.glob(f"*/*/*/{PART_FILE}")):
-            relative = part.relative_to(ctx.lake.posts)
-            target = docs_root / relative
-            posts = pq.read_table(part, columns=POST_COLUMNS)
-            hashes = [text_hash(t, b) for t, b in zip(posts["title"].to_pylist(), posts["body"].to_pylist())]
-            stored = _read_stored(target)
+    pending_docs = 0
+    with Progress("preprocessing", total=posts.count_rows(), logger=log) as progress:
+        for partition in posts.partitions():
+            table = posts.read_partition(partition, columns=POST_COLUMNS)
+            hashes = [text_hash(t, b) for t, b in zip(table["title"].to_pylist(), table["body"].to_pylist())]
+            stored = docs.read_partition(partition, schema=docs_schema())
             known: dict[str, tuple[str, str]] = {}
             if stored is not None:
                 known = dict(zip(stored["uid"].to_pylist(),
                                  zip(stored["text_hash"].to_pylist(), stored["config_hash"].to_pylist())))
-            uids = posts["uid"].to_pylist()
+            uids = table["uid"].to_pylist()
             todo = [i for i, (uid, h) in enumerate(zip(uids, hashes)) if known.get(uid) != (h, config_hash)]
-            posts = posts.append_column("text_hash", _string_array(hashes))
+            table = table.append_column("text_hash", _string_array(hashes))
             counts["partitions"] += 1
             counts["docs"] += len(uids)
             counts["kept"] += len(uids) - len(todo)
             progress.advance(len(uids) - len(todo))
             if not todo and stored is not None and stored.num_rows == len(uids):
+                tally(stored)
                 continue
-            pending.append((target, posts, stored, todo))
+            pending.append((partition, table, stored, todo))
             pending_docs += len(todo)
             if pending_docs >= config.chunk_docs:
-                flush()
+                yield from flush()
+                pending_docs = 0
         if pending:
-            flush()
-    counts["partitions_removed"] = _remove_orphans(docs_root, ctx.lake.posts)
-
-    usable_total = 0
-    if docs_root.exists():
-        import pyarrow.dataset as ds
-
-        table = ds.dataset(docs_root, format="parquet", schema=docs_schema()).to_table(columns=["usable", "reason"])
-        usable_total = int(sum(table["usable"].to_pylist()))
-        for reason in table["reason"].to_pylist():
-            if reason is not None:
-                reasons[reason] = reasons.get(reason, 0) + 1
-    counts["usable"] = usable_total
-    rate = counts["processed"] / seconds if seconds else None
-    log.info("preprocess: %d docs, %d processed (%.0f docs/s), %d kept as stored", counts["docs"],
-             counts["processed"], rate or 0, counts["kept"])
-    return {**counts, "not_usable": dict(sorted(reasons.items())), "config_hash": config_hash,
-            "pipeline": config.pipeline, "docs_per_s": round(rate, 1) if rate else None}
-
-
-def _read_stored(target: Path) -> Any:
-    """The stored docs of a partition; one that cannot be read raises ``CorruptTable``: the runner removes it
-    and runs the stage again, which rebuilds it from the posts (noted in the manifest)."""
-    import pyarrow.parquet as pq
-
-    from edumine.integrity import CorruptTable
-
-    if not target.exists():
-        return None
-    try:
-        return pq.read_table(target, schema=docs_schema(), page_checksum_verification=True)
-    except Exception as exc:  # noqa: BLE001  (pyarrow raises several kinds for a damaged file)
-        raise CorruptTable("docs", target, f"{type(exc).__name__}: {exc}") from None
-
-
-def _remove_orphans(docs_root: Path, posts_root: Path) -> int:
-    """Docs partitions whose posts partition is gone (all its records moved to another month or
-    community) are removed, so that no doc is counted twice."""
-    from edumine.lake import PART_FILE, remove_partition
-
-    removed = 0
-    for part in sorted(docs_root.glob(f"*/*/*/{PART_FILE}")) if docs_root.exists() else []:
-        if not (posts_root / part.relative_to(docs_root)).exists():
-            remove_partition(part)
-            removed += 1
-    return removed
+            yield from flush()
 
 
 def _string_array(values: list[str]) -> Any:

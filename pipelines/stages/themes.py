@@ -1,22 +1,23 @@
-"""Theme stage (order 50): label every usable doc with SDL themes, and theme prevalence per window.
+"""Theme stage: label every usable doc with SDL themes, and theme prevalence per window.
 
-Reads ``posts`` (and the ``docs`` table's ``usable`` flag when preprocessing wrote one; otherwise posts
-that are not deleted and whose cleaned text has ``themes.min_words`` words are usable). Writes:
+Reads ``docs`` (the clean text and ``usable`` flag preprocessing wrote; the posts are not read or cleaned
+again). Writes, through the runner:
 
-- ``doc_themes/part-0.parquet``: uid, community, created_at, themes (list), scores (map theme -> p), model.
+- ``doc_themes``: uid, community, created_at, themes (list), scores (map theme -> p), model.
   Incremental: docs already labelled by the same model keep their row; only new uids are scored.
   A new model (new labels, codebook or settings) relabels everything, so one table never mixes models.
-- ``theme_prevalence/part-0.parquet``: window_start, window_label, community, theme, theme_label, docs
+- ``theme_prevalence``: window_start, window_label, community, theme, theme_label, docs
   (usable docs in the window), theme_docs (docs the classifier flags), share (the quantification estimate
   named in ``method``: adjusted classify-and-count or the mean calibrated probability, corrected for the
   classifier's cross-validated error rates; ``zero-shot`` for a model without labels), share_low,
   share_high (interval over docs and over the classifier's measured error), model, method, f1 (the
   theme's cross-validated F1), reliable (f1 >= ``themes.reliability_floor``).
 
-With a docs table (preprocessing), the clean ``text`` of ``docs`` is labelled, and models on a MiniLM
-backend read their vectors through ``models.embeddings.embed_with_cache`` from the lake's shared cache
-(``<lake>/_cache/embeddings/<backend key>/``, keyed by uid + ``docs.text_hash``): the topic stage with
-the same backend and parameters reuses them, and so does a rerun.
+Trained models live in the lake's ``models/themes`` artefact (``themes.model_dir`` overrides it), keyed by
+what they were trained on; vectors of label texts in ``cache/texts``. Models on a MiniLM backend read the
+docs' vectors through ``models.embeddings.embed_with_cache`` from the lake's shared ``cache/embeddings``
+(keyed by uid + ``docs.text_hash``): the topic stage with the same backend and parameters reuses them, and
+so does a rerun.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pyarrow as pa
 
 from edumine import registry
 from edumine.models.themes.config import ThemesConfig
-from edumine.stages import Stage
+from edumine.stages import Output, RunInfo, Stage, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -54,65 +55,34 @@ PREVALENCE_COLUMNS = list(PREVALENCE_TYPES)
 CHUNK = 20_000
 
 
-def usable_docs(lake: Any, settings: ThemesConfig) -> Any:
-    """Usable docs of the configured kinds: uid, community, created_at, title, body, text (a DataFrame)."""
+DOC_COLUMNS = ["uid", "kind", "community", "created_at", "text", "text_hash"]
+
+
+def usable_docs(docs: Any, kinds: list[str]) -> Any:
+    """The usable docs (preprocessing's ``docs``) of the given kinds with clean text: uid, kind, community,
+    created_at, text, text_hash (a DataFrame sorted by uid). ``docs`` is the runner's table handle (or
+    anything with its ``read``)."""
     import pandas as pd
     import pyarrow.compute as pc
-    import pyarrow.dataset as ds
 
-    from edumine.models.text.clean import clean_text
-
-    columns = ["uid", "kind", "community", "created_at", "title", "body", "is_deleted"]
-    posts = lake.read_posts(columns=columns, filter=pc.field("kind").isin(settings.kinds))
-    frame = posts.to_pandas()
-    frame = frame[~frame["is_deleted"].fillna(False).astype(bool)]
-    titles = [t if isinstance(t, str) else None for t in frame["title"]]
-    bodies = [b if isinstance(b, str) else None for b in frame["body"]]
-    frame["text"] = [clean_text(t, b) for t, b in zip(titles, bodies)]
-    frame["title"] = pd.Series(titles, index=frame.index, dtype=object)
-    frame["body"] = pd.Series(bodies, index=frame.index, dtype=object)
-    docs_dir = Path(lake.table_path("docs"))
-    usable_from = "min_words"
-    frame["text_hash"] = None
-    if docs_dir.is_dir() and any(docs_dir.rglob("*.parquet")):
-        dataset = ds.dataset(docs_dir, format="parquet")
-        if "usable" in dataset.schema.names and "uid" in dataset.schema.names:
-            shared = [c for c in ("text", "text_hash") if c in dataset.schema.names]
-            flags = dataset.to_table(columns=["uid", "usable", *shared]).to_pandas()
-            flags = flags[flags["usable"].fillna(False).astype(bool)].drop_duplicates("uid").set_index("uid")
-            frame = frame[frame["uid"].isin(flags.index)]
-            for column in shared:  # the docs table's clean text and hash: what the topic stage embeds
-                frame[column] = flags[column].reindex(frame["uid"]).to_numpy()
-            frame["text"] = frame["text"].fillna("")
-            usable_from = "docs.usable"
-    if usable_from == "min_words":
-        frame = frame[frame["text"].str.split().str.len().fillna(0) >= settings.min_words]
+    table = docs.read(columns=DOC_COLUMNS, filter=(pc.field("usable") == True)  # noqa: E712
+                      & pc.field("kind").isin(list(kinds)))
+    if table is None:
+        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in DOC_COLUMNS})
+    else:
+        frame = table.to_pandas()
+    frame["text"] = frame["text"].fillna("")
     frame = frame[frame["text"].str.len() > 0].drop_duplicates("uid")
-    frame.attrs["usable_from"] = usable_from
+    frame.attrs["usable_from"] = "docs.usable"
     return frame.sort_values("uid").reset_index(drop=True)
 
 
-def _read_existing(path: Path) -> Any:
-    import pyarrow.parquet as pq
-
-    if not path.is_file():
-        return None
-    try:
-        return pq.read_table(path).to_pandas()
-    except (OSError, pa.ArrowInvalid) as exc:
-        log.warning("rebuilding unreadable %s (%s)", path, exc)
-        return None
-
-
-def label_docs(lake: Any, settings: ThemesConfig, model: Any, model_name: str) -> tuple[Any, dict[str, Any]]:
-    """doc_themes rows for every usable doc, scoring only uids not labelled by this model before."""
+def label_docs(docs: Any, existing: Any, model: Any, model_name: str,
+               cache_root: Path) -> tuple[Any, Any, dict[str, Any]]:
+    """doc_themes rows for every usable doc, scoring only uids not labelled by this model before: (rows as a
+    DataFrame, as an Arrow table, summary)."""
     import pandas as pd
 
-    from edumine.lake import write_parquet_atomic
-
-    docs = usable_docs(lake, settings)
-    target = Path(lake.table_path("doc_themes")) / "part-0.parquet"
-    existing = _read_existing(target)
     keep = pd.DataFrame(columns=[f.name for f in DOC_THEMES_SCHEMA])
     if existing is not None and len(existing):
         same = existing[(existing["model"] == model_name) & existing["uid"].isin(docs["uid"])]
@@ -122,7 +92,7 @@ def label_docs(lake: Any, settings: ThemesConfig, model: Any, model_name: str) -
     embedding: dict[str, Any] = {}
     for start in range(0, len(new), CHUNK):
         part = new.iloc[start:start + CHUNK]
-        embedding = preload_vectors(lake, model, part) or embedding
+        embedding = preload_vectors(cache_root, model, part) or embedding
         P[start:start + CHUNK] = model.predict_proba(part["text"].tolist())
     themes = model.themes_of(P)
     fresh = pd.DataFrame({
@@ -137,21 +107,16 @@ def label_docs(lake: Any, settings: ThemesConfig, model: Any, model_name: str) -
     combined = combined.sort_values("uid").reset_index(drop=True)
     table = pa.Table.from_pandas(combined[[f.name for f in DOC_THEMES_SCHEMA]], schema=DOC_THEMES_SCHEMA,
                                  preserve_index=False)
-    write_parquet_atomic(table, target)
     summary = {"docs": int(len(combined)), "scored_now": int(len(new)), "kept": int(len(keep)),
                "usable_from": docs.attrs.get("usable_from"),
                "dropped": 0 if existing is None else int(len(existing) - len(keep)), "embedding": embedding}
-    return combined, summary
+    return combined, table, summary
 
 
-def shared_cache_root(lake: Any) -> Path:
-    """The lake's embedding cache, the one the topic stage uses by default."""
-    return Path(lake.root) / "cache" / "embeddings"
-
-
-def preload_vectors(lake: Any, model: Any, docs: Any) -> dict[str, Any] | None:
-    """For a model on an embedding backend: vectors of these docs from (or into) the lake's shared cache,
-    handed to the model's embedder so that scoring does not encode them again."""
+def preload_vectors(cache_root: Path, model: Any, docs: Any) -> dict[str, Any] | None:
+    """For a model on an embedding backend: vectors of these docs from (or into) the lake's shared cache
+    (``cache_root``: the ``cache/embeddings`` artefact, which the topic stage uses by default), handed to the
+    model's embedder so that scoring does not encode them again."""
     spec = model.embedding_spec()
     if spec is None or "text_hash" not in docs or docs["text_hash"].isna().any():
         return None
@@ -160,12 +125,12 @@ def preload_vectors(lake: Any, model: Any, docs: Any) -> dict[str, Any] | None:
 
     name, params, cache_dir = spec
     texts = docs["text"].tolist()
-    vectors, info = embed_with_cache(make_embedder(name, **params), shared_cache_root(lake), docs["uid"].tolist(),
+    vectors, info = embed_with_cache(make_embedder(name, **params), cache_root, docs["uid"].tolist(),
                                      docs["text_hash"].tolist(), texts)
     embedder = backend_embedder(cache_dir, name, params)
     embedder.forget()
     embedder.remember(texts, vectors)
-    return {**info, "cache": str(shared_cache_root(lake) / info["key"]), "text_column": "docs.text"}
+    return {**info, "cache": str(Path(cache_root) / info["key"]), "text_column": "docs.text"}
 
 
 def score_matrix(doc_themes: Any, theme_ids: list[str]) -> np.ndarray:
@@ -220,34 +185,38 @@ def theme_prevalence(doc_themes: Any, theme_ids: list[str], labels: dict[str, st
     return pa.Table.from_pandas(table[PREVALENCE_COLUMNS], preserve_index=False)
 
 
-def run_themes(ctx: Any) -> dict[str, Any]:
-    from edumine.faults import kill_point
-    from edumine.lake import write_parquet_atomic
+def run_themes(inputs: Any, settings: ThemesConfig, run: RunInfo) -> StageResult:
     from edumine.models.themes.classifier import load_or_train
 
-    settings: ThemesConfig = ctx.config.themes
+    settings = settings.with_stores(inputs["models/themes"].path, inputs["cache/texts"].path)
     model, folder, trained = load_or_train(settings)
-    combined, summary = label_docs(ctx.lake, settings, model, folder.name)
+    existing = inputs["doc_themes"].read()
+    combined, doc_themes, summary = label_docs(usable_docs(inputs["docs"], settings.kinds),
+                                               None if existing is None else existing.to_pandas(),
+                                               model, folder.name, inputs["cache/embeddings"].path)
     labels = {t.id: t.display for t in model.codebook.themes}
     evaluation = model.info.get("evaluation") or {}
     f1 = {t: m["f1"] for t, m in evaluation.get("per_theme", {}).items()}
     estimator = model.prevalence_model(settings.prevalence_method)
-    prevalence = theme_prevalence(combined, model.theme_ids, labels, ctx.config.windows.unit, prevalence=estimator,
+    prevalence = theme_prevalence(combined, model.theme_ids, labels, run.windows_unit, prevalence=estimator,
                                   f1=f1, floor=settings.reliability_floor, level=settings.interval_level,
                                   seed=settings.seed, model_name=folder.name)
-    write_parquet_atomic(prevalence, Path(ctx.lake.table_path("theme_prevalence")) / "part-0.parquet")
-    ctx.scores["themes"] = {
+    scores = {
         "model": folder.name, "cv_macro_f1": evaluation.get("macro_f1"), "cv_micro_f1": evaluation.get("micro_f1"),
         "cv_per_theme_f1": {t: m["f1"] for t, m in evaluation.get("per_theme", {}).items()},
         "n_labelled": model.info.get("n_labelled"), "method": estimator.method, "calibrated": model.calibrated,
         "unreliable": sorted(t for t in model.theme_ids if not f1.get(t, 0.0) >= settings.reliability_floor)}
     shares = {t: round(float(np.mean([t in set(ts) for ts in combined["themes"]])), 4) if len(combined) else 0.0
               for t in model.theme_ids}
-    return {**summary, "model": folder.name, "model_card": str(folder / "model_card.md"), "trained_now": trained,
-            "prevalence_rows": prevalence.num_rows, "share_overall": shares, "method": estimator.method}
+    return StageResult(
+        outputs={"doc_themes": Output(doc_themes), "theme_prevalence": Output(prevalence)},
+        summary={**summary, "model": folder.name, "model_card": str(folder / "model_card.md"),
+                 "trained_now": trained, "prevalence_rows": prevalence.num_rows, "share_overall": shares,
+                 "method": estimator.method},
+        scores=scores)
 
 
 STAGE = registry.stages.register("themes")(
-    Stage("themes", run=run_themes, inputs=("posts",), optional_inputs=("docs",),
-          outputs=("doc_themes", "theme_prevalence"), section="themes",
+    Stage("themes", run=run_themes, inputs=("docs",), outputs=("doc_themes", "theme_prevalence"),
+          caches=("models/themes", "cache/texts", "cache/embeddings"), section="themes",
           description="SDL themes per doc and their prevalence per window"))

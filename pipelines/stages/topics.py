@@ -1,9 +1,11 @@
-"""Topics stage (order 30): embed usable docs (cached), fit one BERTopic model, write topics over time.
+"""Topics stage: embed usable docs (cached), fit one BERTopic model, topics over time.
 
-Reads the lake's ``docs`` table; writes ``topics``, ``doc_topics``, ``topic_prevalence`` and
-``topic_windows`` (per-window terms and centroids, for lineage), saves the fitted model under
-``<lake>/models/topics/<run_id>/`` (``latest.json`` points at it) and puts NPMI, diversity, the number of
-topics and the outlier share into the run manifest's ``scores``.
+Reads the lake's ``docs`` table and what its own last run left (the saved model, ``doc_topics``, the stable-id
+registry, the update history and outlier pool); returns ``topics``, ``doc_topics``, ``topic_prevalence``,
+``topic_ids``, ``topic_id_history``, ``topic_outlier_pool``, ``topic_updates`` and the fitted model
+(``models/topics/<run_id>/``, ``latest.json`` points at it), which the runner writes in that order; NPMI,
+diversity, the number of topics and the outlier share go into the run manifest's ``scores``. The settings of
+stable ids and nightly updates are the ``lineage`` section's (``Stage.uses``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pydantic import Field, model_validator
 
 from edumine import registry
 from edumine.config import StrictModel
-from edumine.stages import Stage
+from edumine.stages import Artefact, Output, RunInfo, Stage, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class EmbeddingsConfig(StrictModel):
     backend: str = Field("embeddings.tfidf_svd.v1", description="registered embedding backend")
     params: dict[str, Any] = Field(default_factory=dict, description="keyword parameters of the backend; left "
                                                                      "out: BACKEND_DEFAULT_PARAMS of the backend")
-    cache_dir: Optional[Path] = Field(None, description="default <lake>/_cache/embeddings")
+    cache_dir: Optional[Path] = Field(None, description="default: the lake's cache/embeddings")
 
     @model_validator(mode="before")
     @classmethod
@@ -96,99 +98,94 @@ class TopicsConfig(StrictModel):
         return {name: getattr(self, name) for name in type(self).model_fields if name not in skip}
 
 
-def _docs_dataset(lake: Any) -> Any:
-    import pyarrow.dataset as ds
-
-    root = lake.table_path("docs")
-    if not any(root.glob("*/*/*/*.parquet")):
-        return None
-    return ds.dataset(root, format="parquet", partitioning="hive")
-
-
-def read_usable_docs(lake: Any, kinds: list[str]) -> Any:
+def read_usable_docs(docs: Any, kinds: list[str]) -> Any:
     """Usable docs of the given kinds with their community, sorted by uid (a stable order for the fit).
     The clean text is left out: it is half the table at a million docs, and ``read_texts`` fetches the few
-    texts the stage shows."""
+    texts the stage shows. ``docs``: the runner's handle of the docs table."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.dataset as ds
 
-    dataset = _docs_dataset(lake)
-    if dataset is None:
+    table = docs.read(columns=["uid", "kind", "created_at", "lemmas", "text_hash", "community"],
+                      filter=(pc.field("usable") == True) & pc.field("kind").isin(kinds))  # noqa: E712
+    if table is None:
         return None
-    table = dataset.to_table(columns=["uid", "kind", "created_at", "lemmas", "text_hash", "community"],
-                             filter=(ds.field("usable") == True) & ds.field("kind").isin(kinds))  # noqa: E712
     table = table.take(pc.sort_indices(table, sort_keys=[("uid", "ascending")]))
     pa.default_memory_pool().release_unused()  # the unsorted copy's memory goes back to the system
     return table
 
 
-def read_texts(lake: Any, uids: list[str]) -> dict[str, str]:
+def read_texts(docs: Any, uids: list[str]) -> dict[str, str]:
     """Clean text of the given docs, by uid."""
-    import pyarrow.dataset as ds
+    import pyarrow.compute as pc
 
-    table = _docs_dataset(lake).to_table(columns=["uid", "text"], filter=ds.field("uid").isin(sorted(set(uids))))
+    table = docs.read(columns=["uid", "text"], filter=pc.field("uid").isin(sorted(set(uids))))
     return dict(zip(table["uid"].to_pylist(), table["text"].to_pylist()))
 
 
-def embedding_cache_root(config: TopicsConfig, lake: Any) -> Path:
-    """Where the topic stage caches vectors (recorded in the saved model's manifest, which lineage reads)."""
+def read_texts_in_order(docs: Any, uids: list[str]) -> list[str]:
+    """Clean texts for backends that embed text rather than lemmas, in the order of ``uids``."""
+    texts = read_texts(docs, uids)
+    return [texts[uid] for uid in uids]
+
+
+def embedding_cache_root(config: TopicsConfig, cache: Any) -> Path:
+    """Where the topic stage caches vectors: the lake's ``cache/embeddings`` artefact, or
+    ``topics.embeddings.cache_dir`` (recorded in the saved model's manifest, which lineage reads)."""
     cache_dir = config.embeddings.cache_dir
-    return Path(cache_dir) if cache_dir else Path(lake.root) / "cache" / "embeddings"
+    return Path(cache_dir) if cache_dir else cache.path
 
 
-def stage_embedder(config: TopicsConfig, lake: Any) -> tuple[Any, Path]:
-    """The topic stage's embedding backend, with its parameters, and its cache folder."""
+def stage_embedder(config: TopicsConfig) -> Any:
+    """The topic stage's embedding backend, with its parameters."""
     from edumine.models.embeddings.backends import make_embedder
 
-    settings = config.embeddings
-    return make_embedder(settings.backend, **settings.params), embedding_cache_root(config, lake)
-
-
-def embed_docs(config: TopicsConfig, lake: Any, table: Any, uids: list[str], lemmas: list[str]) \
-        -> tuple[Any, dict[str, Any]]:
-    from edumine.models.embeddings.backends import embed_with_cache
-    from edumine.models.embeddings.concat import ConcatEmbedder, embed_parts_with_cache
-
-    embedder, cache_root = stage_embedder(config, lake)
-    hashes = table["text_hash"].to_pylist()
-    if isinstance(embedder, ConcatEmbedder):
-        return embed_parts_with_cache(embedder, cache_root, uids, hashes, lemmas, read_texts_in_order(lake, uids))
-    inputs = lemmas if embedder.uses == "lemmas" else read_texts_in_order(lake, uids)
-    return embed_with_cache(embedder, cache_root, uids, hashes, inputs, state_sources=saved_embedder_state(lake))
-
-
-def saved_embedder_state(lake: Any) -> tuple[Path, ...]:
-    """The fitted embedding state kept by the latest saved topic model, when that model passes its checksums
-    (a damaged copy is never loaded: without it the state is refitted, under another key, so a refit)."""
-    from edumine.models.topics.ids_rebuild import latest_saved_model
-
-    folder = latest_saved_model(lake)
-    return (folder / EMBEDDER_STATE,) if folder is not None else ()
+    return make_embedder(config.embeddings.backend, **config.embeddings.params)
 
 
 EMBEDDER_STATE = "embedder"  # folder in a saved topic model with a copy of the fitted embedding state
 
 
-def save_embedder_state(config: TopicsConfig, lake: Any, model_dir: Path) -> None:
-    """Keep the fitted embedding state with the model: the vectors the model was fitted on are only
-    reproducible with it (a lost cache is then rebuilt, not refitted on another corpus)."""
-    import shutil
-
-    embedder, cache_root = stage_embedder(config, lake)
-    state = Path(cache_root) / embedder.base_key / "state.pkl"
-    if embedder.needs_fit and state.exists():
-        (Path(model_dir) / EMBEDDER_STATE).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(state, Path(model_dir) / EMBEDDER_STATE / "state.pkl")
+def latest_model(models: Any) -> tuple[Path | None, str | None]:
+    """The saved topic model the last run pointed at (``latest.json``): its folder (when it has a manifest)
+    and run id."""
+    pointer = models.read_json("latest.json")
+    if not pointer:
+        return None, None
+    folder = models.path / Path(pointer["path"]).name
+    return (folder if (folder / "manifest.json").exists() else None), pointer.get("run_id")
 
 
-def read_texts_in_order(lake: Any, uids: list[str]) -> list[str]:
-    """Clean texts for backends that embed text rather than lemmas, in the order of ``uids``."""
-    texts = read_texts(lake, uids)
-    return [texts[uid] for uid in uids]
+def embed_docs(config: TopicsConfig, inputs: Any, table: Any, uids: list[str], lemmas: list[str]) \
+        -> tuple[Any, dict[str, Any]]:
+    from edumine.models.embeddings.backends import embed_with_cache
+    from edumine.models.embeddings.concat import ConcatEmbedder, embed_parts_with_cache
+
+    embedder = stage_embedder(config)
+    cache_root = embedding_cache_root(config, inputs["cache/embeddings"])
+    hashes = table["text_hash"].to_pylist()
+    if isinstance(embedder, ConcatEmbedder):
+        return embed_parts_with_cache(embedder, cache_root, uids, hashes, lemmas,
+                                      read_texts_in_order(inputs["docs"], uids))
+    texts = lemmas if embedder.uses == "lemmas" else read_texts_in_order(inputs["docs"], uids)
+    folder = intact_latest_model(inputs["models/topics"])
+    saved = (folder / EMBEDDER_STATE,) if folder is not None else ()  # a damaged copy is never loaded
+    return embed_with_cache(embedder, cache_root, uids, hashes, texts, state_sources=saved)
 
 
-def representative(model: Any, lake: Any, uids: list[str], scores: Any, n: int,
+def latest_seal(models: Any) -> str | None:
+    """The digest of the latest saved model's checksums, as recorded when it was saved (edumine/integrity.py)."""
+    pointer = models.read_json("latest.json")
+    return pointer.get("seal") if pointer else None
+
+
+def intact_latest_model(models: Any) -> Path | None:
+    """The latest saved model's folder when it passes its checksums, else None."""
+    from edumine.models.topics.ids_rebuild import intact
+
+    return intact(latest_model(models)[0], latest_seal(models))
+
+
+def representative(model: Any, docs: Any, uids: list[str], scores: Any, n: int,
                    max_chars: int = 300) -> dict[int, tuple[list[str], list[str]]]:
     """The ``n`` documents nearest each topic's embedding, as readable clean text (read from the lake for
     these docs alone)."""
@@ -196,47 +193,69 @@ def representative(model: Any, lake: Any, uids: list[str], scores: Any, n: int,
 
     best = {topic_id: np.flatnonzero(model.topics_ == topic_id) for topic_id in model.topic_ids()}
     best = {t: rows[np.argsort(-scores[rows], kind="stable")[:n]] for t, rows in best.items()}
-    texts = read_texts(lake, [uids[i] for rows in best.values() for i in rows])
+    texts = read_texts(docs, [uids[i] for rows in best.values() for i in rows])
     return {t: ([texts[uids[i]][:max_chars] for i in rows], [uids[i] for i in rows]) for t, rows in best.items()}
 
 
-def run_topics(ctx: Any) -> dict[str, Any]:
+def previous_state(inputs: Any) -> Any:
+    """What the last run of this stage left, for ``fit_or_update``."""
+    from edumine.models.topics.update import TopicState
+
+    def frame(name: str, columns: list[str] | None = None) -> Any:
+        table = inputs[name].read(columns=columns)
+        return None if table is None else table.to_pandas()
+
+    from edumine.models.topics.ids_rebuild import rebuild_registry, restore_history
+
+    models = inputs["models/topics"]
+    folder, run = latest_model(models)
+    # A lost registry or history is rebuilt from what the latest intact saved model keeps (ids_rebuild.py).
+    saved = intact_latest_model(models)
+    history = restore_history(frame("topic_id_history"), saved)
+    registry = rebuild_registry(frame("topic_ids"), history, saved, lake=str(models.path.parent.parent),
+                                saved_model=(models.path / "latest.json").exists())
+    return TopicState(model_dir=folder, model_run=run, model_seal=latest_seal(models),
+                      updates=frame("topic_updates"), pool=frame("topic_outlier_pool"),
+                      doc_topics=inputs["doc_topics"].read(columns=["uid", "topic_id", "core", "run_id"]),
+                      registry=registry, history=history)
+
+
+def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     import numpy as np
     import pyarrow as pa
 
-    from edumine import integrity
     from edumine.config import hash_config
-    from edumine.lake import write_parquet_atomic
+    from edumine.faults import kill_point
     from edumine.manifest import library_versions
     from edumine.models.topics.evaluation import label_coverage, npmi_coherence, topic_diversity
-    from edumine.models.topics.windows import prevalence_table, window_representations
     from edumine.models.topics.model import TopicModel, normalise
+    from edumine.models.topics.update import fit_or_update
+    from edumine.models.topics.windows import prevalence_table
     from edumine.windows import window_label, window_starts
 
-    config: TopicsConfig = ctx.config.topics
-    unit = ctx.config.windows.unit
-    table = read_usable_docs(ctx.lake, list(config.kinds))
+    unit = run.windows_unit
+    table = read_usable_docs(inputs["docs"], list(config.kinds))
     if table is None or table.num_rows < 10:
         log.warning("topics: fewer than 10 usable docs; run preprocess first or add data")
-        return {"skipped": "fewer than 10 usable docs", "docs": 0 if table is None else table.num_rows}
+        return StageResult(summary={"skipped": "fewer than 10 usable docs",
+                                    "docs": 0 if table is None else table.num_rows})
     uids, lemmas = table["uid"].to_pylist(), table["lemmas"].to_pylist()
     communities = table["community"].to_pylist()
     starts = window_starts(table["created_at"], unit)
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    vectors, embedding_info = embed_docs(config, ctx.lake, table, uids, lemmas)
+    vectors, embedding_info = embed_docs(config, inputs, table, uids, lemmas)
     timings["embed"] = time.perf_counter() - started
     del table  # what the stage needs is in Python lists now
 
     started = time.perf_counter()
     # Refit or nightly update, topic ids stable across runs (lineage.update, lineage.stable_ids; docs/lineage.md).
-    from edumine.faults import kill_point
-    from edumine.manifest import write_json_atomic
-    from edumine.models.topics.update import commit_update, fit_or_update
-
-    model = fit_or_update(ctx, TopicModel(**config.model_params()), uids, lemmas, vectors,
-                          config_hash=hash_config(config), embedding_key=embedding_info["key"])
+    previous = previous_state(inputs)
+    model, state = fit_or_update(TopicModel(**config.model_params()), uids, lemmas, vectors,
+                                 state=previous, settings=run.sections["lineage"],
+                                 outlier_threshold=config.outlier_threshold, run_id=run.run_id,
+                                 config_hash=hash_config(config), embedding_key=embedding_info["key"])
     timings["fit"] = time.perf_counter() - started
     kill_point("topics.fit")
 
@@ -264,13 +283,14 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     normalised = normalise(vectors, model.center_)
     del vectors  # the raw vectors are cached on disk; 1 GB at a million docs
     closeness = model._cosine_to_topic(normalised, topics)
-    reps = representative(model, ctx.lake, uids, closeness, config.n_representative)
+    del normalised
+    reps = representative(model, inputs["docs"], uids, closeness, config.n_representative)
     sizes = {t: int(np.sum(topics == t)) for t in ids}
     vectorizer = model.model_.vectorizer_model
     counts = vectorizer.transform(lemmas)
     coverage = label_coverage(counts, vectorizer.vocabulary_, {t: [w for w, _ in top[t][:4]] for t in real_ids},
                               topics, model.core_)
-    run_id = ctx.run_id
+    run_id = run.run_id
     topics_table = pa.table({
         "topic_id": pa.array(ids, pa.int64()),
         "label": [model.label(t) for t in ids],
@@ -294,37 +314,53 @@ def run_topics(ctx: Any) -> dict[str, Any]:
     prevalence = pa.table(prevalence_table(starts, communities, topics, ids, unit,
                                            resamples=config.bootstrap_resamples, seed=config.random_state))
     prevalence = prevalence.append_column("run_id", pa.array([run_id] * prevalence.num_rows, pa.string()))
-    for name, data in (("topics", topics_table), ("doc_topics", doc_topics), ("topic_prevalence", prevalence)):
-        write_parquet_atomic(data, ctx.lake.table_path(name) / "part-0.parquet")
-
-    kill_point("topics.write")
-    model_dir = ctx.lake.root / "models" / "topics" / run_id
-    model.save(model_dir, {
+    cache_root = embedding_cache_root(config, inputs["cache/embeddings"])
+    manifest = {
         "run_id": run_id, "config_hash": hash_config(config), "stage_config": json.loads(config.model_dump_json()),
         "embedding_backend": embedding_info["backend"], "embedding_key": embedding_info["key"],
         # embeddings.concat.v1 caches nothing under its own key: its parts' keys, in order (lineage reads them)
         "embedding_parts": [part["key"] for part in embedding_info.get("parts", [])] or None,
-        "embedding_cache": str(embedding_cache_root(config, ctx.lake)),
+        "embedding_cache": str(cache_root),
         "corpus_size": len(uids), "windows_unit": unit, "libraries": library_versions(), "scores": scores,
-    })
-    save_embedder_state(config, ctx.lake, model_dir)
-    seal = integrity.seal(model_dir)  # checked before the model or its embedding state is used again
-    write_json_atomic({"run_id": run_id, "path": str(model_dir), "seal": seal},
-                      ctx.lake.root / "models" / "topics" / "latest.json")
-    commit_update(ctx.lake, model)  # the update is recorded only now that its model is durable
-    timings["write"] = time.perf_counter() - started
+    }
 
-    ctx.scores["topics"] = scores
+    def save_model(folder: Path) -> None:
+        from edumine.models.embeddings.backends import keep_fitted_state
+        from edumine.models.topics.ids_rebuild import save_copies
+
+        model.save(folder, manifest)
+        # The vectors the model was fitted on are only reproducible with the fitted embedding state: a copy
+        # stays with the model (a lost cache is then rebuilt, not refitted on another corpus).
+        keep_fitted_state(stage_embedder(config), cache_root, folder / EMBEDDER_STATE)
+        # The registry and history as of this model: what a lost topic_ids is rebuilt from (ids_rebuild.py).
+        save_copies(folder, state.registry if state.registry is not None else previous.registry,
+                    state.history if state.history is not None else previous.history)
+
+    outputs: dict[str, Any] = {}
+    if state.registry is not None:
+        outputs["topic_ids"] = Output(pa.Table.from_pandas(state.registry, preserve_index=False))
+    if state.history is not None:
+        outputs["topic_id_history"] = Output(pa.Table.from_pandas(state.history, preserve_index=False))
+    outputs.update({
+        "topics": Output(topics_table), "doc_topics": Output(doc_topics), "topic_prevalence": Output(prevalence),
+        # the update is recorded (pool, topic_updates) only after the model it describes is in place
+        "models/topics": Artefact(save_model, relative=run_id, pointer=("latest.json", {"run_id": run_id})),
+        "topic_outlier_pool": Output(state.pool), "topic_updates": Output(state.updates)})
+    timings["tables"] = time.perf_counter() - started
     log.info("topics: %d docs, %d topics, NPMI %.4f, diversity %.3f, outliers %.1f%%", len(uids),
              scores["n_topics"], scores["npmi"], scores["diversity"], 100 * scores["outlier_share"])
-    return {"docs": len(uids), "embedding": embedding_info, "model_dir": str(model_dir), "scores": scores,
-            "windows": sorted({w for w in doc_topics["window_label"].to_pylist()}),
-            "seconds": {k: round(v, 2) for k, v in timings.items()}}
+    windows = sorted({w for w in doc_topics["window_label"].to_pylist()})
+
+    def summary(written: dict[str, Any]) -> dict[str, Any]:
+        return {"docs": len(uids), "embedding": embedding_info, "model_dir": str(written["models/topics"]["path"]),
+                "scores": scores, "windows": windows, "seconds": {k: round(v, 2) for k, v in timings.items()}}
+
+    return StageResult(outputs=outputs, summary=summary, scores=scores, notes={"topic_update": state.info})
 
 
 SECTION = registry.config_sections.register("topics")(TopicsConfig)
 STAGE = registry.stages.register("topics")(
-    Stage("topics", run=run_topics, inputs=("docs",),
+    Stage("topics", run=run_topics, inputs=("docs",), uses=("lineage",),
           outputs=("topics", "doc_topics", "topic_prevalence", "topic_ids", "topic_id_history",
                    "topic_updates", "topic_outlier_pool", "models/topics"), caches=("cache/embeddings",),
           section="topics",
