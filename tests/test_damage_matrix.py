@@ -4,7 +4,7 @@ tests/test_crash_matrix.py's (300 r/teaching posts, then 260 more from a CSV: ru
 
 The default suite runs three cells (a lost topic-id registry, a garbled topic model, a garbled docs partition);
 ``-m slow`` runs every kind of damage on a saved topic model, the registry, one derived table per stage and the
-theme model, themes on.
+theme model, themes on: each target alone (the full matrix), and all targets at once per kind of damage.
 """
 
 from __future__ import annotations
@@ -43,13 +43,15 @@ def _target(work: Path, lake: Path, target: str) -> Path:
     return found[0]
 
 
-def _damage_and_rerun(scenario: dict[str, Any], target: str, kind: str) -> dict[str, Any]:  # noqa: F811
+def _damage_and_rerun(scenario: dict[str, Any], target: str | list[str], kind: str) -> dict[str, Any]:  # noqa: F811
     work = scenario["work"]
-    lake = work / f"damaged-{target}-{kind}"
+    targets = [target] if isinstance(target, str) else target
+    lake = work / f"damaged-{'+'.join(targets) if len(targets) < 3 else 'all'}-{kind}"
     shutil.copytree(scenario["base"], lake)
-    if target == "theme_model" and not scenario["themes"]:
+    if "theme_model" in targets and not scenario["themes"]:
         pytest.skip("themes are off in this scenario")
-    DAMAGE[kind](_target(work, lake, target))
+    for name in targets:
+        DAMAGE[kind](_target(work, lake, name))
     rerun = _run(_settings(work, lake, 2, scenario["themes"]))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "Traceback" not in rerun.stderr
@@ -78,3 +80,13 @@ def test_a_damaged_file_is_rebuilt_to_the_same_tables(scenario: dict[str, Any], 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_the_full_damage_matrix(scenario: dict[str, Any], target: str, kind: str) -> None:  # noqa: F811
     _damage_and_rerun(scenario, target, kind)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", [True], indirect=True, ids=["themes"])
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+def test_every_target_damaged_at_once(scenario: dict[str, Any], kind: str) -> None:  # noqa: F811
+    """One file of every target damaged in one lake (the matrix's rows in one run per kind of damage)."""
+    manifest = _damage_and_rerun(scenario, sorted(TARGETS), kind)
+    if kind != "delete":
+        assert len(manifest["notes"]) >= 3, manifest["notes"]
