@@ -86,7 +86,9 @@ def test_the_full_damage_matrix(scenario: dict[str, Any], target: str, kind: str
 @pytest.mark.parametrize("scenario", [True], indirect=True, ids=["themes"])
 @pytest.mark.parametrize("kind", sorted(DAMAGE))
 def test_every_target_damaged_at_once(scenario: dict[str, Any], kind: str) -> None:  # noqa: F811
-    """One file of every target damaged in one lake (the matrix's rows in one run per kind of damage)."""
-    manifest = _damage_and_rerun(scenario, sorted(TARGETS), kind)
+    """One file of every target damaged in one lake (the matrix's rows in one run per kind of damage). Not the
+    registry together with the topic model: the registry is rebuilt from the copy the model keeps, so losing
+    both is the case that fails with a clear error instead (test_damaged_files.py)."""
+    manifest = _damage_and_rerun(scenario, sorted(set(TARGETS) - {"topic_ids"}), kind)
     if kind != "delete":
         assert len(manifest["notes"]) >= 3, manifest["notes"]
