@@ -105,8 +105,10 @@ def open_run(config: ConfigBase, flow: str) -> RunContext:
                          flow=flow)
         found: dict[str, Any] = {"interrupted_runs": recovery.mark_interrupted(lake.root, ctx.run_id),
                                  "rolled_back": recovery.recover(lake.root),
-                                 "migrated_files": migrate_lake(lake.root),
+                                 # before migrating: a damaged file is removed (derived) or named (posts), not
+                                 # met by the migration's schema read
                                  "rebuilt_unreadable": recovery.verify_derived(lake.root)}
+        found["migrated_files"] = migrate_lake(lake.root)
         if flow == "pipeline":  # the stages' outputs become one commit: all of them, or none (a later run undoes)
             recovery.begin(lake.root, ctx.run_id)
     except Exception:

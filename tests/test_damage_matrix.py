@@ -2,7 +2,8 @@
 run 2, and compare every table with run 2 on an undamaged lake: identical, topic ids included. The scenario is
 tests/test_crash_matrix.py's (300 r/teaching posts, then 260 more from a CSV: run 2 refits its topic model).
 
-The default suite runs three cells (a lost topic-id registry, a garbled topic model, a garbled docs partition);
+The default suite runs four cells (a lost topic-id registry, a garbled topic model, a garbled docs partition, a
+truncated update log);
 ``-m slow`` runs every kind of damage on a saved topic model, the registry, one derived table per stage and the
 theme model, themes on: each target alone (the full matrix), and all targets at once per kind of damage.
 """
@@ -33,7 +34,7 @@ TARGETS = {
     "doc_themes": "lake:doc_themes/part-0.parquet",          # themes
     "theme_model": "work:themes-models/*/model.pkl",
 }
-DEFAULT_CELLS = [("topic_ids", "delete"), ("topic_model", "garble"), ("docs", "garble")]
+DEFAULT_CELLS = [("topic_ids", "delete"), ("topic_model", "garble"), ("docs", "garble"), ("topic_updates", "truncate")]
 
 
 def _target(work: Path, lake: Path, target: str) -> Path:

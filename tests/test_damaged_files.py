@@ -134,7 +134,7 @@ def _two_fits(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
     folder = tmp_path / "models" / "topics" / "run-2"
     folder.mkdir(parents=True)
     (folder / "manifest.json").write_text("{}")
-    save_copies(folder, registry, history)
+    save_copies(folder, {"topic_ids": registry, "topic_id_history": history})
     integrity.seal(folder)
     return registry, history, folder
 
@@ -317,3 +317,17 @@ def test_edumine_catalog_on_a_truncated_table_names_the_file_without_a_traceback
     result = CliRunner().invoke(app, ["catalog", "--lake", str(lake.root)])
     assert result.exit_code == 2, result.output
     assert "E-CORRUPT-TABLE" in result.output and "doc_topics" in result.output and "Traceback" not in result.output
+
+
+def test_a_lost_update_log_comes_back_from_the_models_copy(tmp_path: Path) -> None:
+    """``topic_updates`` says when the model was last refitted: lost, the next run would refit for no reason and
+    the log of updates would start again; the model keeps a copy, as for the registry."""
+    from edumine.models.topics.ids_rebuild import restore, save_copies
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    updates = pd.DataFrame({"run_id": ["r1", "r2"], "mode": ["refit", "incremental"], "docs_total": [100, 110]})
+    save_copies(folder, {"topic_updates": updates})
+    integrity.seal(folder)
+    pd.testing.assert_frame_equal(restore("topic_updates", None, folder), updates)
+    assert restore("topic_updates", updates.iloc[:1], folder).equals(updates.iloc[:1])  # as read when not lost

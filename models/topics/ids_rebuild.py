@@ -1,6 +1,6 @@
 """Rebuilding a lost or unreadable topic-id registry (``topic_ids``) without renumbering anything.
 
-Every saved topic model keeps the registry and ``topic_id_history`` as they were after its run
+Every saved topic model keeps the registry, ``topic_id_history`` and ``topic_updates`` as they were after its run
 (``<model>/stable_ids/``, written by the topic stage with the model, which is then sealed with checksums). A
 lost registry comes back from that copy, exactly; a lake whose models predate the copy gets it rebuilt from
 the model's topics and the history. Every id the history has ever issued stays in the registry (inactive
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -43,12 +44,13 @@ def intact(folder: Path | None, seal: str | None) -> Path | None:
     return folder
 
 
-def save_copies(folder: Path, registry: pd.DataFrame | None, history: pd.DataFrame | None) -> None:
-    """Keep the registry and history this model goes with inside its folder (before it is sealed)."""
+def save_copies(folder: Path, tables: dict[str, Any]) -> None:
+    """Keep the stage's logs this model goes with (``topic_ids``, ``topic_id_history``, ``topic_updates``: tables
+    no input can rebuild) inside its folder, before it is sealed."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    for name, frame in ((REGISTRY_TABLE, registry), (HISTORY_TABLE, history)):
+    for name, frame in tables.items():
         if frame is not None:
             (Path(folder) / STABLE_ID_COPIES).mkdir(parents=True, exist_ok=True)
             table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
@@ -62,15 +64,20 @@ def saved_copy(folder: Path | None, table: str) -> pd.DataFrame | None:
     return pq.read_table(path).to_pandas() if path is not None and path.is_file() else None
 
 
-def restore_history(history: pd.DataFrame | None, folder: Path | None) -> pd.DataFrame | None:
-    """``topic_id_history`` as read; when it is lost, the copy kept by the (intact) latest saved model."""
-    if history is not None:
-        return history
-    copy = saved_copy(folder, HISTORY_TABLE)
+def restore(name: str, frame: pd.DataFrame | None, folder: Path | None) -> pd.DataFrame | None:
+    """A log table as read (``topic_id_history``, ``topic_updates``); when it is lost, the copy kept by the
+    (intact) latest saved model, which holds every row up to that model's run."""
+    if frame is not None:
+        return frame
+    copy = saved_copy(folder, name)
     if copy is not None:
         REPAIRS.warning("%s was missing: restored from the copy kept by the latest saved topic model (%d rows)",
-                        HISTORY_TABLE, len(copy))
+                        name, len(copy))
     return copy
+
+
+def restore_history(history: pd.DataFrame | None, folder: Path | None) -> pd.DataFrame | None:
+    return restore(HISTORY_TABLE, history, folder)
 
 
 def rebuild_registry(registry: pd.DataFrame | None, history: pd.DataFrame | None, folder: Path | None, *,

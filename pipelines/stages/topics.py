@@ -205,17 +205,19 @@ def previous_state(inputs: Any) -> Any:
         table = inputs[name].read(columns=columns)
         return None if table is None else table.to_pandas()
 
-    from edumine.models.topics.ids_rebuild import rebuild_registry, restore_history
+    from edumine.models.topics.ids_rebuild import rebuild_registry, restore, restore_history
 
     models = inputs["models/topics"]
     folder, run = latest_model(models)
-    # A lost registry or history is rebuilt from what the latest intact saved model keeps (ids_rebuild.py).
+    # A lost registry, history or update log is rebuilt from what the latest intact saved model keeps
+    # (ids_rebuild.py): no input could rebuild them.
     saved = intact_latest_model(models)
     history = restore_history(frame("topic_id_history"), saved)
     registry = rebuild_registry(frame("topic_ids"), history, saved, lake=str(models.path.parent.parent),
                                 saved_model=(models.path / "latest.json").exists())
     return TopicState(model_dir=folder, model_run=run, model_seal=latest_seal(models),
-                      updates=frame("topic_updates"), pool=frame("topic_outlier_pool"),
+                      updates=restore("topic_updates", frame("topic_updates"), saved),
+                      pool=frame("topic_outlier_pool"),
                       doc_topics=inputs["doc_topics"].read(columns=["uid", "topic_id", "core", "run_id"]),
                       registry=registry, history=history)
 
@@ -333,8 +335,9 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
         # stays with the model (a lost cache is then rebuilt, not refitted on another corpus).
         keep_fitted_state(stage_embedder(config), cache_root, folder / EMBEDDER_STATE)
         # The registry and history as of this model: what a lost topic_ids is rebuilt from (ids_rebuild.py).
-        save_copies(folder, state.registry if state.registry is not None else previous.registry,
-                    state.history if state.history is not None else previous.history)
+        save_copies(folder, {"topic_ids": state.registry if state.registry is not None else previous.registry,
+                             "topic_id_history": state.history if state.history is not None else previous.history,
+                             "topic_updates": state.updates})
 
     outputs: dict[str, Any] = {}
     if state.registry is not None:
