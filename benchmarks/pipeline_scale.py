@@ -13,7 +13,7 @@ project root. The benchmark fails if a stage did not run or reports that it skip
 Records per stage: seconds, docs/s and the process's peak RSS when the stage ended (from the run's
 manifest); for the whole process: wall time and peak RSS (``time -v``: the largest of the process and its
 children, e.g. Prefect's temporary server), the report's size, the load average before and after. The JSON
-goes to ``benchmarks/out/pipeline-N.json`` and a table to ``docs/performance.md`` (replacing that N's table).
+goes to ``benchmarks/out/pipeline-N.json`` and a table to ``benchmarks/results/performance.md`` (replacing that N's table).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 DUMPS_FORMAT = "forest.v1"  # bump when the dumps' content changes: older dumps are rebuilt
-DOCS = ROOT / "docs" / "performance.md"
+DOCS = ROOT / "benchmarks" / "results" / "performance.md"
 
 
 def fullname(uid: str) -> str:

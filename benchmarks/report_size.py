@@ -13,19 +13,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests")]
 
 
 def write(lake: Path, name: str, frame: pd.DataFrame) -> None:
-    from edumine.lake import write_parquet_atomic
+    """Through the catalog's schema (tests/fixtures_catalog.py): the columns and types the stages write."""
+    from fixtures_catalog import write_table
 
-    write_parquet_atomic(pa.Table.from_pandas(frame, preserve_index=False), lake / name / "part-0.parquet")
+    write_table(lake, name, frame)
 
 
 def synthetic_lake(lake: Path, topics: int, windows: int, communities: int, docs: int, seed: int = 0) -> dict:

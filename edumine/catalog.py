@@ -48,20 +48,29 @@ ENTRIES: tuple[Entry, ...] = (
     _table("quarantine", "raw", "collect", "records that could not be read, with reason and masked excerpt",
            schema="edumine.schema:QUARANTINE_SCHEMA"),
     _table("docs", "intermediate", "preprocess", "clean text, lemmas, token count, language, usable + reason",
-           partitioning=("platform", "community", "month")),
-    _table("topics", "model_output", "topics", "per topic: label, top terms, size, label coverage"),
-    _table("doc_topics", "model_output", "topics", "per doc: topic_id, probability, core, window"),
-    _table("topic_prevalence", "model_output", "topics", "window x community x topic: docs, share, interval"),
+           partitioning=("platform", "community", "month"), schema="edumine.tables:DOCS"),
+    _table("topics", "model_output", "topics", "per topic: label, top terms, size, label coverage",
+           schema="edumine.tables:TOPICS"),
+    _table("doc_topics", "model_output", "topics", "per doc: topic_id, probability, core, window",
+           schema="edumine.tables:DOC_TOPICS"),
+    _table("topic_prevalence", "model_output", "topics", "window x community x topic: docs, share, interval",
+           schema="edumine.tables:TOPIC_PREVALENCE"),
     _table("topic_ids", "model_output", "topics", "stable topic ids across refits (registry)"),
     _table("topic_id_history", "model_output", "topics", "how each refit's topics map to stable ids"),
     _table("topic_updates", "model_output", "topics", "nightly updates since the last refit"),
     _table("topic_outlier_pool", "model_output", "topics", "new docs no topic took, pooled for new topics"),
-    _table("topic_lineage", "model_output", "lineage", "edges between topics of consecutive windows"),
-    _table("topic_events", "model_output", "lineage", "emerged, persisted, grew, declined, faded, split, merged"),
-    _table("doc_themes", "model_output", "themes", "per doc: SDL themes and scores"),
-    _table("theme_prevalence", "model_output", "themes", "window x community x theme: share, interval, method"),
-    _table("community_activity", "reporting", "metrics", "participation per window and community"),
-    _table("paper_table", "reporting", "paper_table", "participation laid out as in the replicated paper"),
+    _table("topic_lineage", "model_output", "lineage", "edges between topics of consecutive windows",
+           schema="edumine.tables:TOPIC_LINEAGE"),
+    _table("topic_events", "model_output", "lineage", "emerged, persisted, grew, declined, faded, split, merged",
+           schema="edumine.tables:TOPIC_EVENTS"),
+    _table("doc_themes", "model_output", "themes", "per doc: SDL themes and scores",
+           schema="edumine.tables:DOC_THEMES"),
+    _table("theme_prevalence", "model_output", "themes", "window x community x theme: share, interval, method",
+           schema="edumine.tables:THEME_PREVALENCE"),
+    _table("community_activity", "reporting", "metrics", "participation per window and community",
+           schema="edumine.tables:COMMUNITY_ACTIVITY"),
+    _table("paper_table", "reporting", "paper_table", "participation laid out as in the replicated paper",
+           schema="edumine.tables:PAPER_TABLE"),
     Entry("models/topics", "models", "topics", "saved topic models (<run_id>/, latest.json points at the last)",
           kind="artefact"),
     Entry("models/themes", "models", "themes", "trained SDL theme models (<classifier>-<hash>/, model card)",
@@ -95,23 +104,26 @@ def entry(name: str) -> Entry:
 
 
 def describe(root: Path) -> list[dict[str, Any]]:
-    """One row per catalog entry: name, layer, owner, kind, and for tables present: files and rows."""
+    """One row per catalog entry: name, layer, owner, kind, present, and for what is present its size (bytes,
+    mb); for tables also files and rows (from the Parquet footers, so it is fast on a large lake)."""
     import pyarrow.parquet as pq
 
     rows = []
     for item in ENTRIES:
         path = root / item.name
         row: dict[str, Any] = {"name": item.name, "layer": item.layer, "owner": item.owner, "kind": item.kind,
-                               "present": path.exists(), "files": None, "rows": None, "mb": None}
+                               "present": path.exists(), "files": None, "rows": None, "mb": None, "bytes": None}
         if item.kind == "table" and path.is_dir():
             files = [f for f in path.rglob("*.parquet") if not f.name.startswith(".")]
             row["files"] = len(files)
             row["rows"] = sum(_footer_rows(pq, item.name, f) for f in files)
-            row["mb"] = round(sum(f.stat().st_size for f in files) / 2**20, 2)
+            row["bytes"] = sum(f.stat().st_size for f in files)
         elif path.is_file():
-            row["mb"] = round(path.stat().st_size / 2**20, 2)
+            row["bytes"] = path.stat().st_size
         elif path.is_dir():
-            row["mb"] = round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 2)
+            row["bytes"] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        if row["bytes"] is not None:
+            row["mb"] = round(row["bytes"] / 2**20, 2)
         rows.append(row)
     return rows
 

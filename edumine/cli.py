@@ -146,8 +146,47 @@ def catalog_command(lake: Annotated[Path, typer.Option("--lake", help="lake fold
     except EdumineError as exc:  # a damaged file: named, with what to do
         _fail(exc)
         return
-    columns = ["name", "layer", "owner", "kind", "present", "files", "rows", "mb"]
-    _print_rows(columns, [tuple(row[c] for c in columns) for row in rows], format)
+    if format in ("json", "csv"):
+        columns = ["name", "layer", "owner", "kind", "present", "files", "rows", "mb", "bytes"]
+        _print_rows(columns, [tuple(row[c] for c in columns) for row in rows], format)
+        return
+    _print_catalog(rows, lake)
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return ""
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return ""
+
+
+def _print_catalog(rows: list[dict[str, Any]], lake: Path) -> None:
+    """Tables, then artefacts (models, caches, runs, store, report): one line each, absent ones dimmed; fits
+    80 columns."""
+    from rich import box
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0), title=f"lake {lake}",
+                  title_justify="left")
+    for column, justify in (("name", "left"), ("layer", "left"), ("owner", "left"), ("files", "right"),
+                            ("rows", "right"), ("size", "right")):
+        table.add_column(column, justify=justify, no_wrap=True)
+    for index, row in enumerate(rows):
+        present = row["present"]
+        last_table = row["kind"] == "table" and (index + 1 == len(rows) or rows[index + 1]["kind"] != "table")
+        table.add_row(row["name"] + ("/" if row["kind"] == "artefact" and "." not in row["name"] else ""),
+                      row["layer"], row["owner"], "" if row["files"] is None else f"{row['files']:,}",
+                      "" if row["rows"] is None else f"{row['rows']:,}", _size(row["bytes"]) if present else "absent",
+                      style=None if present else "dim", end_section=last_table)
+    Console(width=max(Console().width, 80)).print(table)
+    sys.stdout.flush()
+    tables = [r for r in rows if r["kind"] == "table"]
+    artefacts = [r for r in rows if r["kind"] == "artefact"]
+    console.print(f"{sum(r['present'] for r in tables)} of {len(tables)} tables present "
+                  f"({sum(r['rows'] or 0 for r in tables):,} rows), {sum(r['present'] for r in artefacts)} of "
+                  f"{len(artefacts)} artefacts; layers and owners: docs/store.md")
 
 
 @app.command()

@@ -7,6 +7,9 @@ Each migration is idempotent and checks file footers only, so it is cheap to run
   it is ``window_label`` in every table now, beside ``window_start``.
 - ``event-scope`` (2026-12): ``topic_events`` says which rows count the whole corpus (``scope = 'all'``) and
   which one community (``scope = 'community'``); it mixed both, so a plain count counted events twice.
+- ``models-by-concern`` (2026-12): ``models/`` moved into subpackages (``edumine.models.themes_estimators`` is
+  ``edumine.models.themes.estimators`` now). Pickled artefacts (theme models) name their classes by module, so
+  ``load_pickle`` reads the old names as the new ones and a trained model survives the upgrade.
 - ``lake-artefacts`` (2026-12): the embedding cache moved from ``<lake>/_cache/`` to ``<lake>/cache/`` (a
   catalog artefact like the saved models); ``topic_windows``, which no stage read, is no longer written and
   a stale copy is removed; a theme model trained by an older edumine under ``data/models/themes`` (beside the
@@ -17,8 +20,10 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import shutil
 from pathlib import Path
+from typing import IO, Any
 
 import pyarrow.parquet as pq
 
@@ -27,6 +32,42 @@ from edumine.lake import write_parquet_atomic
 log = logging.getLogger(__name__)
 
 RENAMED_COLUMNS = {"window": "window_label"}
+MOVED_MODULES = {
+    "edumine.models.clean": "edumine.models.text.clean",
+    "edumine.models.preprocess": "edumine.models.text.preprocess",
+    "edumine.models.embeddings": "edumine.models.embeddings.backends",
+    "edumine.models.embeddings_concat": "edumine.models.embeddings.concat",
+    "edumine.models.embeddings_onnx": "edumine.models.embeddings.onnx",
+    "edumine.models.topics": "edumine.models.topics.model",
+    "edumine.models.topic_catchall": "edumine.models.topics.catchall",
+    "edumine.models.topic_ids": "edumine.models.topics.ids",
+    "edumine.models.topic_update": "edumine.models.topics.update",
+    "edumine.models.topic_windows": "edumine.models.topics.windows",
+    "edumine.models.evaluation": "edumine.models.topics.evaluation",
+    "edumine.models.lineage": "edumine.models.lineage.tracking",
+    "edumine.models.lineage_eval": "edumine.models.lineage.evaluation",
+    "edumine.models.themes": "edumine.models.themes.classifier",
+    "edumine.models.themes_calibration": "edumine.models.themes.calibration",
+    "edumine.models.themes_card": "edumine.models.themes.card",
+    "edumine.models.themes_config": "edumine.models.themes.config",
+    "edumine.models.themes_data": "edumine.models.themes.data",
+    "edumine.models.themes_embed": "edumine.models.themes.embed",
+    "edumine.models.themes_estimators": "edumine.models.themes.estimators",
+    "edumine.models.themes_eval": "edumine.models.themes.evaluation",
+    "edumine.models.themes_labelling": "edumine.models.themes.labelling",
+    "edumine.models.themes_zeroshot": "edumine.models.themes.zeroshot",
+    "edumine.models.codebook": "edumine.models.themes.codebook",
+}
+
+
+class _RenamingUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(MOVED_MODULES.get(module, module), name)
+
+
+def load_pickle(handle: IO[bytes]) -> Any:
+    """``pickle.load`` of our own artefacts, reading classes under the module names they had when written."""
+    return _RenamingUnpickler(handle).load()
 WINDOW_TABLES = ("doc_topics", "topic_prevalence", "topic_events", "theme_prevalence")
 
 

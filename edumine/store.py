@@ -25,12 +25,12 @@ from edumine.schema import UTC
 log = logging.getLogger(__name__)
 
 STORE_FILE = "summary.duckdb"
-# Lake tables copied into the store, in this order (the names of CONTRACT.md).
+# Lake tables copied into the store, in this order (the names of CONTRACT.md). Every one is declared in
+# edumine/catalog.py with its schema, and the store holds exactly the catalog's columns.
 SUMMARY_TABLES = ("community_activity", "topics", "topic_prevalence", "topic_events", "topic_lineage",
                   "theme_prevalence")
 # Lake tables the store reads in place (too large to copy every run).
 LAKE_VIEWS = ("posts", "docs", "doc_topics", "doc_themes")
-HIVE_TYPES = "{'platform': VARCHAR, 'community': VARCHAR, 'month': VARCHAR}"
 
 
 class StoreError(EdumineError):
@@ -48,10 +48,52 @@ def _has_parquet(folder: Path) -> bool:
 
 
 def parquet_source(root: Path, name: str) -> str:
-    """A DuckDB ``read_parquet`` expression over the lake folder ``name`` (hive columns for posts)."""
-    hive = f", hive_types={HIVE_TYPES}" if name == "posts" else ""
+    """A DuckDB ``read_parquet`` expression over the lake folder ``name`` (its catalog partition columns, such
+    as posts' ``platform`` / ``community`` / ``month``, read from the folder names as text)."""
+    from edumine.catalog import entry
+
+    partitioning = entry(name).partitioning
+    hive = (", hive_types={" + ", ".join(f"'{p}': VARCHAR" for p in partitioning) + "}") if partitioning else ""
     pattern = _sql_string(Path(root).resolve() / name / "**" / "*.parquet")
     return f"read_parquet({pattern}, hive_partitioning=true, union_by_name=true{hive})"
+
+
+def catalog_schema(name: str) -> Any:
+    """The pyarrow schema of a lake table as the store holds it: the catalog's columns, then its partition
+    columns (text)."""
+    import pyarrow as pa
+
+    from edumine.catalog import entry
+
+    item = entry(name)
+    schema = item.resolved_schema()
+    if schema is None:
+        raise StoreError(f"lake table {name!r} has no schema in edumine/catalog.py; the store holds declared "
+                         "columns only: declare it there")
+    return pa.schema(list(schema) + [pa.field(p, pa.string()) for p in item.partitioning if p not in schema.names])
+
+
+def catalog_select(con: Any, root: Path, name: str) -> str:
+    """``SELECT <the catalog's columns> FROM <the lake's files>``. A declared column that the files lack (an
+    older edumine wrote them) is NULL of its declared type, with a warning; columns the catalog does not
+    declare are left out."""
+    schema = catalog_schema(name)
+    source = parquet_source(root, name)
+    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    absent = [f.name for f in schema if f.name not in present]
+    types: dict[str, str] = {}
+    if absent:
+        from edumine.catalog import entry
+
+        log.warning("lake table %s lacks the column(s) %s that edumine/catalog.py declares (an older edumine wrote "
+                    "it): the store holds them as NULL until the %s stage runs again", name, absent,
+                    entry(name).owner)
+        con.register("_declared", schema.empty_table())
+        types = {row[0]: str(row[1]) for row in con.execute("DESCRIBE SELECT * FROM _declared").fetchall()}
+        con.unregister("_declared")
+    columns = ", ".join(_quote_ident(f.name) if f.name in present
+                        else f"CAST(NULL AS {types[f.name]}) AS {_quote_ident(f.name)}" for f in schema)
+    return f"SELECT {columns} FROM {source}"
 
 
 def manifest_rows(root: Path) -> list[dict[str, Any]]:
@@ -142,14 +184,14 @@ def build_store(lake_root: str | Path, *, run_id: str | None = None, out: str | 
                 if not _has_parquet(root / name):
                     missing.append(name)
                     continue
-                con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM {parquet_source(root, name)}')
+                con.execute(f'CREATE TABLE "{name}" AS {catalog_select(con, root, name)}')
                 rows = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
                 contents.append((name, "table", rows, str((root / name).resolve())))
             for name in LAKE_VIEWS:
                 if not _has_parquet(root / name):
                     missing.append(name)
                     continue
-                con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM {parquet_source(root, name)}')
+                con.execute(f'CREATE VIEW "{name}" AS {catalog_select(con, root, name)}')
                 contents.append((name, "view", None, str((root / name).resolve())))
             built_at = datetime.now(UTC)
             con.execute("CREATE TABLE store_contents (name VARCHAR, kind VARCHAR, rows BIGINT, source VARCHAR, "

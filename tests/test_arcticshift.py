@@ -181,7 +181,9 @@ def test_polite_rate_and_the_rate_limit_headers(tmp_lake: Path) -> None:
         report = collect(tmp_lake, source(double, comments=False, requests_per_minute=300))["inputs"][0]
         assert report["added"] == 250
         gaps = [b.at - a.at for a, b in zip(double.requests, double.requests[1:])]
-        assert len(double.requests) == 3 and min(gaps) >= 0.19              # 300 a minute: 0.2 s apart
+        # 300 a minute: sent 0.2 s apart. The double stamps arrival, which scheduling jitter on a loaded machine
+        # moves by a few ms either way (one gap measured 0.189 s at load 17); unpaced requests arrive ~5 ms apart.
+        assert len(double.requests) == 3 and min(gaps) >= 0.15 and sum(gaps) >= 0.38
     with ArcticShiftDouble(ratelimit_budget=2, ratelimit_window=1.0) as double:
         double.seed("Teachers", 250)
         report = collect(tmp_lake.parent / "lake2", source(double, comments=False))["inputs"][0]

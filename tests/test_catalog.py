@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from edumine.catalog import CATALOG, LAYERS, UnknownTableError
 from edumine.cli import app
 from edumine.lake import Lake
+from fixtures_catalog import make_table
 
 
 def test_entries_are_complete() -> None:
@@ -27,7 +28,7 @@ def test_write_and_read_go_through_the_catalog(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="the lineage stage writes it"):
         lake.read("topic_events")
     assert lake.read("topic_events", missing_ok=True) is None
-    lake.write("topic_events", pa.table({"topic_id": [1, 2], "event": ["emerged", "grew"]}))
+    lake.write("topic_events", make_table("topic_events", {"topic_id": [1, 2], "event": ["emerged", "grew"]}))
     assert lake.read("topic_events", columns=["event"]).column("event").to_pylist() == ["emerged", "grew"]
     with pytest.raises(ValueError, match="lacks the catalog's columns"):  # quarantine has a declared schema
         lake.write("quarantine", pa.table({"reason": ["x"]}))

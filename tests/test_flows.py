@@ -86,9 +86,14 @@ def test_everything_a_run_writes_is_in_the_catalog(flow_run) -> None:
 
     work, result = flow_run
     assert result.returncode == 0, result.stderr[-3000:]
-    written = {path.name for path in (work / "lake").iterdir() if not path.name.startswith(".")}
-    assert written - set(CATALOG) == set()
+    lake = work / "lake"
+    written = {path.name for path in lake.iterdir() if not path.name.startswith(".")}
+    groups = {name.split("/")[0] for name in CATALOG if "/" in name}  # models/..., cache/...: artefact folders
+    assert written - set(CATALOG) - groups == set()
+    nested = {f"{group}/{path.name}" for group in groups & written for path in (lake / group).iterdir()}
+    assert nested - set(CATALOG) == set()
     assert {"posts", "docs", "topics", "doc_themes", "summary.duckdb", "report.html"} <= written
+    assert {"models/topics", "cache/embeddings"} <= nested
 
 
 def test_prefect_home_in_a_missing_folder_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

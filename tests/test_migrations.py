@@ -66,3 +66,43 @@ def test_topic_events_get_an_explicit_scope(tmp_path: Path) -> None:
     assert after.column("scope").to_pylist() == ["all", "community", "all"]
     assert after.column("topic_id").to_pylist() == [1, 1, 2]
     assert migrate_lake(lake) == []  # idempotent
+
+
+def test_artefacts_move_into_the_catalog_layout_once(tmp_path: Path) -> None:
+    """`_cache` becomes `cache`, the unread `topic_windows` goes, and a theme model trained under the old
+    `data/models/themes` (beside the demo lake `data/lake`) moves into the lake instead of being retrained."""
+    lake = tmp_path / "data" / "lake"
+    (lake / "_cache" / "embeddings" / "key").mkdir(parents=True)
+    (lake / "_cache" / "embeddings" / "key" / "chunk-0.npz").write_bytes(b"vectors")
+    _old_table(lake / "topic_windows" / "part-0.parquet")
+    legacy = tmp_path / "data" / "models" / "themes" / "themes.tfidf_logreg.v1-abc"
+    legacy.mkdir(parents=True)
+    (legacy / "model.pkl").write_bytes(b"model")
+
+    moved = migrate_lake(lake)
+    assert len(moved) == 3 and not (lake / "_cache").exists() and not (lake / "topic_windows").exists()
+    assert (lake / "cache" / "embeddings" / "key" / "chunk-0.npz").read_bytes() == b"vectors"
+    assert (lake / "models" / "themes" / "themes.tfidf_logreg.v1-abc" / "model.pkl").read_bytes() == b"model"
+    assert not legacy.exists()
+    assert migrate_lake(lake) == []  # idempotent
+
+
+def test_a_model_pickled_before_models_moved_into_subpackages_still_loads() -> None:
+    """Regression: after models/ moved into subpackages, a theme model trained by an older edumine (pickled
+    as `edumine.models.themes_calibration.ErrorRates`, ...) failed to load with AttributeError and stopped the run."""
+    import io
+    import pickle
+
+    import numpy as np
+
+    from edumine.migrations import MOVED_MODULES, load_pickle
+    from edumine.models.themes.calibration import ErrorRates
+
+    rates = ErrorRates(tp=np.array([3]), fn=np.array([1]), fp=np.array([0]), tn=np.array([6]))
+    old = pickle.dumps(rates, protocol=0).replace(b"edumine.models.themes.calibration\n",
+                                                  b"edumine.models.themes_calibration\n")
+    assert b"edumine.models.themes_calibration\n" in old
+    loaded = load_pickle(io.BytesIO(old))
+    assert isinstance(loaded, ErrorRates) and loaded.tp.tolist() == [3]
+    for new in MOVED_MODULES.values():  # every target of the map is a module that exists now
+        __import__(new)

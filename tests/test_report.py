@@ -111,16 +111,14 @@ def test_prefect_artifacts_only_inside_a_run(lakes: dict[str, Path]) -> None:
 
 def test_lineage_tables_count_the_whole_corpus_once(lakes: dict[str, Path], tmp_path: Path) -> None:
     """Regression: events are written for community 'all' and per community; the tables must not mix them."""
-    import pandas as pd
-
     from edumine.report.build import build_report
-    from summary_fixtures import write_parquet
+    from fixtures_catalog import write_table
 
     lake = copy_lake(lakes["full"], tmp_path / "lake")
-    events = pd.DataFrame({"window_label": ["2018H1"] * 3, "community": ["all", "all", "teachingresources"],
-                           "topic_id": [0, 1, 98765], "event": ["persisted", "grew", "faded"],
-                           "related_topic_ids": [[0], [1], []], "score": [0.9, 0.8, 0.7]})
-    write_parquet(lake, "topic_events", events)
+    write_table(lake, "topic_events", {
+        "window_label": ["2018H1"] * 3, "community": ["all", "all", "teachingresources"],
+        "scope": ["all", "all", "community"], "topic_id": [0, 1, 98765], "event": ["persisted", "grew", "faded"],
+        "related_topics": [[0], [1], []], "score": [0.9, 0.8, 0.7]})
     page = Path(build_report(lake)["path"]).read_text(encoding="utf-8")
     lineage = page[page.index('<section id="lineage"'):page.index('<section id="topic-details"')]
     counts = lineage[lineage.index("<details class=\"tables\">"):]

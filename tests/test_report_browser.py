@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ import pandas as pd
 import pytest
 
 from browser import TEXT_BOXES_JS, Page, chromium, overlapping
-from summary_fixtures import copy_lake, write_parquet
+from fixtures_catalog import write_table
+from summary_fixtures import copy_lake
 from test_report import MIN_DOCS, SECTIONS, lakes  # noqa: F401  (a fixture)
 
 # Points drawn by plotly in the prevalence charts, for every community of the chart's menu:
@@ -132,10 +134,10 @@ def dense_lineage(lake: Path, topics: int = 60, windows: int = 12, seed: int = 0
     have as many labels as the demo's."""
     rng = np.random.default_rng(seed)
     labels = [f"{2012 + w // 2}H{w % 2 + 1}" for w in range(windows)]
-    starts = [f"{2012 + w // 2}-{'01' if w % 2 == 0 else '07'}-01" for w in range(windows)]
+    starts = [date(2012 + w // 2, 1 if w % 2 == 0 else 7, 1) for w in range(windows)]
     words = ["lesson", "grading", "parents", "classroom", "behaviour", "reading", "math", "science", "union",
              "salary", "admin", "covid", "remote", "tech", "art", "music", "special", "needs", "testing", "career"]
-    write_parquet(lake, "topics", pd.DataFrame({
+    write_table(lake, "topics", pd.DataFrame({
         "topic_id": range(topics), "label": [f"{t}_{words[t % 20]}_{words[(3 * t) % 20]}" for t in range(topics)],
         "top_terms": [[words[t % 20], words[(3 * t + 1) % 20], words[(7 * t + 2) % 20]] for t in range(topics)],
         "size": rng.integers(50, 900, topics), "label_coverage": np.where(np.arange(topics) % 13 == 5, 0.05, 0.5),
@@ -147,7 +149,7 @@ def dense_lineage(lake: Path, topics: int = 60, windows: int = 12, seed: int = 0
                               columns=["window_start", "window_label", "community", "topic_id", "docs", "total_docs"])
     prevalence["share"] = prevalence["docs"] / prevalence["total_docs"]
     prevalence["share_low"], prevalence["share_high"] = prevalence["share"] * 0.7, prevalence["share"] * 1.3
-    write_parquet(lake, "topic_prevalence", prevalence)
+    write_table(lake, "topic_prevalence", prevalence)
     edges, events = [], []
     events_cycle = ["persisted", "grew", "declined", "split", "merged", "emerged", "faded"]
     for w in range(1, windows):
@@ -159,11 +161,11 @@ def dense_lineage(lake: Path, topics: int = 60, windows: int = 12, seed: int = 0
             event = events_cycle[(t * 3 + w) % len(events_cycle)]
             events.append((labels[w], t, event, [other] if event in ("split", "merged") else [], labels[w - 1]))
     lineage = pd.DataFrame(edges, columns=["from_window", "from_topic", "to_window", "to_topic", "similarity"])
-    write_parquet(lake, "topic_lineage", pd.concat([lineage.assign(community="all"),
-                                                    lineage.assign(community="teaching")]))
+    write_table(lake, "topic_lineage", pd.concat([lineage.assign(community="all"),
+                                                  lineage.assign(community="teaching")]))
     frame = pd.DataFrame(events, columns=["window_label", "topic_id", "event", "related_topics", "from_window"])
-    write_parquet(lake, "topic_events", pd.concat([frame.assign(community="all", scope="all"),
-                                                   frame.assign(community="teaching", scope="community")]))
+    write_table(lake, "topic_events", pd.concat([frame.assign(community="all", scope="all"),
+                                                 frame.assign(community="teaching", scope="community")]))
 
 
 def test_old_sankey_labels_overlap_and_the_timeline_labels_do_not(lakes: dict[str, Path], tmp_path: Path) -> None:

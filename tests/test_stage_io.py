@@ -128,10 +128,12 @@ def test_write_modes(tmp_path: Path) -> None:
 def test_partitions_and_artefacts(tmp_path: Path) -> None:
     from edumine.lake import Lake
     from edumine.stage_io import Inputs
+    from edumine.tables import DOCS
 
     lake = Lake(tmp_path / "lake")
     for partition in ("platform=reddit/community=a/month=2020-01", "platform=reddit/community=b/month=2020-01"):
-        lake.write_partition("docs", partition, pa.table({"uid": [partition[-14:]], "usable": [True]}))
+        lake.write_partition("docs", partition, pa.Table.from_pylist([{"uid": partition[-14:], "usable": True}],
+                                                                     schema=DOCS))
     handles = Inputs(lake, ["docs", "models/topics"])
     assert handles["docs"].partitions() == ["platform=reddit/community=a/month=2020-01",
                                             "platform=reddit/community=b/month=2020-01"]

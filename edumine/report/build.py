@@ -28,9 +28,9 @@ import pandas as pd
 
 from edumine.faults import kill_point
 from edumine.report.charts import lineage_figure
-from edumine.report.data import Data, latest_manifest, pick, prevalence, topic_info, with_all_scope
+from edumine.report.data import Data, latest_manifest, prevalence, topic_info, with_all_scope
 from edumine.report.html import Charts, Section, esc, html_table, missing
-from edumine.report.lineage import lineage_view, normalise_events
+from edumine.report.lineage import EVENT_COLUMNS, lineage_view, normalise_events
 from edumine.report.quality import trust_section_body
 from edumine.report.sections import (ReportSettings, activity_section, crosstab_section, flatten, provenance_body,
                                      provenance_section, themes_quality, themes_section, threads_section,
@@ -52,18 +52,15 @@ def lineage_section(data: Data, charts: Charts, topics: pd.DataFrame,
     if not data.has("topic_events"):
         return (Section("lineage", title, missing("topic_lineage", "topic_events"), "missing"),
                 Section("topic-details", "Topic details", missing("topic_events"), "missing"))
-    columns = data.columns("topic_events")
-    window = pick(columns, ("window_label", "window"))
-    events = normalise_events(data.frame(f'SELECT * EXCLUDE ("{window}"), CAST("{window}" AS VARCHAR) AS '
-                                         "window_label FROM topic_events"))
+    events = normalise_events(data.table("topic_events", EVENT_COLUMNS))
     lineage = None
     if data.has("topic_lineage"):
-        lineage = data.frame("SELECT * EXCLUDE (from_window, to_window), CAST(from_window AS VARCHAR) AS from_window, "
-                             "CAST(to_window AS VARCHAR) AS to_window FROM topic_lineage")
+        lineage = data.table("topic_lineage", ["community", "from_window", "from_topic", "to_window", "to_topic",
+                                               "similarity"])
     shares = pd.DataFrame(columns=["window_label", "window_start", "community", "topic_id", "hits", "total", "share",
                                    "low", "high"])
     if data.has("topic_prevalence"):
-        shares = prevalence(data, "topic_prevalence", "topic_id")
+        shares = prevalence(data, "topic_prevalence")
         shares = with_all_scope(shares[shares["topic_id"] >= 0], "topic_id")
     if settings.lineage_view == "sankey":  # the old view, kept to compare
         labels = {int(r["topic_id"]): f"{r['topic_id']}: {r['name']}" for r in topics.to_dict("records")}
@@ -74,7 +71,7 @@ def lineage_section(data: Data, charts: Charts, topics: pd.DataFrame,
     else:
         body, named = lineage_view(events, lineage, shares, topics, n_topics=settings.lineage_topics,
                                    min_docs=settings.min_window_docs)
-    corpus = events[events["community"] == "all"] if (events["community"] == "all").any() else events
+    corpus = events[events["scope"] == "all"]  # the whole corpus's rows: each event counted once
     counts = corpus.groupby(["window_label", "event"]).size().unstack(fill_value=0).reset_index() \
         if not corpus.empty else corpus
     body += ('<details class="tables"><summary>Events per window (all communities) and the event table</summary>'

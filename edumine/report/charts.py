@@ -98,14 +98,12 @@ def people_figure(activity: pd.DataFrame) -> Any:
     and a grey band says so."""
     title = "People per window"
     fig = _figure(title=title, yaxis_title="distinct pseudonyms")
-    unknown_column = "unknown_author_contributions"
     communities = [c for c in _by_size(activity, "contributors")
                    if activity.loc[activity["community"] == c, "contributors"].any()] or _by_size(activity, "posts")
     owners = []
     for community in communities:
         rows = activity[activity["community"] == community]
-        unknown = (rows[unknown_column] >= rows["contributions"]) if unknown_column in rows else \
-            pd.Series(False, index=rows.index)
+        unknown = rows["unknown_author_contributions"] >= rows["contributions"]
         for column in ("contributors", "posters", "responders", "new_contributors", "one_time_contributors"):
             values = rows[column].astype(float).where(~unknown)
             fig.add_scatter(x=rows["window_label"], y=values, mode="lines+markers", connectgaps=False,
@@ -245,12 +243,9 @@ def lineage_figure(lineage: pd.DataFrame, events: pd.DataFrame | None, labels: d
     coloured by the event of that topic in that window. Several communities: a menu picks one."""
     import plotly.graph_objects as go
 
-    if "community" not in lineage:
-        lineage = lineage.assign(community="all")
     event_of: dict[str, dict[tuple, str]] = {}
     if events is not None and not events.empty:
-        communities_of_events = events["community"] if "community" in events else ["all"] * len(events)
-        for community, window, topic, event in zip(communities_of_events, events["window_label"], events["topic_id"],
+        for community, window, topic, event in zip(events["community"], events["window_label"], events["topic_id"],
                                                    events["event"]):
             event_of.setdefault(str(community), {}).setdefault((str(window), topic), str(event))
     communities = list(lineage.groupby("community").size().sort_values(ascending=False, kind="stable").index)

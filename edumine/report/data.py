@@ -19,14 +19,15 @@ from edumine.report.html import short
 
 log = logging.getLogger(__name__)
 
-WINDOW_COLUMNS = ("window_label", "window_start")
-LOW_COLUMNS = ("share_low", "low", "ci_low", "lower", "share_lower")
-HIGH_COLUMNS = ("share_high", "high", "ci_high", "upper", "share_upper")
 ALL = "all"  # the scope of the whole corpus (every community together)
+# Prevalence tables: (series column, the series' docs, the window's docs in that community), as the catalog
+# declares them (edumine/tables.py).
+PREVALENCE = {"topic_prevalence": ("topic_id", "docs", "total_docs"),
+              "theme_prevalence": ("theme", "theme_docs", "docs")}
 
 
-def pick(columns: list[str], candidates: tuple[str, ...]) -> str | None:
-    return next((c for c in candidates if c in columns), None)
+class ReportDataError(ValueError):
+    """A lake table lacks columns that the catalog declares (written by an older edumine)."""
 
 
 def latest_manifest(lake_root: Path) -> dict[str, Any] | None:
@@ -41,7 +42,8 @@ def latest_manifest(lake_root: Path) -> dict[str, Any] | None:
 
 
 class Data:
-    """The lake and summary store through the read-only query layer."""
+    """The lake and summary store through the read-only query layer. Tables are read by the columns the
+    catalog declares for them (``edumine/catalog.py``), never by guessing."""
 
     def __init__(self, lake_root: Path) -> None:
         from edumine.query import connect
@@ -54,7 +56,39 @@ class Data:
         return name in self.names
 
     def columns(self, name: str) -> list[str]:
-        return [row[0] for row in self.con.execute(f'DESCRIBE SELECT * FROM "{name}"').fetchall()]
+        """The catalog's columns of ``name`` (its schema, then its partition columns)."""
+        from edumine.catalog import entry
+
+        item = entry(name)
+        schema = item.resolved_schema()
+        if schema is None:
+            raise ReportDataError(f"lake table {name!r} has no schema in edumine/catalog.py; the report reads "
+                                  "only declared columns")
+        return list(schema.names) + [p for p in item.partitioning if p not in schema.names]
+
+    def require(self, name: str, columns: list[str] | tuple[str, ...] | None = None) -> list[str]:
+        """``columns`` (default: all the catalog's) of ``name``, checked against the catalog and the lake."""
+        from edumine.catalog import entry
+
+        declared = self.columns(name)
+        wanted = list(columns) if columns is not None else declared
+        undeclared = [c for c in wanted if c not in declared]
+        if undeclared:
+            raise ReportDataError(f"the report asks {name!r} for {undeclared}, which edumine/catalog.py does not "
+                                  "declare")
+        present = {row[0] for row in self.con.execute(f'DESCRIBE SELECT * FROM "{name}"').fetchall()}
+        absent = [c for c in wanted if c not in present]
+        if absent:
+            raise ReportDataError(f"lake table {name!r} lacks the column(s) {absent} that edumine/catalog.py "
+                                  f"declares: an older edumine wrote it. Run `edumine migrate --lake DIR`, or the "
+                                  f"{entry(name).owner} stage again (edumine run)")
+        return wanted
+
+    def table(self, name: str, columns: list[str] | tuple[str, ...] | None = None, order: str = "") -> pd.DataFrame:
+        """``SELECT <columns> FROM name``: the catalog's columns, exactly."""
+        wanted = self.require(name, columns)
+        listed = ", ".join(f'"{c}"' for c in wanted)
+        return self.frame(f'SELECT {listed} FROM "{name}"' + (f" ORDER BY {order}" if order else ""))
 
     def frame(self, sql: str) -> pd.DataFrame:
         return self.con.execute(sql).df()
@@ -77,30 +111,22 @@ def share_intervals(hits: np.ndarray, totals: np.ndarray, chunk: int = 2000) -> 
     return np.concatenate(lows), np.concatenate(highs)
 
 
-def prevalence(data: Data, table: str, series: str) -> pd.DataFrame:
-    """window_label, window_start, community, <series>, hits, total, share, low, high of ``table``.
+def prevalence(data: Data, table: str) -> pd.DataFrame:
+    """window_label, window_start, community, <series>, hits, total, share, low, high of ``table``
+    (``topic_prevalence`` or ``theme_prevalence``).
 
     ``total`` is the window's size in that community (all usable docs), ``hits`` the series' docs. Topic
     tables name them ``docs`` / ``total_docs``, theme tables ``theme_docs`` / ``docs``.
     """
-    columns = data.columns(table)
-    label = pick(columns, ("window_label", "window")) or "window_start"
-    start = "window_start" if "window_start" in columns else label
-    hits = pick(columns, (f"{series.split('_')[0]}_docs", "docs"))
-    total = pick(columns, ("total_docs", "window_docs")) or ("docs" if hits != "docs" else None)
-    low, high = pick(columns, LOW_COLUMNS), pick(columns, HIGH_COLUMNS)
-    community = "community" if "community" in columns else f"'{ALL}'"
-    select = (f'SELECT CAST("{label}" AS VARCHAR) AS window_label, CAST("{start}" AS VARCHAR) AS window_start, '
-              f'CAST({community} AS VARCHAR) AS community, "{series}" AS series, share, '
-              + (f'"{hits}"' if hits else "NULL") + " AS hits, " + (f'"{total}"' if total else "NULL") + " AS total, "
-              + (f'"{low}" AS low, "{high}" AS high' if low and high else "NULL AS low, NULL AS high")
-              + f' FROM "{table}"')
-    frame = data.frame(select)
-    if total is None:  # shares of one series per doc add to one: the window's size is the sum
-        frame["total"] = frame.groupby(["window_label", "community"])["hits"].transform("sum")
+    series, hits, total = PREVALENCE[table]
+    data.require(table, ["window_label", "window_start", "community", series, hits, total, "share", "share_low",
+                         "share_high"])
+    frame = data.frame(f'SELECT window_label, CAST(window_start AS VARCHAR) AS window_start, community, "{series}", '
+                       f'share, "{hits}" AS hits, "{total}" AS total, share_low AS low, share_high AS high '
+                       f'FROM "{table}"')
     for column in ("hits", "total"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    return frame.rename(columns={"series": series})
+    return frame
 
 
 def with_all_scope(frame: pd.DataFrame, series: str, keep: Any = None) -> pd.DataFrame:
@@ -125,21 +151,11 @@ def window_sizes(frame: pd.DataFrame) -> pd.DataFrame:
                                                                    "total"]]
 
 
-def _terms(value: Any) -> list[str]:
+def _texts(value: Any) -> list[str]:
+    """A list column's value (None or NaN when the row has none) as a list of strings."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return []
-    if isinstance(value, str):
-        return [t.strip() for t in value.replace(",", " ").split() if t.strip()]
     return [str(v) for v in value]
-
-
-def _first(value: Any) -> str:
-    if value is None or isinstance(value, float):
-        return ""
-    if isinstance(value, str):
-        return value
-    items = list(value)
-    return str(items[0]) if items else ""
 
 
 def topic_info(data: Data, catch_all_coverage: float) -> pd.DataFrame:
@@ -148,45 +164,33 @@ def topic_info(data: Data, catch_all_coverage: float) -> pd.DataFrame:
     floor: a cluster of short or unrelated posts whose label few of its posts use)."""
     if not data.has("topics"):
         return pd.DataFrame(columns=["topic_id", "terms", "title", "name", "docs", "size", "coverage", "catch_all"])
-    topics = data.frame("SELECT * FROM topics")
-    terms_column = pick(list(topics.columns), ("top_terms", "terms", "label", "name"))
+    topics = data.table("topics", ["topic_id", "label", "top_terms", "size", "label_coverage", "representative_docs"])
     rows = []
     for record in topics.to_dict("records"):
-        terms = _terms(record.get(terms_column))[:4] if terms_column else []
-        docs = record.get("representative_docs")
-        docs = [] if docs is None or isinstance(docs, float) else [str(d) for d in docs]
-        title = short(_first(docs), 70)
-        coverage = record.get("label_coverage")
+        terms = _texts(record["top_terms"])[:4]
+        docs = _texts(record["representative_docs"])
+        title = short(docs[0] if docs else "", 70)
+        coverage = record["label_coverage"]
         coverage = None if coverage is None or pd.isna(coverage) else float(coverage)
         rows.append({"topic_id": int(record["topic_id"]), "terms": terms, "title": title,
-                     "name": ", ".join(terms) or str(record.get("label") or record["topic_id"]), "docs": docs[:3],
-                     "size": record.get("size"), "coverage": coverage,
+                     "name": ", ".join(terms) or str(record["label"] or record["topic_id"]), "docs": docs[:3],
+                     "size": record["size"], "coverage": coverage,
                      "catch_all": coverage is not None and coverage < catch_all_coverage})
     return pd.DataFrame(rows)
 
 
 def theme_reliability(data: Data, manifest: dict[str, Any] | None, floor: float | None) -> pd.DataFrame:
-    """theme, label, f1, method, reliable: from ``theme_prevalence`` (the themes stage's ``reliable`` / ``f1``
-    / ``method`` columns) when it has them, else from the run's scores (cross-validated F1 per theme)."""
+    """theme, label, f1, method, reliable: the themes stage's columns of ``theme_prevalence`` (the theme's
+    cross-validated F1, the estimation method, and f1 >= the run's ``themes.reliability_floor``)."""
     manifest = manifest or {}
     config_floor = ((manifest.get("config") or {}).get("themes") or {}).get("reliability_floor")
     floor = floor if floor is not None else (config_floor if config_floor is not None else 0.5)
-    columns = data.columns("theme_prevalence") if data.has("theme_prevalence") else []
-    theme = pick(columns, ("theme", "theme_id", "label"))
-    if theme is None:
+    if not data.has("theme_prevalence"):
         return pd.DataFrame(columns=["theme", "label", "f1", "method", "reliable"])
-    label = "theme_label" if "theme_label" in columns else theme
-    extra = [c for c in ("f1", "method", "reliable") if c in columns]
-    frame = data.frame(f'SELECT DISTINCT "{theme}" AS theme, "{label}" AS label'
-                       + "".join(f', "{c}" AS {c}' for c in extra) + " FROM theme_prevalence")
+    data.require("theme_prevalence", ["theme", "theme_label", "f1", "method", "reliable"])
+    frame = data.frame("SELECT DISTINCT theme, theme_label AS label, f1, method, reliable FROM theme_prevalence "
+                       "ORDER BY theme")
     frame = frame.drop_duplicates("theme")
-    scores = ((manifest.get("scores") or {}).get("themes") or {}).get("cv_per_theme_f1") or {}
-    if "f1" not in frame:
-        frame["f1"] = [scores.get(t) for t in frame["theme"]]
-    if "method" not in frame:
-        frame["method"] = ((manifest.get("scores") or {}).get("themes") or {}).get("model")
-    if "reliable" not in frame:
-        frame["reliable"] = [None if f is None or pd.isna(f) else bool(f >= floor) for f in frame["f1"]]
     frame.attrs["floor"] = floor
     return frame.reset_index(drop=True)
 

@@ -32,22 +32,17 @@ MAX_FAMILY_NODES = 6
 MAX_LISTED = 40  # catch-all topics listed (and given detail blocks) under the unclear row
 
 
+EVENT_COLUMNS = ("window_label", "community", "scope", "topic_id", "event", "related_topics", "from_window")
+
+
 def normalise_events(events: pd.DataFrame | None) -> pd.DataFrame:
-    """window_label, community, scope, topic_id, event, related (list of ints), from_window."""
+    """``topic_events``' EVENT_COLUMNS with ``related_topics`` as ``related``, a list of ints per row."""
     if events is None or events.empty:
         return pd.DataFrame(columns=["window_label", "community", "scope", "topic_id", "event", "related",
                                      "from_window"])
     events = events.copy()
-    if "community" not in events:
-        events["community"] = ALL
-    if "scope" not in events:
-        events["scope"] = np.where(events["community"] == ALL, "all", "community")
-    related = next((c for c in ("related_topics", "related_topic_ids") if c in events), None)
     events["related"] = [[] if r is None or isinstance(r, float) else [int(t) for t in r]
-                         for r in (events[related] if related else [None] * len(events))]
-    if "from_window" not in events:
-        events["from_window"] = None
-    events["window_label"] = events["window_label"].astype(str)
+                         for r in events.pop("related_topics")]
     return events
 
 
@@ -220,8 +215,7 @@ def lineage_view(events: pd.DataFrame, lineage: pd.DataFrame | None, shares: pd.
         in_scope = [t for t in catch_all if t in present]
         named.update(in_scope[:MAX_LISTED])  # the unclear row links these
         body = timeline_table(scope, chosen, scope_shares, scope_events, info, in_scope, min_docs)
-        scope_lineage = lineage[lineage["community"] == scope] if lineage is not None and "community" in lineage \
-            else lineage
+        scope_lineage = lineage[lineage["community"] == scope] if lineage is not None else None
         family_list = families(scope_events, scope_lineage, chosen) if scope_lineage is not None else []
         for family in family_list:
             named.update(int(t) for t in family["edges"]["from_topic"])

@@ -94,7 +94,7 @@ def paper_sections(data: Any, manifest: dict[str, Any] | None) -> list[Any]:
         return [Section(TABLE, title, '<p class="missing">Not available: no <code>paper_table</code> table in this '
                                       "lake. The metrics and paper_table stages make it: run <code>edumine run</code> "
                                       "again.</p>", "missing")]
-    long = data.frame(f'SELECT * FROM "{TABLE}"')
+    long = data.table(TABLE)
     if long.empty:
         return [Section(TABLE, title, "<p>No window of the chosen communities has data.</p>", "missing")]
     note = ("<p>Metrics as rows, community × window as columns, as the published tables lay them out "

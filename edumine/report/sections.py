@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from edumine.report.charts import activity_figure, heatmap_figure, people_figure, prevalence_figure, rates_figure
-from edumine.report.data import ALL, Data, pick, prevalence, theme_reliability, with_all_scope
+from edumine.report.data import ALL, Data, prevalence, theme_reliability, with_all_scope
 from edumine.report.html import Charts, Section, esc, html_table, missing, short
 
 
@@ -55,6 +55,7 @@ def provenance_body(data: Data, manifest: dict[str, Any] | None) -> str:
         parts.append("<h3>Inputs of this run</h3>" + (html_table(inputs) if not inputs.empty else
                                                       '<p class="missing">This run read no source.</p>'))
     if data.has("posts"):
+        data.require("posts", ["platform", "community", "kind", "author", "created_at"])
         coverage = data.frame(
             "SELECT platform, community, count(*) FILTER (WHERE kind = 'post') AS posts, "
             "count(*) FILTER (WHERE kind = 'comment') AS comments, count(*) FILTER (WHERE author IS NULL) "
@@ -64,6 +65,7 @@ def provenance_body(data: Data, manifest: dict[str, Any] | None) -> str:
     else:
         parts.append("<h3>Data coverage</h3>" + missing("posts"))
     if data.has("quarantine"):
+        data.require("quarantine", ["source", "reason", "run_id"])
         quarantine = data.frame("SELECT source, reason, count(*) AS records, count(DISTINCT run_id) AS runs "
                                 "FROM quarantine GROUP BY ALL ORDER BY 3 DESC")
         parts.append("<h3>Quarantined records (all runs)</h3>" + html_table(quarantine))
@@ -89,7 +91,7 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
 def activity_section(data: Data, charts: Charts) -> tuple[Section, pd.DataFrame | None]:
     if not data.has("community_activity"):
         return Section("activity", "Activity and participation", missing("community_activity"), "missing"), None
-    activity = data.frame("SELECT * FROM community_activity ORDER BY window_start, platform, community")
+    activity = data.table("community_activity", order="window_start, platform, community")
     body = (charts.embed(activity_figure(activity)) + charts.embed(people_figure(activity), "people")
             + '<p class="note">Windows where no contribution has an author (sources without authors, or no data) '
               "are unknown: no point is drawn and a grey band marks them.</p>"
@@ -106,11 +108,9 @@ PEOPLE = ("contributors", "posters", "responders", "new_contributors", "returnin
 
 def people_unknown(activity: pd.DataFrame) -> pd.DataFrame:
     """Counts of people read "unknown" in windows where no contribution has an author (not 0)."""
-    if "unknown_author_contributions" not in activity:
-        return activity
     unknown = activity["unknown_author_contributions"] >= activity["contributions"]
     shown = activity.copy()
-    for column in (c for c in PEOPLE if c in shown):
+    for column in PEOPLE:
         shown[column] = [("unknown" if u else v) for u, v in zip(unknown, shown[column])]
     return shown
 
@@ -135,7 +135,7 @@ def gap_note(frame: pd.DataFrame, min_docs: int) -> str:
 def topics_section(data: Data, charts: Charts, topics: pd.DataFrame, settings: ReportSettings) -> Section:
     if not data.has("topic_prevalence"):
         return Section("topics", "Topic prevalence over time", missing("topic_prevalence"), "missing")
-    frame = prevalence(data, "topic_prevalence", "topic_id")
+    frame = prevalence(data, "topic_prevalence")
     frame = frame[frame["topic_id"] >= 0]  # -1: outliers of the topic model
     catch_all = set(topics.loc[topics["catch_all"].astype(bool), "topic_id"]) if not topics.empty else set()
     labels = {int(r["topic_id"]): f"#{r['topic_id']} {r['name']}" for r in topics.to_dict("records")}
@@ -171,11 +171,10 @@ def themes_section(data: Data, charts: Charts, manifest: dict[str, Any] | None, 
                    themes: pd.DataFrame) -> Section:
     if not data.has("theme_prevalence"):
         return Section("themes", "Theme prevalence over time", missing("theme_prevalence"), "missing")
-    column = pick(data.columns("theme_prevalence"), ("theme", "theme_id", "label"))
     labels = dict(zip(themes["theme"], themes["label"])) if not themes.empty else {}
     unreliable = {r["theme"]: ("unreliable: F1 " + ("unknown" if pd.isna(r["f1"]) else f"{float(r['f1']):.2f}"))
                   for r in themes.to_dict("records") if _flagged(r["reliable"])}
-    frame = prevalence(data, "theme_prevalence", column).rename(columns={column: "theme"})
+    frame = prevalence(data, "theme_prevalence")
     top = _top(frame, "theme", settings.max_series)
     frame = with_all_scope(frame, "theme", keep=top)
     frame = frame[frame["theme"].isin(top)]
@@ -193,15 +192,11 @@ def themes_section(data: Data, charts: Charts, manifest: dict[str, Any] | None, 
 
 # -- topics x themes, threads -----------------------------------------------------------------------------
 def topic_theme_counts(data: Data) -> pd.DataFrame:
-    """Documents per topic x theme, from doc_topics and doc_themes (a list of themes or one theme per row)."""
-    types = {row[0]: str(row[1]) for row in data.con.execute("DESCRIBE SELECT * FROM doc_themes").fetchall()}
-    columns = list(types)
-    if types.get("themes", "").endswith("[]"):
-        themes = "SELECT DISTINCT uid, unnest(themes) AS theme FROM doc_themes"
-    else:
-        column = pick(columns, ("theme", "themes", "label"))
-        themes = f'SELECT DISTINCT uid, CAST("{column}" AS VARCHAR) AS theme FROM doc_themes'
-    return data.frame(f"WITH t AS ({themes}) SELECT d.topic_id, t.theme, count(DISTINCT d.uid) AS docs "
+    """Documents per topic x theme, from doc_topics and doc_themes (a list of themes per doc)."""
+    data.require("doc_topics", ["uid", "topic_id"])
+    data.require("doc_themes", ["uid", "themes"])
+    return data.frame("WITH t AS (SELECT DISTINCT uid, unnest(themes) AS theme FROM doc_themes) "
+                      "SELECT d.topic_id, t.theme, count(DISTINCT d.uid) AS docs "
                       "FROM doc_topics d JOIN t USING (uid) WHERE t.theme IS NOT NULL AND d.topic_id >= 0 "
                       "GROUP BY ALL")
 
@@ -221,6 +216,7 @@ def crosstab_section(data: Data, charts: Charts, topics: pd.DataFrame) -> Sectio
 def threads_section(data: Data, limit: int = 15) -> Section:
     if not data.has("posts"):
         return Section("threads", "Most discussed threads", missing("posts"), "missing")
+    data.require("posts", ["uid", "kind", "thread_uid", "community", "created_at", "title", "score", "url"])
     top = data.frame(
         "WITH c AS (SELECT thread_uid, count(*) AS comments_in_lake FROM posts WHERE kind = 'comment' GROUP BY 1) "
         "SELECT p.community, strftime(p.created_at, '%Y-%m-%d') AS day, coalesce(p.title, '[deleted]') AS title, "

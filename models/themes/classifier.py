@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from edumine.errors import EdumineError
 from edumine.integrity import SEAL, CorruptArtefact, seal, verify
+from edumine.migrations import load_pickle
 from edumine.models.themes.codebook import Codebook, load_codebook
 from edumine.models.themes.config import DEFAULT_CLASSIFIER, ThemesConfig
 from edumine.models.themes import zeroshot  # noqa: F401  (registers themes.zeroshot.v2)
@@ -135,7 +136,7 @@ class ThemeModel:
     @staticmethod
     def load(folder: Path) -> ThemeModel:
         with open(folder / "model.pkl", "rb") as handle:
-            data = pickle.load(handle)  # noqa: S301  (our own artefact, written by save())
+            data = load_pickle(handle)  # our own artefact, written by save(), maybe by an older edumine
         if data.get("format") != MODEL_FORMAT:
             raise EdumineError(f"theme model {folder} has format {data.get('format')}, expected {MODEL_FORMAT}; "
                                "delete the folder to retrain")
