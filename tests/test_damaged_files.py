@@ -46,8 +46,15 @@ def garble(path: Path) -> None:
 DAMAGE = {"truncate": truncate, "garble": garble, "delete": lambda p: p.unlink()}
 
 
-def _table(n: int = 5000) -> pa.Table:
-    return pa.table({"uid": [f"u{i}" for i in range(n)], "topic_id": list(range(n))})
+def _table(n: int = 5000, name: str = "doc_topics") -> pa.Table:
+    """Rows of a catalog table (its declared schema, tests/fixtures_catalog.py)."""
+    from edumine.catalog import entry
+    from fixtures_catalog import make_table
+
+    table = make_table(name, {"uid": [f"u{i}" for i in range(n)],
+                              **({"topic_id": list(range(n))} if name == "doc_topics" else {})})
+    partitions = list(entry(name).partitioning)
+    return table.drop_columns(partitions) if partitions else table
 
 
 @pytest.mark.parametrize("kind", ["truncate", "garble"])
@@ -82,7 +89,7 @@ def test_a_file_whose_schema_does_not_fit_its_table_is_damage(tmp_path: Path) ->
 
 def test_a_damaged_partition_is_an_error_naming_it_not_silently_missing(tmp_path: Path) -> None:
     lake = Lake(tmp_path / "lake")
-    lake.write_partition("docs", "platform=reddit/community=t/month=2018-01", _table())
+    lake.write_partition("docs", "platform=reddit/community=t/month=2018-01", _table(name="docs"))
     garble(lake.table_path("docs") / "platform=reddit/community=t/month=2018-01/part-0.parquet")
     with pytest.raises(integrity.CorruptTable, match="month=2018-01"):
         lake.read_partition("docs", "platform=reddit/community=t/month=2018-01")
