@@ -114,7 +114,8 @@ def run_edumine(data: dict[str, Any], corpus: str, seed: int, options: dict[str,
     index = {t: i for i, t in enumerate(ids)}
     topics = np.array([index.get(int(t), -1) for t in model.topics_])
     extra = {"catchall_docs_share": round(float(np.mean(getattr(model, "catchall_", [0]))), 4),
-             "core_share": round(float(np.mean(model.core_)), 4)}
+             "core_share": round(float(np.mean(model.core_)), 4), "k": int(model.n_clusters_),
+             "k_scores": getattr(model, "k_scores_", None)}
     return {"words": words, "topics": topics, "embed_seconds": embed_seconds, "fit_seconds": fit,
             "fit_cpu_seconds": cpu,
             "params": {k: v for k, v in params.items()}, "vectors": which, **extra}
@@ -258,6 +259,7 @@ def main() -> None:
             if args.in_process:
                 rows.append(run_one(spec, args.corpus, seed))
                 _report(rows[-1])
+                _write(args, rows)
                 continue
             done = subprocess.run([sys.executable, __file__, "--one", spec, "--corpus", args.corpus, "--seeds",
                                    str(seed)], capture_output=True, text=True, check=False, env=env)
@@ -266,11 +268,16 @@ def main() -> None:
                 continue
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
             _report(rows[-1])
+            _write(args, rows)  # after every run: a sweep stopped half-way keeps what it measured
+    sys.stderr.write(f"wrote {_write(args, rows)}\n")
+
+
+def _write(args: argparse.Namespace, rows: list[dict[str, Any]]) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"fair-{args.corpus}{'-' + args.tag if args.tag else ''}.json"
     path.write_text(json.dumps({"corpus": args.corpus, "summary": summarise(rows, args.minilm_docs_per_s),
                                 "runs": rows}, indent=1, default=str) + "\n", encoding="utf-8")
-    sys.stderr.write(f"wrote {path}\n")
+    return path
 
 
 def _report(row: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -345,6 +346,7 @@ class PostsWriter:
         self._buffered = 0
         self._chunks = 0
         self._staged: set[PartitionKey] = set()
+        self._tables: list[pa.Table] = []  # batches given by add_table, not yet staged
 
     def add(self, record: dict, key: PartitionKey) -> None:
         self._buffers[key].append(record)
@@ -352,7 +354,43 @@ class PostsWriter:
         if self._buffered >= self.chunk_rows:
             self._flush()
 
+    def add_table(self, table: pa.Table) -> None:
+        """Records already as a table: FILE_SCHEMA's columns and the partition columns (platform, community,
+        month). Rows of one partition keep their order, as with ``add``."""
+        self._tables.append(table)
+        self._buffered += table.num_rows
+        if self._buffered >= self.chunk_rows:
+            self._flush()
+
+    def _flush_tables(self) -> None:
+        table = pa.concat_tables(self._tables)
+        self._tables.clear()
+        if not table.num_rows:
+            return
+        keys = pa.table({"p": table["platform"], "c": table["community"], "m": table["month"],
+                         "i": pa.array(np.arange(table.num_rows))})
+        order = pc.sort_indices(keys, sort_keys=[("p", "ascending"), ("c", "ascending"), ("m", "ascending"),
+                                                 ("i", "ascending")])
+        table = table.combine_chunks().take(order)  # a take over many chunks costs several times more
+        codes = [table[name].combine_chunks().dictionary_encode() for name in ("platform", "community", "month")]
+        indices = [code.indices.to_numpy() for code in codes]
+        change = np.zeros(table.num_rows, dtype=bool)
+        change[0] = True
+        for values in indices:
+            change[1:] |= values[1:] != values[:-1]
+        starts = np.flatnonzero(change).tolist() + [table.num_rows]
+        files = table.select(FILE_SCHEMA.names)
+        for start, end in zip(starts[:-1], starts[1:]):
+            key = tuple(code.dictionary[int(values[start])].as_py() for code, values in zip(codes, indices))
+            write_parquet_atomic(files.slice(start, end - start),
+                                 partition_dir(self.stage_root, key) / f"chunk-{self._chunks:05d}.parquet",
+                                 durable=False)
+            self._staged.add(key)
+            kill_point("collect.staging")
+
     def _flush(self) -> None:
+        if self._tables:
+            self._flush_tables()
         for key, rows in self._buffers.items():
             write_parquet_atomic(pa.Table.from_pylist(rows, schema=FILE_SCHEMA),
                                  partition_dir(self.stage_root, key) / f"chunk-{self._chunks:05d}.parquet",
@@ -383,6 +421,8 @@ class PostsWriter:
         them, so a kill in between leaves a duplicate that the next merge of the uid resolves, never a loss.
         """
         total = MergeCounts()
+        if self._tables:
+            self._flush()
         keys = sorted(self._staged | set(self._buffers))
         moves = plan_moves(self.lake, self._incoming, keys)
         routed: dict[PartitionKey, list[pa.Table]] = defaultdict(list)  # versions merged in another partition

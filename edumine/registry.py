@@ -154,3 +154,4 @@ embedders: Registry[Any] = Registry("embedding backend", providers=("edumine.mod
 lineage_methods: Registry[Any] = Registry("lineage method", providers=("edumine.models.lineage.tracking",))
 theme_classifiers: Registry[Any] = Registry("theme classifier", providers=("edumine.models.themes.estimators",),
                                             injected=("codebook", "cache_dir", "seed"))
+topic_clusterings: Registry[Any] = Registry("topic clustering", providers=("edumine.models.topics.clustering",))

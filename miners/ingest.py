@@ -19,6 +19,7 @@ from typing import Any
 
 from edumine.lake import Lake, PostsWriter, QuarantineWriter
 from edumine.miners.base import BadRecord, ReadStats, Rejected
+from edumine.miners.batches import TEXT_FIELDS, Settings, batches, default_workers, is_user_profile  # noqa: F401
 from edumine.miners.records import normalise_record, plausible_range
 from edumine.privacy import Pseudonymiser
 from edumine.progress import Progress
@@ -53,14 +54,6 @@ class SourceReport:
         return data
 
 
-TEXT_FIELDS = ("title", "body", "url", "link_url", "flair")  # every free-text field that can name a person
-
-
-def is_user_profile(community: str) -> bool:
-    """Reddit keeps a user's own posts in the pseudo-subreddit ``u_<name>``: its very name is a username."""
-    return community.strip().lower().removeprefix("r/").startswith("u_")
-
-
 def prepare(record: dict, pseudonymiser: Pseudonymiser, kind: str, run_id: str) -> tuple[dict, tuple[str, str, str]]:
     record["author"] = pseudonymiser.author(record.get("author"))
     for name in TEXT_FIELDS:
@@ -77,9 +70,14 @@ def prepare(record: dict, pseudonymiser: Pseudonymiser, kind: str, run_id: str) 
 
 def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str,
                   pseudonymiser: Pseudonymiser, chunk_rows: int = 50_000,
-                  user_profiles: str = "exclude", plausible: tuple[float, float] | None = None) -> SourceReport:
+                  user_profiles: str = "exclude", plausible: tuple[float, float] | None = None,
+                  batched: bool = True, workers: int | None = None) -> SourceReport:
     """Read one source completely and merge it into the lake. Never raises on bad input: every record passes
-    ``normalise_record`` (miners/records.py) and what it rejects is quarantined with its reason."""
+    ``normalise_record`` (miners/records.py) and what it rejects is quarantined with its reason.
+
+    ``batched`` (the default) takes the input a batch at a time (miners/batches.py: Arrow columns, one
+    pseudonym per distinct author, dumps parsed in ``workers`` processes, by default one per core for large
+    dumps); ``batched=False`` is the record-at-a-time loop, kept as the reference the batched path must equal."""
     started = time.perf_counter()
     plausible = plausible or plausible_range()
     report = SourceReport(label=label, kind=kind)
@@ -92,33 +90,18 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
     stats = ReadStats()
     writer = PostsWriter(lake, run_id, chunk_rows=chunk_rows)
     quarantine = QuarantineWriter(lake, run_id, label)
-    profiles_left_out = 0
     with Progress(f"collecting {label}", unit="records", logger=log, summary=False) as progress:
-        for item in source.read(stats):
-            if isinstance(item, Rejected):
-                quarantine.add(item.location, item.reason, pseudonymiser.excerpt(item.detail, 500),
-                               pseudonymiser.excerpt(item.raw, personal=item.personal))
-                stats.file(item.location.split(":", 1)[0])["quarantined"] += 1
-                continue
-            if user_profiles == "exclude" and isinstance(item, dict) and \
-                    is_user_profile(str(item.get("community") or "")):
-                profiles_left_out += 1
-                continue
-            location = _location(item, label)
-            try:
-                record, key = prepare(normalise_record(item, plausible=plausible, counts=stats.file(location)),
-                                      pseudonymiser, kind, run_id)
-            except BadRecord as exc:
-                _reject(quarantine, stats, pseudonymiser, location, exc.reason, exc.detail, item)
-                continue
-            except Exception as exc:  # noqa: BLE001  (no value of any field may abort the run)
-                log.warning("source %s: unexpected %s normalising a record; quarantined", label, type(exc).__name__)
-                _reject(quarantine, stats, pseudonymiser, location, "bad_record", f"{type(exc).__name__}: {exc}", item)
-                continue
-            writer.add(record, key)
-            report.records += 1
-            if report.records % 10_000 == 0:
-                progress.advance(10_000)
+        if batched:
+            workers = default_workers(source) if workers is None else workers
+            if workers:
+                log.info("source %s: reading in %d worker processes", label, workers)
+            report.records, profiles_left_out = _ingest_batches(
+                source, stats, writer, quarantine, pseudonymiser, progress, label=label, kind=kind, run_id=run_id,
+                plausible=plausible, user_profiles=user_profiles, workers=workers)
+        else:
+            report.records, profiles_left_out = _ingest_records(
+                source, stats, writer, quarantine, pseudonymiser, progress, label=label, kind=kind, run_id=run_id,
+                plausible=plausible, user_profiles=user_profiles)
         quarantine.flush()
         with merge_lock(lake):
             merged = writer.commit()
@@ -138,6 +121,63 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
              label, report.records, report.added, report.updated, report.duplicates, report.filtered,
              report.quarantined_total, report.seconds)
     return report
+
+
+def _ingest_batches(source: Any, stats: ReadStats, writer: PostsWriter, quarantine: QuarantineWriter,
+                    pseudonymiser: Pseudonymiser, progress: Progress, *, label: str, kind: str, run_id: str,
+                    plausible: tuple[float, float], user_profiles: str, workers: int) -> tuple[int, int]:
+    records = profiles_left_out = 0
+    settings = Settings(label=label, kind=kind, run_id=run_id, plausible=plausible, user_profiles=user_profiles,
+                        pseudonymiser=pseudonymiser)
+    for batch in batches(source, stats, settings, workers=workers):
+        for entry in batch.quarantined:
+            if isinstance(entry, Rejected):
+                _quarantine_rejected(quarantine, stats, pseudonymiser, entry)
+            else:
+                _reject(quarantine, stats, pseudonymiser, *entry)
+        profiles_left_out += batch.profiles_left_out
+        if batch.table is not None:
+            writer.add_table(batch.table)
+            records += batch.records
+            progress.advance(batch.records)
+    return records, profiles_left_out
+
+
+def _ingest_records(source: Any, stats: ReadStats, writer: PostsWriter, quarantine: QuarantineWriter,
+                    pseudonymiser: Pseudonymiser, progress: Progress, *, label: str, kind: str, run_id: str,
+                    plausible: tuple[float, float], user_profiles: str) -> tuple[int, int]:
+    records = profiles_left_out = 0
+    for item in source.read(stats):
+        if isinstance(item, Rejected):
+            _quarantine_rejected(quarantine, stats, pseudonymiser, item)
+            continue
+        if user_profiles == "exclude" and isinstance(item, dict) and \
+                is_user_profile(str(item.get("community") or "")):
+            profiles_left_out += 1
+            continue
+        location = _location(item, label)
+        try:
+            record, key = prepare(normalise_record(item, plausible=plausible, counts=stats.file(location)),
+                                  pseudonymiser, kind, run_id)
+        except BadRecord as exc:
+            _reject(quarantine, stats, pseudonymiser, location, exc.reason, exc.detail, item)
+            continue
+        except Exception as exc:  # noqa: BLE001  (no value of any field may abort the run)
+            log.warning("source %s: unexpected %s normalising a record; quarantined", label, type(exc).__name__)
+            _reject(quarantine, stats, pseudonymiser, location, "bad_record", f"{type(exc).__name__}: {exc}", item)
+            continue
+        writer.add(record, key)
+        records += 1
+        if records % 10_000 == 0:
+            progress.advance(10_000)
+    return records, profiles_left_out
+
+
+def _quarantine_rejected(quarantine: QuarantineWriter, stats: ReadStats, pseudonymiser: Pseudonymiser,
+                         item: Rejected) -> None:
+    quarantine.add(item.location, item.reason, pseudonymiser.excerpt(item.detail, 500),
+                   pseudonymiser.excerpt(item.raw, personal=item.personal))
+    stats.file(item.location.split(":", 1)[0])["quarantined"] += 1
 
 
 def _location(item: Any, label: str) -> str:

@@ -44,44 +44,63 @@ def normalise_record(record: dict[str, Any], *, plausible: tuple[float, float],
     counts = counts if counts is not None else Counter()
     if not isinstance(record, dict):
         raise BadRecord("bad_field:record", f"a {type(record).__name__}, not a record")
-    out: dict[str, Any] = {name: record.get(name) for name in _FIELD_NAMES}
+    get = record.get
+    out: dict[str, Any] = dict(zip(_FIELD_NAMES, map(get, _FIELD_NAMES)))
+    # Every check below has a fast path for the value a field usually holds (ASCII text, an int, a bool,
+    # an aware datetime) that gives what the general helper would; anything else goes through the helper.
     for name in REQUIRED_TEXT:
-        value = _text(out[name], name, counts)
-        if value is None or not value.strip():
+        value = out[name]
+        if value.__class__ is not str or not value.isascii():
+            value = _text(value, name, counts)
+        if not value or value.isspace():
             raise BadRecord(f"bad_field:{name}", f"{name} is missing or empty")
         out[name] = value
     if out["kind"] not in KINDS:
         raise BadRecord("bad_field:kind", f"kind={out['kind']!r} is neither post nor comment")
-    for name in OPTIONAL_TEXT + ("source", "ingest_run"):
-        out[name] = _text(out[name], name, counts)
-    out["author"] = _text(out["author"], "author", counts)
+    for name in _OPTIONAL_TEXT:
+        value = out[name]
+        if value is not None and (value.__class__ is not str or not value.isascii()):
+            out[name] = _text(value, name, counts)
 
-    created = _time(out["created_at"], "created_at")
-    if created is None:
-        raise BadRecord("missing_time", "created_at is missing")
+    created = out["created_at"]
+    if created.__class__ is not datetime or created.tzinfo is None:
+        created = _time(created, "created_at")
+        if created is None:
+            raise BadRecord("missing_time", "created_at is missing")
     low, high = plausible
     if not low <= created.timestamp() < high:
         raise BadRecord("bad_time", f"created_at={created.isoformat()} is outside the plausible range "
                                     f"{_iso(low)} .. {_iso(high)} (collect.plausible_time)")
     out["created_at"] = created
     for name in ("edited_at", "retrieved_at"):
-        try:
-            moment = _time(out[name], name)
-        except BadRecord:
-            moment = None
-            counts[f"coerced_to_null:{name}"] += 1
+        moment = out[name]
+        if moment is None:
+            continue
+        if moment.__class__ is not datetime or moment.tzinfo is None:
+            try:
+                moment = _time(moment, name)
+            except BadRecord:
+                moment = None
+                counts[f"coerced_to_null:{name}"] += 1
         if moment is not None and moment.timestamp() >= high:  # a future time would win every later merge
             moment = None
             counts[f"coerced_to_null:{name}"] += 1
         out[name] = moment
 
     for name in COUNTS:
-        out[name] = _count(out[name], name, counts)
+        value = out[name]
+        if value is not None and (value.__class__ is not int or not INT64[0] <= value <= INT64[1]):
+            out[name] = _count(value, name, counts)
     for name in FLAGS:
-        out[name] = _flag(out[name], name)
-    estimated = record.get("retrieval_estimated")
+        value = out[name]
+        if value.__class__ is not bool:
+            out[name] = _flag(value, name)
+    estimated = out["retrieval_estimated"]
     out["retrieval_estimated"] = bool(estimated) if estimated is not None else None
     return out
+
+
+_OPTIONAL_TEXT = OPTIONAL_TEXT + ("source", "ingest_run", "author")
 
 
 def _iso(seconds: float) -> str:

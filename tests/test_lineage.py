@@ -122,13 +122,19 @@ def _embed(texts: list[str], lemmas: list[str]) -> np.ndarray:
     return embedder.encode(lemmas)
 
 
+# The topic model these tests were measured with: TopicModel's own defaults before they became the config's
+# (issue 13): PCA to 10 dims, trimmed k-means without trim or catch-all filter, min_df 5, no outlier handling.
+ESTIMATOR_DEFAULTS_BEFORE_13 = dict(reduction="pca", clustering="topics.kmeans.v1", kmeans_trim=0.0, min_df=5,
+                                    outliers="none")
+
+
 @pytest.fixture(scope="module")
 def planted(default_lake: Path) -> dict:
     from edumine.models.topics.model import TopicModel
 
     docs = planted_drift(_real_docs(default_lake))
     vectors = _embed(docs["text"].tolist(), docs["lemmas"].tolist())
-    model = TopicModel(n_clusters=100).fit(docs["lemmas"].tolist(), vectors)
+    model = TopicModel(n_clusters=100, **ESTIMATOR_DEFAULTS_BEFORE_13).fit(docs["lemmas"].tolist(), vectors)
     kept, topics, removed = remove_topic_after(docs, model.topics_)
     kept_vectors = vectors[docs["uid"].isin(set(kept["uid"])).to_numpy()]
     lineage = WindowLineage(unit="semester").fit(kept.assign(topic_id=topics), kept_vectors)
@@ -178,7 +184,7 @@ def test_lineage_stage_writes_contract_tables(tmp_path: Path) -> None:
         columns=["uid", "lemmas", "text", "usable"]).to_pandas()
     docs = docs[docs["usable"]].sort_values("uid").reset_index(drop=True)
     vectors = _embed(docs["text"].tolist(), docs["lemmas"].tolist())
-    model = TopicModel(n_clusters=40).fit(docs["lemmas"].tolist(), vectors)
+    model = TopicModel(n_clusters=40, **ESTIMATOR_DEFAULTS_BEFORE_13).fit(docs["lemmas"].tolist(), vectors)
     write_parquet_atomic(pa.table({"uid": docs["uid"], "topic_id": pa.array(model.topics_, pa.int64())}),
                          lake / "doc_topics" / "part-0.parquet")
     ctx = run_pipeline(config, only=["lineage"])

@@ -112,7 +112,9 @@ def test_update_adds_a_new_topic_for_a_new_community(default_lake: Path, tmp_pat
     embedder = make_embedder("embeddings.tfidf_svd.v1", dims=128).fit(frame["lemmas"].tolist())
     vectors = embedder.encode(frame["lemmas"].tolist())
     old = (frame["community"] == "teaching").to_numpy()
-    model = TopicModel(n_clusters=30).fit(frame["lemmas"][old].tolist(), vectors[old])
+    # The estimator's defaults before they became the config's (issue 13): PCA, plain trimmed k-means, no outliers
+    model = TopicModel(reduction="pca", clustering="topics.kmeans.v1", n_clusters=30, kmeans_trim=0.0, min_df=5,
+                       outliers="none").fit(frame["lemmas"][old].tolist(), vectors[old])
     model.save(tmp_path / "model", {})
     loaded = TopicModel.load(tmp_path / "model")
     before = len(loaded.topic_ids())
@@ -189,7 +191,7 @@ def test_pipeline_ids_are_stable_and_nightly_updates_add_only_new_docs(tmp_path:
     joined = new[new["topic_id"].isin(set(tables["doc_topics"]["topic_id"]) - {-1})]
     from edumine.pipelines.stages.topics import TopicsConfig
 
-    threshold = TopicsConfig().outlier_threshold
+    threshold = TopicsConfig().resolved().outlier_threshold
     assert not new["core"].any() and len(joined) > 0 and (joined["probability"] >= threshold - 1e-6).all()
     history = pd.read_parquet(lake / "topic_updates" / "part-0.parquet")
     assert history["mode"].tolist() == ["refit", "refit", "incremental"]

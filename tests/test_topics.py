@@ -108,7 +108,8 @@ def test_nearest_assignment_keeps_the_cores_topic_words(usable_docs) -> None:  #
     from edumine.models.topics.model import TopicModel, normalise, topic_matrix
 
     lemmas, vectors = usable_docs
-    settings = dict(n_clusters=8, min_df=3, kmeans_trim=0.5)
+    # The estimator's defaults this was written with (PCA; no catch-all filter), spelled out since issue 13
+    settings = dict(reduction="pca", clustering="topics.kmeans.v1", n_clusters=8, min_df=3, kmeans_trim=0.5)
     strict = TopicModel(**settings, outliers="none").fit(lemmas, vectors)
     nearest = TopicModel(**settings, outliers="nearest", outlier_threshold=0.35).fit(lemmas, vectors)
     assert nearest.topic_ids() == strict.topic_ids()
@@ -142,7 +143,8 @@ def test_saved_model_loads_and_transforms(runs, usable_docs, tmp_path) -> None: 
     assert manifest["corpus_size"] == third.outputs["topics"]["docs"] and manifest["libraries"]["bertopic"]
 
     lemmas, vectors = usable_docs
-    model = TopicModel(n_clusters=8, min_df=3, kmeans_trim=0.0).fit(lemmas, vectors)
+    model = TopicModel(reduction="pca", clustering="topics.kmeans.v1", n_clusters=8, min_df=3, kmeans_trim=0.0,
+                       outliers="none").fit(lemmas, vectors)
     model.save(tmp_path / "model", {"corpus_size": len(lemmas)})
     loaded = TopicModel.load(tmp_path / "model")
     assert loaded.topic_ids() == model.topic_ids() and loaded.label(0) == model.label(0)
@@ -197,7 +199,8 @@ def test_catchall_topics_go_to_the_outliers_before_ranking(usable_docs) -> None:
     from edumine.models.topics.model import TopicModel, nearest_topics, normalise, topic_matrix
 
     lemmas, vectors = usable_docs
-    settings = dict(n_clusters=12, min_df=3, kmeans_trim=0.5, outliers="nearest", outlier_threshold=0.35)
+    settings = dict(clustering="topics.kmeans.v1", n_clusters=12, min_df=3, kmeans_trim=0.5, outliers="nearest",
+                    outlier_threshold=0.35)
     plain = TopicModel(**settings).fit(lemmas, vectors)
     coverage = topic_coverage(plain.model_, plain._documents(lemmas), plain.topics_, plain.core_)
     # A threshold between the third and fourth least-covered topics: the first three are the catch-alls.

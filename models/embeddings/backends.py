@@ -61,6 +61,8 @@ class Embedder:
         included (a TF-IDF/SVD refitted on another corpus maps the same text to other vectors)."""
         return self.base_key if not self.state_digest_ else f"{self.base_key}-{self.state_digest_}"
 
+    progress_step: int | None = None  # docs per encode call when progress is shown (None: all at once)
+
     def fit(self, texts: list[str]) -> Embedder:
         return self
 
@@ -77,6 +79,7 @@ class Embedder:
 @embedders.register("embeddings.minilm.v1")
 class MiniLMEmbedder(Embedder):
     name = "embeddings.minilm.v1"
+    progress_step = 1024  # a few seconds of a CPU
 
     def __init__(self, batch_size: int = 32, bf16: bool = True, max_seq_length: int = 256,
                  threads: int | None = None) -> None:
@@ -313,23 +316,38 @@ def embed_with_cache(embedder: Embedder, cache_root: Path, uids: list[str], hash
     """Vectors for every doc, embedding only those the cache lacks; returns (vectors, counts)."""
     import time
 
+    from edumine.progress import Progress
+
     cache = open_cache(embedder, cache_root, texts, state_sources)
     vectors, missing = cache.get(uids, hashes)
     todo = np.flatnonzero(missing)
     started = time.perf_counter()
-    for start in range(0, len(todo), batch):
-        rows = todo[start: start + batch]
-        fresh = embedder.encode([texts[i] for i in rows])
-        cache.put([uids[i] for i in rows], [hashes[i] for i in rows], fresh)
-        if vectors is None:
-            vectors = np.zeros((len(uids), fresh.shape[1]), dtype=np.float32)
-        vectors[rows] = fresh
+    with Progress(f"embedding ({embedder.name})", total=len(todo), unit="docs", logger=log) as progress:
+        for start in range(0, len(todo), batch):
+            rows = todo[start: start + batch]
+            fresh = _encode_in_steps(embedder, [texts[i] for i in rows], progress)
+            cache.put([uids[i] for i in rows], [hashes[i] for i in rows], fresh)
+            if vectors is None:
+                vectors = np.zeros((len(uids), fresh.shape[1]), dtype=np.float32)
+            vectors[rows] = fresh
     seconds = time.perf_counter() - started
     if vectors is None:
         vectors = np.zeros((0, 0), dtype=np.float32)
     return vectors, {"backend": embedder.name, "key": embedder.key, "embedded": int(len(todo)),
                      "from_cache": int(len(uids) - len(todo)), "seconds": round(seconds, 2),
                      "docs_per_s": round(len(todo) / seconds, 1) if len(todo) and seconds else None}
+
+
+def _encode_in_steps(embedder: Embedder, texts: list[str], progress: Any) -> np.ndarray:
+    """``embedder.encode(texts)`` in steps of its ``progress_step`` docs, so that a slow model shows its progress
+    (docs/s, time left) every few seconds rather than once per cache chunk."""
+    step = embedder.progress_step or len(texts) or 1
+    parts = []
+    for start in range(0, len(texts), step):
+        part = embedder.encode(texts[start:start + step])
+        progress.advance(len(part))
+        parts.append(part)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 from edumine.models.embeddings import onnx as _embeddings_onnx  # noqa: E402,F401  (registers embeddings.minilm_onnx.v1)

@@ -106,6 +106,7 @@ def export_onnx(folder: Path, quantize: bool) -> Path:
 @embedders.register("embeddings.minilm_onnx.v1")
 class MiniLMOnnxEmbedder(Embedder):
     name = "embeddings.minilm_onnx.v1"
+    progress_step = 1024  # a few seconds of a CPU (batches are sorted by length within a step)
 
     def __init__(self, max_seq_length: int = 256, quantize: bool = True, head_tail: int = 0, batch_size: int = 64,
                  threads: int | None = None, artefact_dir: str | Path | None = None) -> None:

@@ -1,17 +1,20 @@
 """BERTopic over precomputed embeddings, with configurable reduction, clustering and outlier handling.
 
-``TopicModel`` follows the scikit-learn estimator contract: keyword parameters are stored as given,
-``fit(lemmas, embeddings)`` learns ``model_`` (the BERTopic instance), ``center_`` (the corpus mean vector
-subtracted from every embedding: without it, static model2vec vectors are so lopsided that BERTopic puts
-almost every post in one topic), ``topics_``, ``core_``, ``catchall_`` (docs of the catch-all clusters that
-``catchall_coverage`` sent to the outliers, edumine.models.topics.catchall) and ``probabilities_``. ``random_state`` reaches every
-component. The vectorizer reads the lemmas (stop words, punctuation and contraction fragments already
-out), so topic words are content words.
+``TopicModel`` follows the scikit-learn estimator contract: keyword parameters are stored as given (their
+defaults are ``TopicModelParams``', edumine.models.topics.params; the clustering is a versioned registered
+name, edumine.models.topics.clustering), ``fit(lemmas, embeddings)`` learns ``model_`` (the BERTopic
+instance), ``center_`` (the corpus mean vector subtracted from every embedding: without it, static model2vec
+vectors are so lopsided that BERTopic puts almost every post in one topic), ``n_clusters_`` (the k used),
+``topics_``, ``core_``, ``catchall_`` (docs of the catch-all clusters that ``catchall_coverage`` sent to the
+outliers, edumine.models.topics.catchall), ``catchall_centroids_`` (those clusters' unit centroids, for
+nightly updates) and ``probabilities_``. ``random_state`` reaches every component. The vectorizer reads the
+lemmas (stop words, punctuation and contraction fragments already out), so topic words are content words.
 
 ``save`` writes BERTopic's safetensors serialisation (topic embeddings, c-TF-IDF matrix and vocabulary)
-plus ``edumine.safetensors`` (the centre vector) and ``manifest.json`` (config hash, corpus size, library
-versions); ``TopicModel.load(folder)`` reads it back and ``transform`` assigns new documents to the
-nearest topic embedding, as BERTopic does for a model loaded from safetensors.
+plus ``edumine.safetensors`` (the centre vector, the catch-all centroids) and ``manifest.json`` (params as
+given and as applied, config hash, corpus size, library versions); ``TopicModel.load(folder)`` reads it back
+and ``transform`` assigns new documents to the nearest topic embedding, as BERTopic does for a model loaded
+from safetensors.
 """
 
 from __future__ import annotations
@@ -24,23 +27,18 @@ from typing import Any
 import numpy as np
 
 from edumine.models.topics.catchall import GivenClusters, catchall_topics, topic_coverage
+from edumine.models.topics.clustering import (AUTO_CLUSTERS, K_CRITERIA, TrimmedGMM, TrimmedKMeans,  # noqa: F401
+                                              auto_clusters, clustering_for, select_k_by_fit, select_k_by_npmi)
+from edumine.models.topics.params import TopicModelParams, resolve_params
 
 log = logging.getLogger(__name__)
 
 REDUCTIONS = ("umap", "pca", "none")
-CLUSTERINGS = ("hdbscan", "kmeans")
 # "nearest": a doc outside every topic's core joins the topic whose embedding is nearest when the cosine is
 # at least ``outlier_threshold``; topic words stay those of the cores. The others are BERTopic's
 # ``reduce_outliers`` strategies, after which the topic words are recomputed from all assigned docs.
 OUTLIER_STRATEGIES = ("none", "nearest", "embeddings", "c-tf-idf", "distributions")
-AUTO_CLUSTERS = (10, 500)  # the range of n_clusters="auto" (the square root of the number of docs)
-
-
-def auto_clusters(n_docs: int) -> int:
-    """k-means topics for ``n_clusters="auto"``: about the square root of the corpus size (100 at 10 k docs,
-    316 at 100 k), within AUTO_CLUSTERS so a million docs still give a readable number of topics."""
-    low, high = AUTO_CLUSTERS
-    return int(min(high, max(low, round(n_docs ** 0.5))))
+_D = TopicModelParams()  # the defaults of every TopicModel keyword
 
 
 BLOCK_ROWS = 65_536  # rows per block for per-doc arithmetic: temporaries stay ~64 MB at any corpus size
@@ -64,39 +62,6 @@ def _no_representative_docs(self: Any, documents: Any) -> None:
 
 def _no_reduction(embeddings: np.ndarray, y: Any = None, partial_fit: bool = False) -> np.ndarray:
     return embeddings
-
-
-class TrimmedKMeans:
-    """MiniBatchKMeans whose ``trim`` share of documents farthest from their centroid (per cluster) become
-    outliers (-1): topic words then come from each cluster's core, as with HDBSCAN, at k-means' speed."""
-
-    def __init__(self, n_clusters: int = 50, trim: float = 0.0, random_state: int = 0) -> None:
-        self.n_clusters = n_clusters
-        self.trim = trim
-        self.random_state = random_state
-
-    def fit(self, X: np.ndarray, y: Any = None) -> TrimmedKMeans:
-        from sklearn.cluster import MiniBatchKMeans
-
-        self.kmeans_ = MiniBatchKMeans(n_clusters=self.n_clusters, n_init=3, batch_size=4096,
-                                       random_state=self.random_state).fit(X)
-        labels = self.kmeans_.labels_.astype(np.int64)
-        if self.trim > 0:
-            centers = self.kmeans_.cluster_centers_
-            distance = np.empty(len(X), dtype=X.dtype)
-            for start in range(0, len(X), BLOCK_ROWS):
-                stop = start + BLOCK_ROWS
-                distance[start:stop] = np.linalg.norm(X[start:stop] - centers[labels[start:stop]], axis=1)
-            for cluster in range(self.n_clusters):
-                rows = np.flatnonzero(labels == cluster)
-                if len(rows) > 1:
-                    cut = np.quantile(distance[rows], 1 - self.trim)
-                    labels[rows[distance[rows] > cut]] = -1
-        self.labels_ = labels
-        return self
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.kmeans_.predict(X)
 
 
 def topic_matrix(model: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -132,15 +97,17 @@ def assign_to_nearest(vectors: np.ndarray, topics: np.ndarray, matrix: np.ndarra
 
 
 class TopicModel:
-    def __init__(self, *, reduction: str = "pca", n_components: int = 10, umap_neighbors: int = 15,
-                 clustering: str = "kmeans", n_clusters: int | str = 50, kmeans_trim: float = 0.0,
-                 min_cluster_size: int = 15,
-                 min_samples: int | None = None, center: bool = True, min_df: int = 5, max_df: float = 0.5,
-                 ngram_max: int = 1, binary: bool = True, top_n_words: int = 10,
-                 reduce_frequent_words: bool = False, bm25_weighting: bool = False,
-                 catchall_coverage: float = 0.0,
-                 outliers: str = "none", outlier_threshold: float = 0.0, n_representative: int = 3,
-                 random_state: int = 0) -> None:
+    # Every default is TopicModelParams' (the params model the topic stage's config extends).
+    def __init__(self, *, reduction: str = _D.reduction, n_components: int = _D.n_components,
+                 umap_neighbors: int = _D.umap_neighbors, clustering: str = _D.clustering,
+                 n_clusters: int | str | None = _D.n_clusters, kmeans_trim: float = _D.kmeans_trim,
+                 min_cluster_size: int = _D.min_cluster_size, min_samples: int | None = _D.min_samples,
+                 center: bool = _D.center, min_df: int = _D.min_df, max_df: float = _D.max_df,
+                 ngram_max: int = _D.ngram_max, binary: bool = _D.binary, top_n_words: int = _D.top_n_words,
+                 reduce_frequent_words: bool = _D.reduce_frequent_words, bm25_weighting: bool = _D.bm25_weighting,
+                 catchall_coverage: float | None = _D.catchall_coverage, outliers: str = _D.outliers,
+                 outlier_threshold: float | None = _D.outlier_threshold,
+                 n_representative: int = _D.n_representative, random_state: int = _D.random_state) -> None:
         self.reduction = reduction
         self.n_components = n_components
         self.umap_neighbors = umap_neighbors
@@ -185,17 +152,33 @@ class TopicModel:
             return BaseDimensionalityReduction()
         raise ValueError(f"unknown reduction {self.reduction!r}; use one of {', '.join(REDUCTIONS)}")
 
-    def _clusterer(self, n_docs: int) -> Any:
-        if self.clustering == "hdbscan":
-            from hdbscan import HDBSCAN
+    def _clusterer(self, n_docs: int, k: int | None = None) -> Any:
+        """The clusterer of the registered ``clustering``; ``k`` as chosen (``_choose_k``), else a number or
+        ``auto`` in ``n_clusters``."""
+        if k is None:
+            n_clusters = resolve_params(self.get_params())["n_clusters"]
+            k = auto_clusters(n_docs) if not isinstance(n_clusters, int) else n_clusters
+        return clustering_for(self).build(n_docs, min(int(k), max(2, n_docs // 5)))
 
-            return HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
-                           metric="euclidean", cluster_selection_method="eom", prediction_data=True)
-        if self.clustering == "kmeans":
-            wanted = auto_clusters(n_docs) if self.n_clusters == "auto" else int(self.n_clusters)
-            return TrimmedKMeans(n_clusters=min(wanted, max(2, n_docs // 5)), trim=self.kmeans_trim,
-                                 random_state=self.random_state)
-        raise ValueError(f"unknown clustering {self.clustering!r}; use one of {', '.join(CLUSTERINGS)}")
+    def _choose_k(self, lemmas: list[str], embeddings: np.ndarray, vectors: np.ndarray, n_clusters: Any) -> int:
+        """k for this fit: a number, ``auto`` (√n) or the k a criterion picks (edumine.models.topics.clustering)."""
+        if isinstance(n_clusters, int):
+            return n_clusters
+        if n_clusters == "auto":
+            return auto_clusters(len(lemmas))
+        if n_clusters not in K_CRITERIA:
+            raise ValueError(f"unknown n_clusters {n_clusters!r}; use a number, auto or one of {', '.join(K_CRITERIA)}")
+        clustering = clustering_for(self)
+        if n_clusters not in clustering.criteria:
+            raise ValueError(f"n_clusters {n_clusters!r} does not apply to {self.clustering}; it takes "
+                             f"{', '.join(clustering.criteria) or 'no criterion'}")
+        if n_clusters == "npmi":
+            k, self.k_scores_ = select_k_by_npmi(self, lemmas, embeddings)
+        else:
+            k, self.k_scores_ = select_k_by_fit(vectors, n_clusters, lambda k: clustering.build(len(vectors), k),
+                                                self.random_state)
+        log.info("topics: k = %d by %s (%s)", k, n_clusters, self.k_scores_)
+        return k
 
     def _vectorizer(self, n_docs: int) -> Any:
         from sklearn.feature_extraction.text import CountVectorizer
@@ -240,24 +223,32 @@ class TopicModel:
             raise ValueError(f"too few usable documents to model topics ({len(lemmas)}; need at least 10)")
         if self.outliers not in OUTLIER_STRATEGIES:
             raise ValueError(f"unknown outlier strategy {self.outliers!r}; use one of {', '.join(OUTLIER_STRATEGIES)}")
+        resolved = resolve_params(self.get_params())
+        self.catchall_coverage_ = resolved["catchall_coverage"]
+        self.outlier_threshold_ = resolved["outlier_threshold"]
         self.center_ = embeddings.mean(axis=0).astype(np.float32) if self.center else None
         vectors = normalise(embeddings, self.center_)
+        self.n_clusters_ = self._choose_k(lemmas, embeddings, vectors, resolved["n_clusters"])
         lemmas = self._documents(lemmas)
         n_docs = len(lemmas)
-        model = self._bertopic(n_docs, self._reducer(n_docs), self._clusterer(n_docs))
+        clusterer = self._clusterer(n_docs, self.n_clusters_)
+        model = self._bertopic(n_docs, self._reducer(n_docs), clusterer)
         topics, probabilities = model.fit_transform(lemmas, embeddings=vectors)
+        # A mixture's soft assignment: a core doc's probability is its posterior for its component.
+        posterior = clusterer.probabilities_ if isinstance(clusterer, TrimmedGMM) else None
         topics = np.asarray(topics)
         catchall = np.zeros(n_docs, dtype=bool)
-        if self.catchall_coverage > 0:
+        self.catchall_centroids_ = np.zeros((0, vectors.shape[1]), dtype=np.float32)
+        if self.catchall_coverage_ > 0:
             model, topics, catchall = self._drop_catchalls(model, lemmas, vectors, topics)
             probabilities = None if catchall.any() else probabilities
         core = topics != -1
         if self.outliers == "nearest":
-            topics = assign_to_nearest(vectors, topics, *topic_matrix(model), self.outlier_threshold)
+            topics = assign_to_nearest(vectors, topics, *topic_matrix(model), self.outlier_threshold_)
             topics[catchall] = -1
         elif self.outliers != "none" and (topics == -1).any():
             topics = np.asarray(model.reduce_outliers(lemmas, list(topics), strategy=self.outliers,
-                                                      embeddings=vectors, threshold=self.outlier_threshold))
+                                                      embeddings=vectors, threshold=self.outlier_threshold_))
             topics[catchall] = -1
             model.update_topics(lemmas, topics=list(topics), vectorizer_model=model.vectorizer_model,
                                 ctfidf_model=model.ctfidf_model, top_n_words=max(self.top_n_words, 25))
@@ -268,6 +259,8 @@ class TopicModel:
         self.core_ = core
         self.catchall_ = catchall
         self.probabilities_ = self._probabilities(vectors, topics, probabilities)
+        if posterior is not None:
+            self.probabilities_ = np.where(core, posterior, self.probabilities_).astype(np.float32)
         self.n_docs_ = n_docs
         return self
 
@@ -276,18 +269,21 @@ class TopicModel:
         """Catch-all topics (label coverage under ``catchall_coverage``, edumine.models.topics.catchall) go to
         the outliers with the non-core docs nearest them; the words and embeddings of the other topics are
         computed again from their unchanged clusters."""
-        bad = catchall_topics(topic_coverage(model, lemmas, topics, topics != -1), self.catchall_coverage)
+        bad = catchall_topics(topic_coverage(model, lemmas, topics, topics != -1), self.catchall_coverage_)
         catchall = np.isin(topics, bad)
         if not bad:
             return model, topics, catchall
         matrix, ids = topic_matrix(model)
+        # Kept with the model: a nightly update sends new docs nearest a dropped catch-all to the outliers too.
+        self.catchall_centroids_ = matrix[np.isin(ids, bad)]
         rows = np.flatnonzero(topics == -1)
         nearest, score = nearest_topics(vectors, matrix, ids, rows)
-        catchall[rows[np.isin(nearest, bad) & (score >= self.outlier_threshold)]] = True
+        catchall[rows[np.isin(nearest, bad) & (score >= self.outlier_threshold_)]] = True
         kept = np.where(catchall, -1, topics)
         good = sorted(set(kept.tolist()) - {-1})
         if len(good) < 2:
             log.warning("topics: %d of %d clusters are catch-alls; keeping them all", len(bad), len(ids))
+            self.catchall_centroids_ = matrix[:0]
             return model, topics, np.zeros(len(topics), dtype=bool)
         renumber = {old: new for new, old in enumerate(good)}
         labels = np.array([renumber.get(t, -1) for t in kept.tolist()], dtype=np.int64)
@@ -356,8 +352,13 @@ class TopicModel:
         tensors = {"topic_ids": np.array(self.topic_ids(), dtype=np.int64)}
         if self.center_ is not None:
             tensors["center"] = self.center_
+        centroids = getattr(self, "catchall_centroids_", None)
+        if centroids is not None and len(centroids):
+            tensors["catchall_centroids"] = np.ascontiguousarray(centroids, dtype=np.float32)
         save_file(tensors, str(folder / "edumine.safetensors"))
-        document = {"params": self.get_params(), "n_docs": self.n_docs_, **manifest}
+        # The params as given (nulls: the clustering version's defaults) and as they applied.
+        applied = {**resolve_params(self.get_params()), "n_clusters": getattr(self, "n_clusters_", None)}
+        document = {"params": self.get_params(), "applied_params": applied, "n_docs": self.n_docs_, **manifest}
         (folder / "manifest.json").write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
 
     @classmethod
@@ -371,6 +372,10 @@ class TopicModel:
         model.model_ = BERTopic.load(str(folder / "bertopic"))
         extra = load_file(str(folder / "edumine.safetensors"))
         model.center_ = extra.get("center")
+        model.catchall_centroids_ = extra.get("catchall_centroids")  # None: saved before issue 17 or none dropped
         model.n_docs_ = manifest["n_docs"]
+        applied = manifest.get("applied_params") or resolve_params(manifest["params"])
+        model.n_clusters_ = applied.get("n_clusters")
+        model.catchall_coverage_, model.outlier_threshold_ = applied["catchall_coverage"], applied["outlier_threshold"]
         model.manifest_ = manifest
         return model

@@ -11,7 +11,10 @@ added since the last refit exceed ``refit_new_share`` of the docs it saw) or upd
 
 1. each new doc goes to the topic whose embedding is nearest (cosine on the model's centred vectors,
    BERTopic's rule for a loaded model); a doc whose best cosine is below ``assign_min_similarity`` fits
-   no topic and joins the outlier pool (``topic_id`` -1 for now);
+   no topic and joins the outlier pool (``topic_id`` -1 for now). A doc nearer to a catch-all cluster that
+   the refit dropped (``TopicModel.catchall_centroids_``, edumine.models.topics.catchall) than to any topic,
+   at that cosine or more, is an outlier for good (``catchall_``): it is not pooled, so the spam series a
+   refit dropped cannot come back as a new topic at night, nor take a stable id;
 2. when the pool holds ``pool_min_docs`` docs, HDBSCAN (scikit-learn) looks for dense groups of at least
    ``new_topic_min_docs`` in it; a group whose centroid is within ``merge_min_similarity`` of an existing
    topic joins that topic, any other becomes a new topic, added to the model (topic embedding, c-TF-IDF
@@ -20,7 +23,7 @@ added since the last refit exceed ``refit_new_share`` of the docs it saw) or upd
    measured), and it drops the c-TF-IDF matrix that saving needs;
 3. what stays unclustered stays pooled for the next night.
 
-Learned: ``topics_`` / ``scores_`` (for the new docs), ``resolved_`` (uid -> topic for pooled docs of
+Learned: ``topics_`` / ``scores_`` / ``catchall_`` (for the new docs), ``resolved_`` (uid -> topic for pooled docs of
 earlier nights that now have a topic), ``pool_`` (the remaining pool), ``new_topics_`` (ids added, with
 their size and terms).
 """
@@ -151,7 +154,11 @@ class IncrementalTopicUpdate:
         matrix, ids = topic_matrix(model.model_)
         best, self.scores_ = nearest_topics(vectors, matrix, ids)
         self.topics_ = np.where(self.scores_ >= self.assign_min_similarity, best, -1)
-        pooled = self.topics_ == -1
+        self.catchall_ = self._near_catchall(model, vectors)
+        self.topics_[self.catchall_] = -1
+        # Catch-all docs are the noise, not docs that missed a topic: pooled, they would form the spam
+        # series the refit dropped again as a "new topic".
+        pooled = (self.topics_ == -1) & ~self.catchall_
         fresh = pd.DataFrame({"uid": np.asarray(uids, dtype=object)[pooled],
                               "lemmas": np.asarray(lemmas, dtype=object)[pooled],
                               "vector": list(vectors[pooled])})
@@ -163,6 +170,19 @@ class IncrementalTopicUpdate:
             self._cluster_pool(model, matrix, ids)
         self.model_ = model
         return self
+
+    def _near_catchall(self, model: Any, vectors: np.ndarray) -> np.ndarray:
+        """Docs whose nearest centroid, among the topics and the catch-all clusters the refit dropped
+        (``TopicModel.catchall_centroids_``), is a catch-all, at a cosine of at least
+        ``assign_min_similarity``: the fit's own rule for docs outside every core."""
+        from edumine.models.topics.model import nearest_topics
+
+        centroids = getattr(model, "catchall_centroids_", None)
+        if centroids is None or not len(centroids) or not len(vectors):
+            return np.zeros(len(vectors), dtype=bool)
+        centroids = np.asarray(centroids, dtype=np.float32)
+        _, closeness = nearest_topics(vectors, centroids, np.arange(len(centroids)))
+        return (closeness > self.scores_) & (closeness >= self.assign_min_similarity)
 
     def _cluster_pool(self, model: Any, matrix: np.ndarray, ids: np.ndarray) -> None:
         from sklearn.cluster import HDBSCAN
@@ -389,6 +409,7 @@ def _update(state: TopicState, previous: Any, uids: list[str], lemmas: list[str]
     model.probabilities_ = _closeness(inner, normalise(vectors, inner.center_), remap(topics, model.inverse))
     new_topics = [{**t, "topic_id": model.mapping[t["topic_id"]]} for t in updater.new_topics_]
     return model, {"docs_new": int(fresh.sum()), "pooled": int(len(updater.pool_)),
+                   "catchall": int(updater.catchall_.sum()),
                    "resolved_from_pool": int(len(set(updater.resolved_) & pooled_before)),
                    "new_topics": new_topics}, updater.pool_, registry, history
 

@@ -14,12 +14,13 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Any, Literal, Optional
 
 from pydantic import Field, model_validator
 
 from edumine import registry
 from edumine.config import StrictModel
+from edumine.models.topics.params import TopicModelParams
 from edumine.stages import Artefact, Output, RunInfo, Stage, StageResult
 
 log = logging.getLogger(__name__)
@@ -50,52 +51,15 @@ class EmbeddingsConfig(StrictModel):
         return data
 
 
-class TopicsConfig(StrictModel):
-    """BERTopic over the usable docs; defaults chosen by benchmarks/topics_benchmark.py (docs/topics.md)."""
+class TopicsConfig(TopicModelParams):
+    """The topic stage's settings: the topic model's parameters (``TopicModelParams``, the estimator's own
+    defaults) and the stage's own; defaults chosen by benchmarks/topics_fair.py (docs/topics.md)."""
 
     enabled: bool = True
     kinds: list[Literal["post", "comment"]] = ["post", "comment"]
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
-    reduction: Literal["umap", "pca", "none"] = "none"
-    n_components: int = Field(10, ge=2)
-    umap_neighbors: int = Field(15, ge=2)
-    clustering: Literal["hdbscan", "kmeans"] = "kmeans"
-    n_clusters: Union[Annotated[int, Field(ge=2)], Literal["auto"]] = Field(
-        "auto", description="topics for kmeans; auto: the square root of the number of docs, 10 to 500")
-    kmeans_trim: float = Field(0.5, ge=0, lt=1, description="share of each k-means cluster, farthest from its "
-                                                             "centre, left out of the cluster's core (the docs "
-                                                             "its topic words and embedding come from)")
-    min_cluster_size: int = Field(15, ge=2, description="smallest topic for hdbscan")
-    min_samples: Optional[int] = None
-    center: bool = Field(True, description="subtract the corpus mean vector before clustering")
-    min_df: int = Field(2, ge=1, description="topic-word vocabulary: a term must occur in at least this many "
-                                             "topics (BERTopic counts over each topic's joined documents, the "
-                                             "outlier topic included); 2 is what BERTopic's default comparator uses")
-    max_df: float = Field(0.5, gt=0, le=1, description="and in at most this share of the topics")
-    ngram_max: int = Field(1, ge=1, le=3)
-    top_n_words: int = Field(10, ge=3)
-    reduce_frequent_words: bool = False
-    bm25_weighting: bool = Field(False, description="c-TF-IDF with BERTopic's BM25 weighting (measured: lower "
-                                                     "NPMI on the fair benchmark, docs/topics.md)")
-    catchall_coverage: float = Field(0.3, ge=0, lt=1, description="topics whose label words are in fewer than "
-                                     "this share of their core docs are catch-alls (spam series, link dumps, "
-                                     "near-empty texts): their docs go to the outliers before topics are "
-                                     "ranked (edumine.models.topics.catchall); 0 keeps them")
-    outliers: Literal["none", "nearest", "embeddings", "c-tf-idf", "distributions"] = Field(
-        "nearest", description="docs outside every core: none: they stay outliers; nearest: each joins its "
-                               "nearest topic if the cosine is at least outlier_threshold, topic words stay "
-                               "the cores'; embeddings|c-tf-idf|distributions: BERTopic's reduce_outliers, "
-                               "then topic words from all assigned docs")
-    outlier_threshold: float = Field(0.25, ge=-1, le=1, description="cosine a doc needs to join a topic "
-                                     "(nearest, embeddings); nightly updates use it too (lineage.update)")
-    n_representative: int = Field(3, ge=1)
-    random_state: int = 0
     npmi_window: Optional[int] = Field(10, description="sliding window of NPMI (gensim's c_npmi: 10); null: docs")
     bootstrap_resamples: int = Field(2000, ge=100)
-
-    def model_params(self) -> dict[str, Any]:
-        skip = {"enabled", "kinds", "embeddings", "npmi_window", "bootstrap_resamples"}
-        return {name: getattr(self, name) for name in type(self).model_fields if name not in skip}
 
 
 def read_usable_docs(docs: Any, kinds: list[str]) -> Any:
@@ -256,7 +220,7 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     previous = previous_state(inputs)
     model, state = fit_or_update(TopicModel(**config.model_params()), uids, lemmas, vectors,
                                  state=previous, settings=run.sections["lineage"],
-                                 outlier_threshold=config.outlier_threshold, run_id=run.run_id,
+                                 outlier_threshold=config.resolved().outlier_threshold, run_id=run.run_id,
                                  config_hash=hash_config(config), embedding_key=embedding_info["key"])
     timings["fit"] = time.perf_counter() - started
     kill_point("topics.fit")
