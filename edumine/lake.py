@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from edumine import catalog
 from edumine.errors import LakeBusyError
+from edumine.atomic import _fsync_dir, _key_in, write_stream_atomic  # noqa: F401
 from edumine.faults import kill_point
 from edumine.merge import MergeCounts, merge_versions, plan_moves, stored_elsewhere  # noqa: F401
 from edumine.schema import FILE_SCHEMA, PARTITION_FIELDS, POSTS_SCHEMA, QUARANTINE_SCHEMA, UTC
@@ -284,50 +285,6 @@ def write_parquet_atomic(table: pa.Table, path: Path, *, durable: bool = True) -
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-def write_stream_atomic(tables: Any, path: Path, *, schema: Any = None) -> None:
-    """Write an iterable of tables or record batches to ``path`` as one Parquet file, atomically, holding one
-    piece in memory at a time. An empty stream writes an empty table of ``schema`` (nothing without one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
-    writer = None
-    try:
-        for piece in tables:
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, schema if schema is not None else piece.schema, compression="zstd",
-                                         write_page_checksum=True)
-            writer.write_table(piece if isinstance(piece, pa.Table) else pa.Table.from_batches([piece]))
-        if writer is None:
-            if schema is None:
-                return
-            writer = pq.ParquetWriter(tmp, schema, compression="zstd", write_page_checksum=True)
-        writer.close()
-        writer = None
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _key_in(stored: pa.Table, new: pa.Table, key: tuple[str, ...]) -> Any:
-    """Rows of ``stored`` whose ``key`` values appear in ``new``."""
-    if len(key) == 1:
-        return pc.is_in(stored[key[0]], value_set=pc.unique(new[key[0]]))
-    wanted = set(zip(*(new[k].to_pylist() for k in key)))
-    return pa.array([row in wanted for row in zip(*(stored[k].to_pylist() for k in key))], pa.bool_())
 
 
 def partition_dir(root: Path, key: PartitionKey) -> Path:
