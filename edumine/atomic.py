@@ -22,12 +22,13 @@ def write_stream_atomic(tables: Any, path: Path, *, schema: Any = None) -> None:
     try:
         for piece in tables:
             if writer is None:
-                writer = pq.ParquetWriter(tmp, schema if schema is not None else piece.schema, compression="zstd")
+                writer = pq.ParquetWriter(tmp, schema if schema is not None else piece.schema, compression="zstd",
+                                         write_page_checksum=True)  # verified on read (edumine/integrity.py)
             writer.write_table(piece if isinstance(piece, pa.Table) else pa.Table.from_batches([piece]))
         if writer is None:
             if schema is None:
                 return
-            writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+            writer = pq.ParquetWriter(tmp, schema, compression="zstd", write_page_checksum=True)
         writer.close()
         writer = None
         with open(tmp, "rb") as handle:

@@ -122,7 +122,7 @@ def describe(root: Path) -> list[dict[str, Any]]:
         if item.kind == "table" and path.is_dir():
             files = [f for f in path.rglob("*.parquet") if not f.name.startswith(".")]
             row["files"] = len(files)
-            row["rows"] = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+            row["rows"] = sum(_footer_rows(pq, item.name, f) for f in files)
             row["bytes"] = sum(f.stat().st_size for f in files)
         elif path.is_file():
             row["bytes"] = path.stat().st_size
@@ -132,3 +132,12 @@ def describe(root: Path) -> list[dict[str, Any]]:
             row["mb"] = round(row["bytes"] / 2**20, 2)
         rows.append(row)
     return rows
+
+
+def _footer_rows(pq: Any, name: str, path: Path) -> int:
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception as exc:  # noqa: BLE001  (pyarrow raises several kinds for a damaged file)
+        from edumine.integrity import CorruptTable
+
+        raise CorruptTable(name, path, f"{type(exc).__name__}: {exc}") from None

@@ -141,7 +141,11 @@ def catalog_command(lake: Annotated[Path, typer.Option("--lake", help="lake fold
 
     if not lake.is_dir():
         _fail(EdumineError(f"no lake at {lake}: pass the folder a config's `lake:` names"))
-    rows = describe(lake)
+    try:
+        rows = describe(lake)
+    except EdumineError as exc:  # a damaged file: named, with what to do
+        _fail(exc)
+        return
     if format in ("json", "csv"):
         columns = ["name", "layer", "owner", "kind", "present", "files", "rows", "mb", "bytes"]
         _print_rows(columns, [tuple(row[c] for c in columns) for row in rows], format)

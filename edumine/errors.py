@@ -13,6 +13,8 @@ contract (scripts match on them); a new kind of user error gets a new code here.
 | E-STORE | StoreError | the summary store cannot be built or copied |
 | E-CODEBOOK | CodebookError | the SDL codebook file is invalid |
 | E-LABELS | LabelsError | a theme label file is invalid |
+| E-CORRUPT-TABLE | CorruptTable (edumine/integrity.py) | a lake table's file cannot be read (posts: final; derived: rebuilt) |
+| E-CORRUPT-ARTEFACT | CorruptArtefact (edumine/integrity.py) | a saved model fails its checksums or cannot be loaded |
 """
 
 from __future__ import annotations

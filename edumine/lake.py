@@ -37,6 +37,9 @@ from edumine.schema import FILE_SCHEMA, PARTITION_FIELDS, POSTS_SCHEMA, QUARANTI
 
 log = logging.getLogger(__name__)
 PART_FILE = "part-0.parquet"
+# Reads verify the page checksums every durable file carries (edumine/integrity.py): a garbled page is an
+# error naming the file, never silently different values.
+_VERIFY = {"fragment_scan_options": ds.ParquetFragmentScanOptions(page_checksum_verification=True)}
 PartitionKey = tuple[str, str, str]  # platform, community, month
 
 
@@ -66,7 +69,10 @@ class Lake:
             return None
         partitioning = ds.partitioning(pa.schema([pa.field(p, pa.string()) for p in item.partitioning]),
                                        flavor="hive") if item.partitioning else None
-        return ds.dataset(self.table_path(name), format="parquet", partitioning=partitioning)
+        try:
+            return ds.dataset(self.table_path(name), format="parquet", partitioning=partitioning)
+        except (OSError, pa.ArrowException) as exc:  # a file whose footer cannot be read
+            raise self._damage(name, exc) from None
 
     def read(self, name: str, columns: list[str] | None = None, filter: Any = None, *,
              missing_ok: bool = False) -> pa.Table | None:
@@ -82,7 +88,10 @@ class Lake:
                                     "to build it")
         if columns is not None:
             columns = [c for c in columns if c in dataset.schema.names]
-        return dataset.to_table(columns=columns, filter=filter)
+        try:
+            return dataset.to_table(columns=columns, filter=filter, **_VERIFY)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._damage(name, exc) from None
 
     def partitions(self, name: str) -> list[str]:
         """The partitions of a partitioned table that hold a file (``platform=x/community=y/month=z``)."""
@@ -93,18 +102,18 @@ class Lake:
 
     def read_partition(self, name: str, partition: str, columns: list[str] | None = None,
                        schema: Any = None) -> pa.Table | None:
-        """One partition's file; None when it is missing or cannot be read (a derived file is rebuilt by its
-        stage; ``recovery.verify_derived`` reports damaged files at the run's start)."""
+        """One partition's file; None when it is missing. One that cannot be read raises ``CorruptTable``
+        (edumine/integrity.py): the runner removes a derived one and its stage rebuilds it, noted in the
+        manifest; a posts file is a clear error."""
+        from edumine.integrity import CorruptTable
+
         target = self.table_path(name) / partition / PART_FILE
         if not target.exists():
             return None
         try:
-            return pq.read_table(target, columns=columns, schema=schema)
+            return pq.read_table(target, columns=columns, schema=schema, page_checksum_verification=True)
         except Exception as exc:  # noqa: BLE001  (pyarrow raises several kinds for a damaged file)
-            if name == "posts":
-                raise
-            log.warning("rebuilding unreadable %s (%s: %s)", target, type(exc).__name__, exc)
-            return None
+            raise CorruptTable(name, target, f"{type(exc).__name__}: {exc}") from None
 
     # -- writing (the runner's, for stages; collection has PostsWriter) ----------------------------
     def write(self, name: str, table: Any, *, mode: str = "overwrite", key: tuple[str, ...] = (),
@@ -165,6 +174,10 @@ class Lake:
         tmp = final.parent / f".tmp-{uuid.uuid4().hex}-{final.name}"
         try:
             result = build(tmp)
+            if not file and tmp.is_dir():  # checked before the folder is used again (edumine/integrity.py)
+                from edumine.integrity import seal
+
+                seal(tmp)
             if file:
                 with open(tmp, "rb") as handle:
                     os.fsync(handle.fileno())
@@ -232,7 +245,17 @@ class Lake:
         if dataset is None:
             return pa.schema(FILE_SCHEMA).empty_table() if columns is None else \
                 pa.schema([f for f in FILE_SCHEMA if f.name in columns]).empty_table()
-        return dataset.to_table(columns=columns, filter=filter)
+        try:
+            return dataset.to_table(columns=columns, filter=filter, **_VERIFY)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._damage("posts", exc) from None
+
+    def _damage(self, name: str, exc: BaseException) -> Exception:
+        """The ``CorruptTable`` naming the file that made reading ``name`` fail; the error itself when every
+        file reads in full (a caller's mistake, such as a column the table does not have)."""
+        from edumine.integrity import find_damage
+
+        return find_damage(self.root, name) or exc
 
     def count_posts(self) -> int:
         dataset = self.posts_dataset()
@@ -248,7 +271,7 @@ def write_parquet_atomic(table: pa.Table, path: Path, *, durable: bool = True) -
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
     try:
-        pq.write_table(table, tmp, compression="zstd" if durable else "lz4")
+        pq.write_table(table, tmp, compression="zstd" if durable else "lz4", write_page_checksum=durable)
         if durable:
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())

@@ -103,6 +103,20 @@ def check_read_only(con: Any, sql: str) -> None:
                              "Outputs are rebuilt by `edumine run`; to keep a result, use --format csv > file.csv")
 
 
+def _damage_in(root: Path, sql: str) -> Any:
+    """After a failed query: the first damaged file of a lake table the SQL names (edumine/integrity.py), so that
+    the error says which file and what to do instead of DuckDB's "Out of buffer"."""
+    from edumine.integrity import find_damage
+
+    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql.lower()))
+    for name in lake_tables(root):
+        if name.lower() in named:
+            damage = find_damage(root, name)
+            if damage is not None:
+                return damage
+    return None
+
+
 def run_query(lake: str | Path, sql: str) -> tuple[list[str], list[tuple]]:
     con = connect(lake)
     try:
@@ -117,6 +131,9 @@ def run_query(lake: str | Path, sql: str) -> tuple[list[str], list[tuple]]:
                 raise QueryError("refused: `edumine query` reads the lake's tables and its summary store only, no "
                                  f"other file ({str(exc).splitlines()[0]}); query the views instead ({available})"
                                  ) from None
+            damage = _damage_in(Path(lake), sql)
+            if damage is not None:
+                raise QueryError(str(damage)) from None
             raise QueryError(f"{exc}\n({available})") from None
         columns = [d[0] for d in cursor.description or []]
         return columns, cursor.fetchall()

@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from edumine.errors import EdumineError
+from edumine.integrity import CorruptTable
 from edumine.schema import UTC
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ KEPT = frozenset({"posts", "quarantine", "runs", "_staging", "_cache", "cache", 
 COPY_BELOW = 256 << 10  # bytes: small files are copied (some are rewritten in place), large ones linked
 
 
-class LakeDamagedError(EdumineError):
-    """A posts file of the lake cannot be read."""
+# A posts file of the lake cannot be read (the CorruptTable of a raw table: nothing to rebuild it from).
+LakeDamagedError = CorruptTable
 
 
 def derived_files(root: Path) -> list[Path]:
@@ -154,10 +154,7 @@ def verify_derived(root: Path) -> list[str]:
         try:
             pq.ParquetFile(path).metadata
         except Exception as exc:  # noqa: BLE001  (pyarrow raises several kinds for a damaged file)
-            raise LakeDamagedError(
-                f"the lake's posts file {path} cannot be read ({type(exc).__name__}: {exc}); posts are primary "
-                "data and cannot be rebuilt: restore the file from a backup, or remove it and collect the sources "
-                "that fed it again") from None
+            raise CorruptTable("posts", path, f"{type(exc).__name__}: {exc}") from None
     removed = []
     for relative in derived_files(root):
         if relative.suffix != ".parquet":

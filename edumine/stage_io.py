@@ -90,8 +90,8 @@ class TableInput:
         return self.lake.partitions(self.name)
 
     def read_partition(self, partition: str, columns: list[str] | None = None, schema: Any = None) -> Any:
-        """One partition's rows (without the partition columns); None when it is missing or unreadable (its
-        stage rebuilds it: a damaged derived file is not fatal)."""
+        """One partition's rows (without the partition columns); None when it is missing. A damaged file raises
+        ``CorruptTable``: the runner removes a derived one and its owner stage rebuilds it (edumine/integrity.py)."""
         return self.lake.read_partition(self.name, partition, columns=columns, schema=schema)
 
 

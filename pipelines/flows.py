@@ -23,7 +23,7 @@ from edumine.faults import kill_point  # noqa: E402
 from edumine.pipelines import runner  # noqa: E402
 from edumine.pipelines.task_runners import (TaskRunnerName, collect_source_detached, make_task_runner,  # noqa: E402
                                             run_all)
-from edumine.stages import pipeline_stages  # noqa: E402
+from edumine.stages import pipeline_stages  # noqa: E402,F401  (tests and callers import it from here)
 
 # Runs opened by a parent flow, so that its subflows share the run (one lock, one manifest).
 _ACTIVE: dict[str, runner.RunContext] = {}
@@ -87,7 +87,7 @@ def pipeline_flow(config: str, overrides: list[str] | None = None, task_runner: 
         collected = collect_flow(config, overrides, run_id=ctx.run_id, task_runner=task_runner,
                                  dask_address=dask_address)
         kill_point("stage.collect.after")
-        stages = runner.run_stages(ctx, pipeline_stages(settings),
+        stages = runner.run_stages(ctx, runner.planned_stages(ctx),
                                    lambda stage: stage_task.with_options(name=stage.name)(ctx.run_id, stage.name))
         return {"sources": collected["sources"], "stages": stages}
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edumine import recovery, registry
+from edumine.pipelines.rebuild import planned_stages, run_rebuilding  # noqa: F401  (flows call planned_stages)
 from edumine.config import ConfigBase, config_as_dict, input_problems
 from edumine.errors import ConfigError
 from edumine.faults import kill_point
@@ -50,6 +51,13 @@ class RunContext:
     # Docs each stage handled per second of its run (stages whose summary counts ``docs``), and records per
     # second of collection.
     docs_per_s: dict[str, float] = field(default_factory=dict)
+    # What the run repaired on its way (damaged tables or models rebuilt, registries restored): the manifest's
+    # ``notes``, each also logged as a warning.
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        log.warning("run %s: %s", self.run_id, text)
+        self.notes.append(text)
 
     @property
     def manifest_path(self) -> Path:
@@ -97,14 +105,19 @@ def open_run(config: ConfigBase, flow: str) -> RunContext:
                          flow=flow)
         found: dict[str, Any] = {"interrupted_runs": recovery.mark_interrupted(lake.root, ctx.run_id),
                                  "rolled_back": recovery.recover(lake.root),
-                                 "migrated_files": migrate_lake(lake.root),
+                                 # before migrating: a damaged file is removed (derived) or named (posts), not
+                                 # met by the migration's schema read
                                  "rebuilt_unreadable": recovery.verify_derived(lake.root)}
+        found["migrated_files"] = migrate_lake(lake.root)
         if flow == "pipeline":  # the stages' outputs become one commit: all of them, or none (a later run undoes)
             recovery.begin(lake.root, ctx.run_id)
     except Exception:
         lake.unlock()
         raise
     found = {k: v for k, v in found.items() if v}
+    for relative in found.get("rebuilt_unreadable", []):
+        ctx.note(f"derived table file {relative} could not be read: removed at the run's start; the stage that "
+                 "owns it rebuilds it from its inputs")
     if found.get("migrated_files"):
         ctx.outputs["migrated_files"] = found.pop("migrated_files")
     if found:
@@ -118,10 +131,19 @@ def collect_source(ctx: RunContext, index: int) -> SourceReport:
     source_config = ctx.config.sources[index]  # type: ignore[attr-defined]
     label = ctx.config.source_label(index)
     with ctx.stage("collect"):
-        report = ingest_source(build_source(ctx.config, index), label=label, kind=source_config.kind,
-                               lake=ctx.lake, run_id=ctx.run_id, pseudonymiser=ctx.pseudonymiser,
-                               chunk_rows=ctx.config.collect.chunk_rows, plausible=ctx.config.collect.plausible(),
-                               user_profiles=ctx.config.privacy.user_profiles)
+        try:
+            report = ingest_source(build_source(ctx.config, index), label=label, kind=source_config.kind,
+                                   lake=ctx.lake, run_id=ctx.run_id, pseudonymiser=ctx.pseudonymiser,
+                                   chunk_rows=ctx.config.collect.chunk_rows,
+                                   plausible=ctx.config.collect.plausible(),
+                                   user_profiles=ctx.config.privacy.user_profiles)
+        except Exception:
+            from edumine.integrity import find_damage
+
+            damage = find_damage(ctx.lake.root, "posts")  # merging read a damaged posts file: say which
+            if damage is None:
+                raise
+            raise damage from None
     ctx.inputs.append(report.as_dict())
     records = sum(item.get("records", 0) for item in ctx.inputs)
     if records and ctx.timings.get("collect"):
@@ -204,6 +226,7 @@ def write_manifest(ctx: RunContext, *, status: str, error: BaseException | None 
         "peak_rss_mb": ctx.peak_rss_mb,
         "docs_per_s": ctx.docs_per_s,
         "scores": ctx.scores,
+        "notes": ctx.notes,
     }
     with _MANIFEST_LOCK:  # collection tasks on a Dask task runner's threads write it concurrently
         write_json_atomic(manifest, ctx.manifest_path)
@@ -216,20 +239,34 @@ def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
     from edumine.stage_io import active_lake
 
     with ctx.stage(stage.name), active_lake(ctx.lake):
-        result = stage.run(stage_inputs(ctx, stage), stage_params(ctx, stage), run_info(ctx, stage))
-        written = write_outputs(ctx.lake, stage, result)
-        summary = result.summary(written) if callable(result.summary) else result.summary
-    summary = summary or {}
-    ctx.outputs[stage.name] = summary
-    ctx.outputs.update(result.notes)
-    if result.scores is not None:
-        ctx.scores[stage.name] = result.scores
+        summary, result = run_rebuilding(ctx, stage, body=lambda s: _run_body(ctx, s),
+                                         record=lambda s, done: _record(ctx, s, *done))
+    _record(ctx, stage, summary, result)
     docs, seconds = summary.get("docs"), ctx.timings.get(stage.name)
     if isinstance(docs, int) and docs and seconds:
         ctx.docs_per_s[stage.name] = round(docs / seconds, 1)
     write_manifest(ctx, status="running")
     kill_point(f"stage.{stage.name}.after")
     return summary
+
+
+def _record(ctx: RunContext, stage: Any, summary: dict[str, Any], result: Any) -> None:
+    ctx.outputs[stage.name] = summary
+    ctx.outputs.update(result.notes)
+    if result.scores is not None:
+        ctx.scores[stage.name] = result.scores
+
+
+def _run_body(ctx: RunContext, stage: Any) -> tuple[dict[str, Any], Any]:
+    """Hand the stage its inputs, write what it returns; (its summary, its result). What model code logs on
+    ``edumine.repairs`` while it runs (a registry rebuilt, a damaged model refitted) joins the manifest's notes."""
+    from edumine.integrity import noting
+
+    with noting(ctx.notes.append):
+        result = stage.run(stage_inputs(ctx, stage), stage_params(ctx, stage), run_info(ctx, stage))
+        written = write_outputs(ctx.lake, stage, result)
+    summary = result.summary(written) if callable(result.summary) else result.summary
+    return summary or {}, result
 
 
 def stage_inputs(ctx: RunContext, stage: Any) -> Any:
@@ -272,7 +309,9 @@ def write_outputs(lake: Lake, stage: Any, result: Any) -> dict[str, Any]:
             path, built = lake.write_artefact(name, output.relative, output.build, file=output.file)
             if output.pointer is not None:
                 relative, data = output.pointer
-                write_json_atomic({**data, "path": str(path)}, lake.table_path(name) / relative)
+                from edumine.integrity import seal_digest
+
+                write_json_atomic({**data, "path": str(path), **seal_digest(path)}, lake.table_path(name) / relative)
             written[name] = {"path": path, "result": built}
         elif output.mode == "partitions":
             count = 0
@@ -315,14 +354,12 @@ def run_collect(config: ConfigBase, flow: str = "collect") -> RunContext:
 
 def run_pipeline(config: ConfigBase, *, only: list[str] | None = None) -> RunContext:
     """The whole pipeline without Prefect (tests, debugging): collect, then every enabled stage."""
-    from edumine.stages import pipeline_stages
-
     ctx = open_run(config, "pipeline")
     try:
         for index in range(len(config.sources)):  # type: ignore[attr-defined]
             collect_source(ctx, index)
         kill_point("stage.collect.after")
-        stages = pipeline_stages(config, only=only)
+        stages = planned_stages(ctx, only)
         run_stages(ctx, stages, lambda stage: run_stage(ctx, stage))
     except BaseException as exc:
         close_run(ctx, "failed", exc)

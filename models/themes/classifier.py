@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from edumine.errors import EdumineError
+from edumine.integrity import SEAL, CorruptArtefact, seal, verify
 from edumine.migrations import load_pickle
 from edumine.models.themes.codebook import Codebook, load_codebook
 from edumine.models.themes.config import DEFAULT_CLASSIFIER, ThemesConfig
@@ -167,8 +168,8 @@ def load_or_train(settings: ThemesConfig, *, retrain: bool = False) -> tuple[The
                     "`edumine themes export-for-labelling` / `import-labels` to train a classifier", ZERO_SHOT_CLASSIFIER)
         settings = settings.model_copy(update={"classifier": ZERO_SHOT_CLASSIFIER, "params": {}})
     folder = settings.model_dir / f"{settings.classifier}-{model_key(settings, codebook, records)}"
-    if not retrain and (folder / "model.pkl").is_file():
-        model = ThemeModel.load(folder)
+    if not retrain and ((folder / "model.pkl").is_file() or (folder / SEAL).is_file()):
+        model = _load_verified(folder)
         model.use_cache_dir(str(settings.cache_dir))
         _point_latest(settings.model_dir, folder)
         return model, folder, False
@@ -178,8 +179,21 @@ def load_or_train(settings: ThemesConfig, *, retrain: bool = False) -> tuple[The
     from edumine.models.themes.card import write_model_card
 
     write_model_card(model, folder)
+    seal(folder)
     _point_latest(settings.model_dir, folder)
     return model, folder, True
+
+
+def _load_verified(folder: Path) -> ThemeModel:
+    """A saved model whose checksums hold (``edumine/integrity.py``); a damaged one raises ``CorruptArtefact``
+    (the pipeline's runner removes the folder and the stage trains the model again from its labels)."""
+    verify(folder, "the theme model")
+    try:
+        return ThemeModel.load(folder)
+    except EdumineError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (unpickling a damaged file raises almost anything)
+        raise CorruptArtefact("the theme model", folder, f"model.pkl cannot be loaded ({type(exc).__name__})") from None
 
 
 def train_zero_shot(settings: ThemesConfig, codebook: Codebook, records: Sequence[dict]) -> ThemeModel:

@@ -62,6 +62,7 @@ class TopicState:
 
     model_dir: Path | None = None
     model_run: str | None = None
+    model_seal: str | None = None  # digest of its checksums when saved: checked before it is loaded
     updates: pd.DataFrame | None = None
     pool: pd.DataFrame | None = None
     doc_topics: Any = None  # an Arrow table: a million rows stay compact
@@ -295,6 +296,7 @@ def fit_or_update(estimator: Any, uids: list[str], lemmas: list[str], vectors: n
     ``state``: what the last run left. Returns the model and the tables to write (nothing is written here)."""
     import time
 
+    from edumine.integrity import REPAIRS, verify
     from edumine.models.topics.ids import StableTopicModel, assign_stable_ids, remap, signatures_of
     from edumine.models.topics.model import normalise
 
@@ -308,9 +310,11 @@ def fit_or_update(estimator: Any, uids: list[str], lemmas: list[str], vectors: n
         problem = incremental_state_problem(state)
         if problem is None:
             try:
+                verify(state.model_dir, "the saved topic model", seal_digest=state.model_seal)
                 previous = StableTopicModel.load(state.model_dir)
             except Exception as exc:  # noqa: BLE001  (a damaged model is rebuilt, not fatal)
                 problem = f"the saved topic model cannot be loaded ({type(exc).__name__}: {exc})"
+                REPAIRS.warning("topics: %s; the model is rebuilt by a full refit from the docs", problem)
         if problem is not None:  # rebuilt from the docs, never updated from a state that does not add up
             log.warning("topics: %s; refitting", problem)
             plan = UpdatePlan("refit", f"{problem}; refit from the docs")

@@ -131,9 +131,22 @@ def embed_docs(config: TopicsConfig, inputs: Any, table: Any, uids: list[str], l
         return embed_parts_with_cache(embedder, cache_root, uids, hashes, lemmas,
                                       read_texts_in_order(inputs["docs"], uids))
     texts = lemmas if embedder.uses == "lemmas" else read_texts_in_order(inputs["docs"], uids)
-    folder, _ = latest_model(inputs["models/topics"])
-    saved = (folder / EMBEDDER_STATE,) if folder is not None else ()
+    folder = intact_latest_model(inputs["models/topics"])
+    saved = (folder / EMBEDDER_STATE,) if folder is not None else ()  # a damaged copy is never loaded
     return embed_with_cache(embedder, cache_root, uids, hashes, texts, state_sources=saved)
+
+
+def latest_seal(models: Any) -> str | None:
+    """The digest of the latest saved model's checksums, as recorded when it was saved (edumine/integrity.py)."""
+    pointer = models.read_json("latest.json")
+    return pointer.get("seal") if pointer else None
+
+
+def intact_latest_model(models: Any) -> Path | None:
+    """The latest saved model's folder when it passes its checksums, else None."""
+    from edumine.models.topics.ids_rebuild import intact
+
+    return intact(latest_model(models)[0], latest_seal(models))
 
 
 def representative(model: Any, docs: Any, uids: list[str], scores: Any, n: int,
@@ -156,11 +169,21 @@ def previous_state(inputs: Any) -> Any:
         table = inputs[name].read(columns=columns)
         return None if table is None else table.to_pandas()
 
-    folder, run = latest_model(inputs["models/topics"])
-    return TopicState(model_dir=folder, model_run=run, updates=frame("topic_updates"),
+    from edumine.models.topics.ids_rebuild import rebuild_registry, restore, restore_history
+
+    models = inputs["models/topics"]
+    folder, run = latest_model(models)
+    # A lost registry, history or update log is rebuilt from what the latest intact saved model keeps
+    # (ids_rebuild.py): no input could rebuild them.
+    saved = intact_latest_model(models)
+    history = restore_history(frame("topic_id_history"), saved)
+    registry = rebuild_registry(frame("topic_ids"), history, saved, lake=str(models.path.parent.parent),
+                                saved_model=(models.path / "latest.json").exists())
+    return TopicState(model_dir=folder, model_run=run, model_seal=latest_seal(models),
+                      updates=restore("topic_updates", frame("topic_updates"), saved),
                       pool=frame("topic_outlier_pool"),
                       doc_topics=inputs["doc_topics"].read(columns=["uid", "topic_id", "core", "run_id"]),
-                      registry=frame("topic_ids"), history=frame("topic_id_history"))
+                      registry=registry, history=history)
 
 
 NPMI_COUNTS = "npmi_counts.npz"  # in a saved topic model: the co-occurrence counts its NPMI came from
@@ -302,12 +325,17 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
 
     def save_model(folder: Path) -> None:
         from edumine.models.embeddings.backends import keep_fitted_state
+        from edumine.models.topics.ids_rebuild import save_copies
 
         model.save(folder, manifest)
         cooccurrence.save(folder / NPMI_COUNTS)
         # The vectors the model was fitted on are only reproducible with the fitted embedding state: a copy
         # stays with the model (a lost cache is then rebuilt, not refitted on another corpus).
         keep_fitted_state(stage_embedder(config), cache_root, folder / EMBEDDER_STATE)
+        # The registry and history as of this model: what a lost topic_ids is rebuilt from (ids_rebuild.py).
+        save_copies(folder, {"topic_ids": state.registry if state.registry is not None else prior.registry,
+                             "topic_id_history": state.history if state.history is not None else prior.history,
+                             "topic_updates": state.updates})
 
     outputs: dict[str, Any] = {}
     if state.registry is not None:
