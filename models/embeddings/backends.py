@@ -192,6 +192,13 @@ class TfidfSvdEmbedder(Embedder):
         dims = max(2, min(self.dims, matrix.shape[1] - 1, matrix.shape[0] - 1))
         self.svd_ = TruncatedSVD(n_components=dims, algorithm="randomized", n_iter=5,
                                  random_state=self.random_state).fit(matrix)
+        # The same fit gave another digest in every process: the vectorizer keeps the memory address of its stop
+        # word list (_stop_words_id, only used to skip a repeated warning) and stop_words_ (terms cut by min_df /
+        # max_df) as a set pickled in hash order. Neither is needed to transform; scikit-learn documents
+        # stop_words_ as safe to delete before pickling.
+        for volatile in ("_stop_words_id", "stop_words_"):
+            if hasattr(self.vectorizer_, volatile):
+                delattr(self.vectorizer_, volatile)
         self._state_bytes = pickle.dumps({"vectorizer": self.vectorizer_, "svd": self.svd_})
         self.state_digest_ = hashlib.sha256(self._state_bytes).hexdigest()[:12]
         return self
