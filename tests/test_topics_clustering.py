@@ -169,9 +169,9 @@ def test_nightly_update_sends_docs_near_a_dropped_catchall_to_the_outliers(teach
 
     # Stable ids: the refit's topics get ids, the dropped catch-alls none, and a topic added at night gets
     # an id never given before, so no id can come to stand for a dropped catch-all.
-    lake = Lake(tmp_path / "lake")
     unit_fit = normalise(vectors[:cut], fitted.center_)
-    mapping = assign_stable_ids(lake, "run-1", signatures_of(fitted, unit_fit, fitted.topics_, "k"))
+    mapping, registry, history = assign_stable_ids(None, None, "run-1",
+                                                   signatures_of(fitted, unit_fit, fitted.topics_, "k"))
     topics = set(fitted.topic_ids()) - {-1}
     assert set(mapping) - {-1} == topics and sorted(v for v in mapping.values() if v >= 0) == list(range(len(topics)))
     if update.new_topics_:
@@ -179,5 +179,5 @@ def test_nightly_update_sends_docs_near_a_dropped_catchall_to_the_outliers(teach
         assert min(added) == max(fitted.topic_ids()) + 1
         night = np.array([update.resolved_.get(uid, -1) for uid in night_uids])
         signatures = signatures_of(model, unit, night, "k")
-        new_ids = add_stable_ids(lake, "run-2", signatures)
+        new_ids, _, _ = add_stable_ids(registry, history, "run-2", signatures)
         assert min(new_ids.values()) > max(mapping.values())
