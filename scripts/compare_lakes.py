@@ -29,9 +29,12 @@ def _tables(lake: Path) -> set[str]:
             and not p.name.startswith((".", "_")) and any(p.rglob("*.parquet"))}
 
 
+DIGITS = 9
+
+
 def _freeze(value: Any) -> Any:
     if isinstance(value, float):
-        return None if math.isnan(value) else round(value, 9)
+        return None if math.isnan(value) else round(value, DIGITS)
     if isinstance(value, list):
         return tuple(_freeze(v) for v in value)
     if isinstance(value, dict):
@@ -47,9 +50,9 @@ def _rows(folder: Path, ignore: set[str], renames: dict[str, str]) -> tuple[list
     return keep, Counter(tuple(_freeze(v) for v in row) for row in zip(*columns))
 
 
-def compare(old: Path, new: Path, ignore: set[str], renames: dict[str, str]) -> bool:
+def compare(old: Path, new: Path, ignore: set[str], renames: dict[str, str], only: list[str] | None = None) -> bool:
     same = True
-    for name in sorted(_tables(old) | _tables(new)):
+    for name in sorted(set(only) if only else _tables(old) | _tables(new)):
         if not (old / name).is_dir() or not (new / name).is_dir():
             print(f"{name}: only in {'old' if (old / name).is_dir() else 'new'} lake")
             same = False
@@ -78,9 +81,12 @@ def main() -> None:
     parser.add_argument("new", type=Path)
     parser.add_argument("--ignore", nargs="*", default=[], help="more columns to leave out")
     parser.add_argument("--rename", nargs="*", default=[], help="OLD=NEW column renames between the lakes")
+    parser.add_argument("--digits", type=int, default=DIGITS, help="decimals floats are compared at (default 9)")
+    parser.add_argument("--tables", nargs="*", help="only these tables")
     args = parser.parse_args()
+    globals()["DIGITS"] = args.digits
     renames = dict(pair.split("=", 1) for pair in args.rename)
-    sys.exit(0 if compare(args.old, args.new, RUN_COLUMNS | set(args.ignore), renames) else 1)
+    sys.exit(0 if compare(args.old, args.new, RUN_COLUMNS | set(args.ignore), renames, args.tables) else 1)
 
 
 if __name__ == "__main__":

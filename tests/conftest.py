@@ -11,9 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 CORPORA = SHARED / "corpora"
 FIXTURES = SHARED / "fixtures"
-# Trained theme models and the ONNX export shared by the tests' lakes (gitignored, kept between sessions, as
-# data/models was before models moved into the lake): tests that train the same model train it once.
-SHARED_MODELS = ROOT / "data" / "models"
+# Trained theme models and the ONNX export shared by the tests' lakes (gitignored, kept between sessions): tests
+# that train the same model train it once. Not data/models: `make demo` migrates that folder into its lake.
+SHARED_MODELS = ROOT / "data" / "test-models"
 TEST_KEY = "edumine-test-key-not-secret"
 
 
