@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from edumine.estimator import Estimator
 
 from edumine.models.themes.codebook import Codebook
 from edumine import registry
@@ -48,7 +48,7 @@ def _logistic(C: float, seed: int):  # noqa: ANN202
     return LogisticRegression(C=C, class_weight="balanced", max_iter=2000, solver="liblinear", random_state=seed)
 
 
-class _PerThemeLinear(BaseEstimator):
+class _PerThemeLinear(Estimator):
     """One logistic regression per theme over features from ``_features``; constant for a theme never seen."""
 
     def _features_fit(self, texts: Sequence[str]) -> Any:
@@ -144,7 +144,7 @@ class MiniLMLogReg(_Embedding, _PerThemeLinear):
 
 
 @classifiers.register("themes.zeroshot.v1")
-class ZeroShot(_Embedding, BaseEstimator):
+class ZeroShot(_Embedding, Estimator):
     """Similarity to each theme's descriptions (the best match among definition, examples and cues),
     centred on the corpus so that generic "teacher post" similarity does not dominate."""
 
@@ -190,7 +190,7 @@ class ZeroShot(_Embedding, BaseEstimator):
 
 
 @classifiers.register("themes.ensemble.v1")
-class Ensemble(BaseEstimator):
+class Ensemble(Estimator):
     """Mean of TF-IDF and MiniLM logistic probabilities; zero-shot mixed in (weight ``zeroshot_weight``)
     for themes with fewer than ``thin_below`` labelled posts."""
 
@@ -313,7 +313,7 @@ def make_estimator(name: str, codebook: Codebook, params: dict[str, Any] | None 
                    cache_dir: str | None = None, seed: int = 0) -> Any:
     """A fresh estimator by registry name; ``cache_dir`` and ``seed`` go to those that take them."""
     cls = classifiers.get(name)
-    accepted = cls._get_param_names()
+    accepted = cls._param_names()
     kwargs: dict[str, Any] = {"codebook": codebook, "seed": seed}
     if "cache_dir" in accepted:
         kwargs["cache_dir"] = cache_dir

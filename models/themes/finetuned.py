@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from edumine.estimator import Estimator
 
 from edumine.models.themes.codebook import Codebook
 from edumine.models.themes.estimators import TfidfLogReg, _logistic, classifiers, codebook_documents
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 @classifiers.register("themes.minilm_finetuned.v1")
-class MiniLMFineTuned(BaseEstimator):
+class MiniLMFineTuned(Estimator):
     """Top ``tuned_layers`` of MiniLM + a linear head trained with class-balanced BCE: first the head alone
     (``probe_steps`` full-batch steps on the frozen vectors), then both for ``epochs`` passes (AdamW, linear
     warm-up/decay); scores averaged with TF-IDF + LR at ``tfidf_weight``. Not the default: on the shared

@@ -16,14 +16,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from edumine.estimator import Estimator
 
 from edumine.models.themes.codebook import Codebook
 from edumine.models.themes.estimators import DEFAULT_BACKEND, _BackendEmbedding, classifiers
 
 
 @classifiers.register("themes.zeroshot.v2")
-class CodebookZeroShot(_BackendEmbedding, BaseEstimator):
+class CodebookZeroShot(_BackendEmbedding, Estimator):
     zero_shot = True
 
     def __init__(self, codebook: Codebook | None = None, floor: float = 0.15, margin: float = 0.05,
