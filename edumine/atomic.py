@@ -38,10 +38,10 @@ def write_stream_atomic(tables: Any, path: Path, *, schema: Any = None) -> None:
         if writer is not None:
             writer.close()
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from edumine import catalog
 from edumine.errors import LakeBusyError
-from edumine.atomic import _fsync_dir, _key_in, write_stream_atomic  # noqa: F401
+from edumine.atomic import fsync_dir, _key_in, write_stream_atomic  # noqa: F401
 from edumine.faults import kill_point
 from edumine.merge import MergeCounts, merge_versions, plan_moves, stored_elsewhere  # noqa: F401
 from edumine.schema import FILE_SCHEMA, PARTITION_FIELDS, POSTS_SCHEMA, QUARANTINE_SCHEMA, UTC
@@ -194,7 +194,7 @@ class Lake:
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink(missing_ok=True)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return final, result
 
     # -- locking ---------------------------------------------------------------------------------

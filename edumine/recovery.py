@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edumine.atomic import fsync_dir
 from edumine.integrity import CorruptTable
 from edumine.schema import UTC
 
@@ -72,9 +73,9 @@ def begin(root: Path, run_id: str) -> int:
         _place(root / relative, tmp / "files" / relative)
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "run.json").write_text(json.dumps({"run_id": run_id, "files": len(files)}) + "\n", encoding="utf-8")
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     os.replace(tmp, root / SNAPSHOT)
-    _fsync_dir(root)
+    fsync_dir(root)
     return len(files)
 
 
@@ -193,10 +194,3 @@ def _remove_empty_dirs(root: Path) -> None:
                 except OSError:
                     pass
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
