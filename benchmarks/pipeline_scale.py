@@ -197,13 +197,6 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_docs(path: Path, block: str, n: int) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    pattern = re.compile(rf"<!-- pipeline-scale {n} start .*?<!-- pipeline-scale {n} end -->\n", re.DOTALL)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
-    path.write_text(text, encoding="utf-8")
-
-
 def timed_run(command: list[str], env: dict[str, str], log_path: Path, lake: Path,
               sections: dict[str, str | None]) -> dict[str, Any]:
     """One ``edumine run`` under ``/usr/bin/time -v``: wall time, ``time -v`` figures, load before and after,
@@ -372,7 +365,7 @@ def main() -> None:
     path = args.out / f"pipeline-{args.n}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     if not args.no_docs:
-        update_docs(args.docs, markdown(result), args.n)
+        update_block(args.docs, markdown(result), f"pipeline-scale {args.n}")
     sys.stdout.write(markdown(result))
 
 

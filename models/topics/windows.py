@@ -1,9 +1,8 @@
-"""Topics over time: prevalence per window and community (with bootstrap intervals) and per-window topic
-representations (c-TF-IDF terms with the global model's IDF, and the window's centroid of its documents).
+"""Topics over time: prevalence per window and community, with bootstrap intervals.
 
 Windows come from ``edumine.windows`` so that topics, themes and participation line up; intervals from
-``edumine.stats.bootstrap_share_interval``. The per-window terms and centroids are what a lineage stage
-matches across windows (topic ``t`` in 2018H1 against topic ``u`` in 2018H2).
+``edumine.stats.bootstrap_share_interval``. (Lineage builds its own per-window, per-community topic
+representations from ``docs`` and ``doc_topics``: models/lineage/tracking.py.)
 """
 
 from __future__ import annotations
@@ -64,40 +63,3 @@ def prevalence_table(window_starts: np.ndarray, communities: list[str], topics: 
         rows["share"], rows["share_low"], rows["share_high"] = share.tolist(), low.tolist(), high.tolist()
     return rows
 
-
-def window_representations(window_starts: np.ndarray, topics: np.ndarray, topic_ids: list[int], counts: Any,
-                           ctfidf: Any, vocabulary: np.ndarray, vectors: np.ndarray, unit: str, *,
-                           top_n: int = 10) -> dict[str, list[Any]]:
-    """Per window and topic (outliers left out): docs, top c-TF-IDF terms and weights, and the centroid.
-
-    ``counts`` is the docs x terms count matrix of the fitted vectorizer; ``ctfidf`` the fitted
-    ClassTfidfTransformer (so the IDF is the whole corpus's, and terms are comparable across windows).
-    """
-    import scipy.sparse as sp
-
-    starts = np.asarray(window_starts).astype("datetime64[D]")
-    keep = topics != -1
-    pairs = np.stack([starts[keep].astype(np.int64), topics[keep]], axis=1)
-    groups, group_of = np.unique(pairs, axis=0, return_inverse=True)
-    group_of = np.asarray(group_of).ravel()
-    rows_idx = np.flatnonzero(keep)
-    indicator = sp.csr_matrix((np.ones(len(rows_idx)), (group_of, rows_idx)), shape=(len(groups), len(topics)))
-    summed = indicator @ counts
-    weights = ctfidf.transform(sp.csr_matrix(summed))
-    sizes = np.asarray(indicator.sum(axis=1)).ravel()
-    centroids = (indicator @ vectors) / np.maximum(sizes, 1)[:, None]
-    out: dict[str, list[Any]] = {k: [] for k in ("window_start", "window_label", "topic_id", "docs", "terms", "weights",
-                                                 "centroid")}
-    weights = sp.csr_matrix(weights)
-    for g, (start_days, topic_id) in enumerate(groups):
-        row = weights.getrow(g)
-        order = np.argsort(-row.data, kind="stable")[:top_n]
-        start = date.fromisoformat(str(np.datetime64(int(start_days), "D")))
-        out["window_start"].append(start)
-        out["window_label"].append(window_label(start, unit))
-        out["topic_id"].append(int(topic_id))
-        out["docs"].append(int(sizes[g]))
-        out["terms"].append([str(vocabulary[i]) for i in row.indices[order]])
-        out["weights"].append([float(x) for x in row.data[order]])
-        out["centroid"].append(np.asarray(centroids[g], dtype=np.float32).tolist())
-    return out
