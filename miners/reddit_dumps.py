@@ -120,6 +120,13 @@ class DumpBlock:
                 items.append(obj)
         return items, stats
 
+    def read_batch(self, settings: Any) -> Any:
+        """The block as a prepared Batch by the vectorised reading of miners/dump_columns.py (the same Batch
+        ``run_job`` makes of ``self()``, faster)."""
+        from edumine.miners.dump_columns import read_block
+
+        return read_block(self, settings)
+
 
 def _record(path: Path | str, lineno: int, line: bytes, obj: dict, options: tuple, counts: Counter) -> dict | Rejected | None:
     """The lake record of a parsed line; a Rejected if it cannot be one; None if a filter leaves it out."""
