@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -88,19 +89,44 @@ def run(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option(Fal
 
 
 @app.command()
-def collect(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
-    """Run the collection flow alone: every configured source into the lake."""
+def collect(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option(False, "--verbose", "-v"),
+            prefect: Optional[bool] = typer.Option(
+                None, "--prefect/--no-prefect",
+                help="run as a Prefect flow; default: only when PREFECT_API_URL names a server (without one, "
+                     "Prefect would start a temporary server, 20-40 s, that nothing needs)")) -> None:
+    """Collect every configured source into the lake (the collection flow alone)."""
     _logging(verbose)
     try:
         from edumine.config import load_config
 
-        load_config(config, set_ or [], check_inputs=True)
+        settings = load_config(config, set_ or [], check_inputs=True)
         _guard_prefect_server()
-        from edumine.pipelines.flows import collect_flow
+        if prefect is None:
+            prefect = bool(os.environ.get("PREFECT_API_URL"))
+        if prefect:
+            from edumine.pipelines.flows import collect_flow
 
-        _summary(collect_flow(str(config), set_ or []))
+            _summary(collect_flow(str(config), set_ or []))
+        else:
+            _summary(_collect_in_process(settings))
     except EdumineError as exc:
         _fail(exc)
+
+
+def _collect_in_process(settings: Any) -> dict[str, Any]:
+    """The collect flow's work without Prefect: the same sources, manifest and lake (pipelines/runner.py)."""
+    from edumine.pipelines import runner
+
+    ctx = runner.open_run(settings, "collect")
+    try:
+        for index in range(len(settings.sources)):
+            runner.collect_source(ctx, index)
+    except BaseException as exc:
+        runner.close_run(ctx, "failed", exc)
+        raise
+    manifest = runner.close_run(ctx, "completed")
+    sources = [{k: v for k, v in report.items() if k != "files"} for report in ctx.inputs]
+    return {"run_id": ctx.run_id, "manifest": str(manifest), "lake": str(ctx.lake.root), "sources": sources}
 
 
 @app.command()

@@ -78,6 +78,27 @@ class Pseudonymiser:
                 self._cache.clear()
         return cached
 
+    def authors(self, names: list[str | None]) -> list[str | None]:
+        """``author`` of each name (one loop for a batch's distinct names: no call per name)."""
+        cache, key, digest, deleted = self._cache, self._key, hmac.digest, DELETED_AUTHORS
+        out: list[str | None] = []
+        for name in names:
+            if name is None:
+                out.append(None)
+                continue
+            name = name.strip()
+            cached = cache.get(name)
+            if cached is None:
+                lowered = name.lower()
+                if lowered in deleted:
+                    out.append(None)
+                    continue
+                cached = cache[name] = "a_" + digest(key, lowered.encode("utf-8"), "sha256").hex()[:16]
+            out.append(cached)
+        if len(cache) > 500_000:
+            cache.clear()
+        return out
+
     def profile(self, community: str) -> str:
         """The pseudo-community of a user's profile (``u_name``) with the name pseudonymised."""
         return "u_" + (self.author(community[2:]) or "unknown")

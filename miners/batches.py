@@ -171,7 +171,7 @@ def prepare_arrays(arrays: dict[str, pa.Array], n: int, pseudonymiser: Pseudonym
     arrays = dict(arrays)
     authors = arrays["author"].dictionary_encode()
     names = authors.dictionary.to_pylist()
-    arrays["author"] = pa.array([pseudonymiser.author(name) for name in names], pa.string()).take(authors.indices)
+    arrays["author"] = pa.array(pseudonymiser.authors(names), pa.string()).take(authors.indices)
     texts = {name: _pseudonymised_text(arrays[name], pseudonymiser) for name in TEXT_FIELDS}
     _apply_deletion(texts, arrays)
     arrays.update(texts)

@@ -89,8 +89,9 @@ def read_block(block: DumpBlock, settings: Settings) -> Batch:
     lines = block.block.split(b"\n")
     parsed = _parse(lines)
     n = len(parsed)
-    slow = np.fromiter((p is None for p in parsed), bool, n)
-    if slow.any():
+    slow = np.zeros(n, bool)
+    if None in parsed:
+        slow[[row for row, p in enumerate(parsed) if p is None]] = True
         parsed = [_NOTHING if p is None else p for p in parsed]
     low, high = settings.plausible
     columns = _columns(parsed, slow, high)
