@@ -198,10 +198,9 @@ def _pseudonymised_text(array: pa.Array, pseudonymiser: Pseudonymiser) -> pa.Arr
     maybe = pc.fill_null(pc.match_substring_regex(array, _MAY_NAME), False)
     if not pc.any(maybe).as_py():
         return array
-    values = array.to_pylist()
-    for index in pc.indices_nonzero(maybe).to_pylist():
-        values[index] = pseudonymiser.text(values[index])
-    return pa.array(values, pa.string())
+    # only the rows that may name someone become Python strings
+    rewritten = [pseudonymiser.text(value) for value in array.filter(maybe).to_pylist()]
+    return pc.replace_with_mask(array, maybe, pa.array(rewritten, pa.string()))
 
 
 def _apply_deletion(texts: dict[str, pa.Array], arrays: dict[str, pa.Array]) -> None:
@@ -209,13 +208,9 @@ def _apply_deletion(texts: dict[str, pa.Array], arrays: dict[str, pa.Array]) -> 
     body, removal = texts["body"], arrays["removal"]
     maybe = pc.fill_null(pc.and_(pc.is_null(removal), pc.match_substring_regex(body, _DELETED_MARK)), False)
     if len(body) and pc.any(maybe).as_py():
-        values = removal.to_pylist()
-        bodies = body.to_pylist()
-        for index in pc.indices_nonzero(maybe).to_pylist():
-            stripped = bodies[index].strip()
-            if stripped in DELETED_TEXT:
-                values[index] = stripped[1:-1]
-        removal = arrays["removal"] = pa.array(values, pa.string())
+        marks = [stripped[1:-1] if (stripped := value.strip()) in DELETED_TEXT else None
+                 for value in body.filter(maybe).to_pylist()]
+        removal = arrays["removal"] = pc.replace_with_mask(removal, maybe, pa.array(marks, pa.string()))
     deleted = pc.is_valid(removal)
     arrays["is_deleted"] = deleted
     for name in ("title", "body", "link_url"):
