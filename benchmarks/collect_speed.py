@@ -13,8 +13,11 @@ copy k's author is another person (``author`` suffixed, so pseudonymisation hash
 Two whole processes, each under ``/usr/bin/time -v``, alternated ``repeats`` times (medians reported):
   bare     - ``python -c`` that streams the file through zstandard and ``json.loads`` each line (what a
              researcher would write to read a dump; no normalisation, nothing written)
-  collect  - ``edumine collect`` of the dump into a fresh lake with the default config (Prefect flow, reading,
-             normalising, quarantining, pseudonymising, staging, merging, atomic Parquet writes, manifest)
+  collect  - ``edumine collect`` of the dump into a fresh lake with the default config (reading, normalising,
+             quarantining, pseudonymising, staging, merging, atomic Parquet writes, manifest; in process, as
+             the command runs without PREFECT_API_URL)
+  prefect  - with ``--with-prefect``: ``edumine collect --prefect`` (the same as a Prefect flow, which starts
+             and stops a temporary Prefect server)
 The JSON goes to ``benchmarks/out/collect-speed-<lines>.json``, a table to ``benchmarks/results/collect.md``.
 """
 
@@ -114,6 +117,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--workers", type=int, help="the source's workers (default: the collector decides)")
+    parser.add_argument("--with-prefect", action="store_true", help="also time `edumine collect --prefect`")
     parser.add_argument("--baseline", help="another checkout's edumine command (e.g. /work/main/.venv/bin/edumine), "
                                            "measured the same way beside this one")
     args = parser.parse_args()
@@ -131,7 +135,9 @@ def main() -> None:
     env = dict(os.environ, EDUMINE_PSEUDONYM_KEY="benchmark-key", PYTHONHASHSEED="0")
     python = sys.executable
     edumine = str(Path(python).parent / "edumine")
-    commands = {"collect": edumine, **({"baseline": args.baseline} if args.baseline else {})}
+    commands = {"collect": [edumine], **({"prefect": [edumine, "--prefect"]} if args.with_prefect else {}),
+                **({"baseline": [args.baseline]} if args.baseline else {})}
+    env.pop("PREFECT_API_URL", None)
     runs: dict[str, list[dict[str, Any]]] = {"bare": [], **{name: [] for name in commands}}
     records = None
     load_before = os.getloadavg()
@@ -144,7 +150,9 @@ def main() -> None:
             if args.workers is not None and name == "collect":
                 source["workers"] = args.workers
             config.write_text(json.dumps({"lake": str(lake), "sources": [source]}))
-            runs[name].append(timed([command, "collect", "-c", str(config)], env=env, log=work / f"{name}-{repeat}.log"))
+            runs[name].append(timed([command[0], "collect", "-c", str(config), *command[1:]], env=env,
+                                    log=work / f"{name}-{repeat}.log"))
+            runs[name][-1]["temporary_server"] = "Starting temporary server" in (work / f"{name}-{repeat}.log").read_text()
             manifest = json.loads(sorted((lake / "runs").glob("*/manifest.json"))[-1].read_text())
             source = manifest["inputs"][0]
             records = source["records"] + source["quarantined_total"]
@@ -190,11 +198,14 @@ def write_docs(result: dict[str, Any]) -> None:
     table = [title, "",
              f"`.venv/bin/python benchmarks/collect_speed.py --lines {result['lines']} --repeats {result['repeats']}"
              + (f" --workers {result['workers']}" if result.get("workers") is not None else "")
+             + (" --with-prefect" if "prefect" in s else "")
              + (f" --baseline {result['baseline']}" if result["baseline"] else "") + "`: "
              f"whole processes under `/usr/bin/time -v`, alternated, medians of {result['repeats']}; "
              f"{result['cores']} cores, load {result['load_before'][0]} before, {result['load_after'][0]} after.", "",
              "| process | wall s | records/s | CPU s | peak RSS MB |", "|---|---|---|---|---|"]
     rows = [("bare", "bare zstd + `json.loads` loop"), ("collect", "`edumine collect` (this branch)")]
+    if "prefect" in s:
+        rows.append(("prefect", "`edumine collect --prefect` (this branch, a Prefect flow)"))
     if "baseline" in s:
         rows.append(("baseline", f"`edumine collect` before (commit {result['baseline_commit']})"))
     for name, label in rows:
@@ -205,8 +216,9 @@ def write_docs(result: dict[str, Any]) -> None:
                      f"{s[name + '_stage']['records_per_s']:,} | | |")
     table += ["", f"collect / bare: **{result['ratio']}×** ({result['runs']['collect'][-1]['records']:,} records "
                   f"stored, {result['runs']['collect'][-1]['quarantined']:,} quarantined); the collect stage alone / bare: "
-                  f"**{result['stage_ratio']}×** (the rest of the command is starting and stopping Prefect's "
-                  "temporary server, imports and the manifest).", ""]
+                  f"**{result['stage_ratio']}×**. "
+                  + "; ".join(f"{label.split(' (')[0]}: {'a' if result['runs'][name][-1].get('temporary_server') else 'no'} "
+                              "temporary Prefect server" for name, label in rows[1:]) + ".", ""]
     text = DOCS.read_text() if DOCS.exists() else "# Results: collection at parse speed\n"
     pattern = re.compile(rf"{re.escape(title)}\n.*?(?=\n### |\n## |\Z)", re.S)
     block = "\n".join(table)
