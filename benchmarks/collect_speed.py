@@ -222,7 +222,8 @@ def write_docs(result: dict[str, Any]) -> None:
     text = DOCS.read_text() if DOCS.exists() else "# Results: collection at parse speed\n"
     pattern = re.compile(rf"{re.escape(title)}\n.*?(?=\n### |\n## |\Z)", re.S)
     block = "\n".join(table)
-    text = pattern.sub(lambda _: block.rstrip("\n"), text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
+    text = pattern.sub(lambda _: block.rstrip("\n") + "\n", text) if pattern.search(text) else \
+        text.rstrip("\n") + "\n\n" + block
     DOCS.write_text(text)
 
 
