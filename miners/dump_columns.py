@@ -130,7 +130,8 @@ def read_block(block: DumpBlock, settings: Settings) -> Batch:
     tables, order = [], []
     chosen_rows = pc.indices_nonzero(keep)
     if len(chosen_rows):
-        arrays = {name: array.take(chosen_rows) for name, array in columns.items()}
+        whole = len(chosen_rows) == n  # the usual block: every row kept, nothing to copy
+        arrays = columns if whole else {name: array.take(chosen_rows) for name, array in columns.items()}
         tables.append(prepare_arrays(arrays, len(chosen_rows), settings.pseudonymiser, settings.kind, settings.run_id))
         order.append(chosen_rows.to_numpy())
     if rest.records:

@@ -86,6 +86,8 @@ def edge_lines() -> list[str]:
         json.dumps(submission("sur", title="lone \udc80 surrogate")),               # escaped: orjson refuses
         json.dumps(submission("deep", extra=[[[[1]]]])),
         json.dumps(submission("cr")) + "\r",
+        "\ufeff" + json.dumps(submission("bom")),                                  # a byte order mark
+        json.dumps(submission("huge", created=10**20, score=10**20)),
     ]
     return lines
 
