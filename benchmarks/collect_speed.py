@@ -152,7 +152,8 @@ def main() -> None:
             config.write_text(json.dumps({"lake": str(lake), "sources": [source]}))
             runs[name].append(timed([command[0], "collect", "-c", str(config), *command[1:]], env=env,
                                     log=work / f"{name}-{repeat}.log"))
-            runs[name][-1]["temporary_server"] = "Starting temporary server" in (work / f"{name}-{repeat}.log").read_text()
+            log_text = (work / f"{name}-{repeat}.log").read_text()
+            runs[name][-1]["temporary_server"] = "Starting temporary server" in log_text
             manifest = json.loads(sorted((lake / "runs").glob("*/manifest.json"))[-1].read_text())
             source = manifest["inputs"][0]
             records = source["records"] + source["quarantined_total"]

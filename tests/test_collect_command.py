@@ -28,7 +28,8 @@ def test_collect_without_a_prefect_server_runs_in_process(tmp_path: Path) -> Non
     manifest = json.loads(next((tmp_path / "lake" / "runs").glob("*/manifest.json")).read_text())
     assert manifest["status"] == "completed" and manifest["flow"] == "collect"
     source = manifest["inputs"][0]
-    assert (source["records"], source["quarantined_total"], source["notes"]["user_profile_records_left_out"]) == (2, 1, 1)
+    left_out = source["notes"]["user_profile_records_left_out"]
+    assert (source["records"], source["quarantined_total"], left_out) == (2, 1, 1)
     assert "manifest:" in result.stdout
     assert not (tmp_path / "prefect" / "prefect.db").exists()  # a temporary server would have created it
 
