@@ -112,3 +112,34 @@ def test_the_tuned_table_is_seeded_cached_and_changes_the_scores(small_labels: P
     assert np.array_equal(again.predict_proba(TEXTS), a.predict_proba(TEXTS))
     with pytest.raises(AssertionError, match="retrained"):                      # other labels: a new fit
         make_estimator(NAME, codebook, tuned, cache_dir=str(tmp_path / "a")).fit(texts, np.roll(Y, 1, axis=0))
+
+
+def test_the_stage_reads_the_static_model_from_its_lake_and_labels_every_usable_post(
+        small_labels: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a run the static MiniLM lives in the lake's ``models/static`` artefact (a fresh lake builds it there on
+    first use; here the checkout's build is copied in, as a previous run would have left it)."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from conftest import CORPORA, make_config
+    from edumine.pipelines.runner import run_pipeline
+
+    built = make_embedder("embeddings.static_minilm.v1").folder
+    make_embedder("embeddings.static_minilm.v1").model()
+    lake = tmp_path / "lake"
+    shutil.copytree(built, lake / "models" / "static" / built.name)
+    monkeypatch.delenv("EDUMINE_STATIC_DIR")
+    sources = [{"kind": "tabular.v1", "name": "rmhd", "paths": [str(CORPORA / "reddit-teaching-2018-19" / "*.csv")],
+                "columns": {"created": "date", "body": "post", "community": "subreddit", "author": "author"}}]
+    themes = {"codebook": str(CODEBOOK), "labels": [str(small_labels)], "imported_labels": str(tmp_path / "i.jsonl"),
+              "classifier": NAME, "eval_folds": 0, "threshold_folds": 2, "model_dir": str(tmp_path / "models"),
+              "cache_dir": str(tmp_path / "cache")}
+    first = run_pipeline(make_config(lake, sources, themes=themes), only=["preprocess", "themes"]).outputs["themes"]
+    doc_themes = pq.read_table(lake / "doc_themes").to_pandas()
+    assert first["docs"] == len(doc_themes) == first["scored_now"] > 100
+    assert doc_themes["model"].str.startswith(NAME + "-").all()
+    assert [p.name for p in (lake / "models" / "static").iterdir()] == [built.name]   # read, not rebuilt
+    from edumine.models.embeddings import static
+
+    assert str((lake / "models" / "static" / built.name).resolve()) in static._MODELS    # the lake's copy was used
