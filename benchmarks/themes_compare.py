@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 CACHE = ROOT / "data" / "cache" / "embeddings"
 ONNX = "embeddings.minilm_onnx.v1"
+STATIC = "embeddings.static_minilm.v1"
 
 APPROACHES: dict[str, tuple[str, dict]] = {
     "default: tfidf1+minilm C=1 (onnx int8, 256)": ("themes.tfidf_minilm_logreg.v1", {}),
@@ -50,6 +51,30 @@ APPROACHES: dict[str, tuple[str, dict]] = {
     "tfidf+minilm C=8 (256)": ("themes.tfidf_minilm_logreg.v1", {"C": 8.0}),
     "tfidf+minilm C=0.5 (256)": ("themes.tfidf_minilm_logreg.v1", {"C": 0.5}),
     "tfidf+minilm w=2 (256)": ("themes.tfidf_minilm_logreg.v1", {"minilm_weight": 2.0}),
+    # static MiniLM (model2vec recipe, embeddings.static_minilm.v1): word-piece vectors averaged
+    "static256 + LR": ("themes.minilm_logreg.v2", {"backend": STATIC, "backend_params": {}}),
+    "tfidf1+static256 C=1": ("themes.tfidf_minilm_logreg.v1", {"backend": STATIC, "backend_params": {}}),
+    "tfidf1+static384 C=1": ("themes.tfidf_minilm_logreg.v1", {
+        "backend": STATIC, "backend_params": {"pca_dims": None}}),
+    "tfidf1+static256 C=1 w=2": ("themes.tfidf_minilm_logreg.v1", {
+        "backend": STATIC, "backend_params": {}, "minilm_weight": 2.0}),
+    "tfidf1+static256 C=2": ("themes.tfidf_minilm_logreg.v1", {"backend": STATIC, "backend_params": {}, "C": 2.0}),
+    "tfidf1+static256 no-sif": ("themes.tfidf_minilm_logreg.v1", {
+        "backend": STATIC, "backend_params": {"sif_coefficient": None}}),
+    "tfidf_static_logreg.v1 (frozen)": ("themes.tfidf_static_logreg.v1", {}),
+    "tfidf_static_logreg.v1 tuned 5 ep w=0.5": ("themes.tfidf_static_logreg.v1", {"tune_epochs": 5}),
+    "tfidf_static_logreg.v1 tuned 10 ep w=0.5": ("themes.tfidf_static_logreg.v1", {"tune_epochs": 10}),
+    "tfidf_static_logreg.v1 tuned 5 ep w=0.3": ("themes.tfidf_static_logreg.v1", {"tune_epochs": 5, "tuned_weight": 0.3}),
+    "tfidf_static_logreg.v1 tuned 5 ep lr=1e-2": ("themes.tfidf_static_logreg.v1", {"tune_epochs": 5, "tune_lr": 1e-2}),
+    "tfidf_static_logreg.v1 ngram 2": ("themes.tfidf_static_logreg.v1", {"ngram_max": 2}),
+    "tfidf_static_logreg.v1 w=0.5": ("themes.tfidf_static_logreg.v1", {"static_weight": 0.5}),
+    "tfidf_static_logreg.v1 C=0.5": ("themes.tfidf_static_logreg.v1", {"C": 0.5}),
+    "tfidf_static_logreg.v1 cb=1": ("themes.tfidf_static_logreg.v1", {"codebook_weight": 1.0}),
+    "tfidf_static_logreg.v1 tuned 5 ep alone": ("themes.tfidf_static_logreg.v1", {"tune_epochs": 5, "tuned_weight": 1.0}),
+    "tfidf_static_logreg.v1 tuned 2 ep lr=1e-3 w=0.3": ("themes.tfidf_static_logreg.v1", {
+        "tune_epochs": 2, "tune_lr": 1e-3, "tuned_weight": 0.3}),
+    "tfidf_static_logreg.v1 tuned 2 ep lr=1e-3 alone": ("themes.tfidf_static_logreg.v1", {
+        "tune_epochs": 2, "tune_lr": 1e-3, "tuned_weight": 1.0}),
 }
 
 

@@ -6,6 +6,12 @@ process labels N posts with an empty text cache: docs/s = N / wall-clock of that
 cleaning, tokenising, encoding, scoring, writing). ``--encoders`` also times the bare encoders in-process and
 compares their vectors with the float32 PyTorch MiniLM (cosine).
 
+The predict process runs under ``/usr/bin/time -v`` when it exists (its peak memory is reported), and each
+classifier is also timed **in process**: the trained model loaded, then cleaned texts scored and decided as the
+theme stage does (``ThemeModel.predict_proba`` + ``decide``, first call, no vectors cached): docs/s of the stage's
+labelling without process start-up. Static models (``embeddings.static_minilm.v1``) are built once into
+``--static-dir`` before any timing (``static_build_seconds``).
+
     nice .venv/bin/python benchmarks/themes_speed.py [--n 3000] [--classifier NAME JSON_PARAMS ...] [--encoders]
 """
 
@@ -26,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 SOURCES = [{"kind": "tabular.v1", "name": "unused", "paths": ["unused.csv"], "columns": {"body": "body", "created": "created"},
             "community": "unused"}]  # themes commands read no source
-DEFAULT_RUNS = [("themes.tfidf_minilm_logreg.v1", "{}"), ("themes.tfidf_logreg.v1", "{}")]
+DEFAULT_RUNS = [("themes.tfidf_minilm_logreg.v1", "{}"), ("themes.tfidf_static_logreg.v1", "{}"),
+                ("themes.tfidf_logreg.v1", "{}")]
 
 
 def sample_posts(n: int, seed: int = 0) -> pd.DataFrame:
@@ -44,17 +51,53 @@ def sample_posts(n: int, seed: int = 0) -> pd.DataFrame:
     return posts
 
 
+TIME = Path("/usr/bin/time")
+LAST_PEAK_MB: list[float] = []
+
+
 def edumine(*args: str, cwd: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one edumine process. On a shared machine the CPU seconds say more:
-    docs per CPU-second x 2 is what 2 idle cores would give if the work used both (ONNX Runtime does)."""
+    docs per CPU-second x 2 is what 2 idle cores would give if the work used both (ONNX Runtime does).
+    Under ``/usr/bin/time -v`` its peak resident memory goes to ``LAST_PEAK_MB``."""
+    import re
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "edumine.cli", *args], cwd=cwd, check=True, capture_output=True)
+    prefix = [str(TIME), "-v"] if TIME.exists() else []
+    done = subprocess.run([*prefix, sys.executable, "-m", "edumine.cli", *args], cwd=cwd, check=True,
+                          capture_output=True, text=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    LAST_PEAK_MB[:] = [round(int(peak.group(1)) / 1024, 1)] if peak else []
     return time.perf_counter() - started, cpu
+
+
+def in_process(model_dir: Path, texts: list[str]) -> dict:
+    """The trained model loaded in this process, then ``texts`` scored and decided (first call: nothing cached)."""
+    import resource
+
+    from edumine.models.themes.classifier import ThemeModel
+
+    latest = json.loads((model_dir / "latest.json").read_text())
+    folder = model_dir / Path(latest.get("folder") or latest.get("model") or latest.get("name")).name
+    started = time.perf_counter()
+    model = ThemeModel.load(folder)
+    load_seconds = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as empty:
+        model.use_cache_dir(empty)
+        warm = time.perf_counter()
+        model.predict_proba(texts[:8])  # lazy loads (ONNX session, static table) outside the timing
+        warm = time.perf_counter() - warm
+        cpu0, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        model.decide(model.predict_proba(texts[8:]))
+        seconds = time.perf_counter() - started
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
+    return {"in_process_docs_per_s": round((len(texts) - 8) / seconds, 1),
+            "in_process_docs_per_cpu_s": round((len(texts) - 8) / max(cpu, 1e-9), 1),
+            "model_load_seconds": round(load_seconds, 2), "first_call_seconds": round(warm, 2)}
 
 
 def main() -> None:
@@ -65,13 +108,25 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="which posts (a sample not labelled before)")
     parser.add_argument("--model-dir", type=Path, default=ROOT / "data" / "models" / "themes")
     parser.add_argument("--label-cache", type=Path, default=ROOT / "data" / "cache" / "embeddings")
+    parser.add_argument("--static-dir", type=Path, default=ROOT / "data" / "models" / "static")
     args = parser.parse_args()
+    import os
+
+    from edumine.models.text.clean import clean_text
+
+    os.environ["EDUMINE_STATIC_DIR"] = str(args.static_dir)  # the predict processes inherit it
     load = open("/proc/loadavg").read().split()[0]
     results: dict = {"n": args.n, "load_before": load}
+    started = time.perf_counter()
+    from edumine.models.embeddings.static import StaticMiniLMEmbedder
+
+    StaticMiniLMEmbedder(artefact_dir=args.static_dir).model()
+    results["static_build_seconds"] = round(time.perf_counter() - started, 1)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         posts = sample_posts(args.n, args.seed)
         posts.to_parquet(work / "posts.parquet")
+        texts = [clean_text(t, b) for t, b in zip(posts["title"], posts["body"])]
         for name, params in args.classifier or DEFAULT_RUNS:
             base = {"codebook": str(SHARED / "codebook" / "sdl_themes.yaml"),
                     "labels": [str(SHARED / "labels" / "sdl_train.jsonl")], "classifier": name,
@@ -86,6 +141,7 @@ def main() -> None:
             run_cfg.write_text(json.dumps({"lake": str(work / "lake"), "sources": SOURCES, "themes": {**base, "cache_dir": str(cache)}}))
             seconds, cpu = edumine("themes", "predict", str(work / "posts.parquet"), "--out", str(work / "out.jsonl"),
                               "--config", str(run_cfg), cwd=ROOT)
+            peak = LAST_PEAK_MB[0] if LAST_PEAK_MB else None
             # again with the vectors cached: what the stage costs when the topic stage already encoded the docs
             cached_seconds, cached_cpu = edumine("themes", "predict", str(work / "posts.parquet"), "--out",
                                                  str(work / "out2.jsonl"), "--config", str(run_cfg), cwd=ROOT)
@@ -94,6 +150,8 @@ def main() -> None:
                             "cpu_seconds": round(cpu, 1), "docs_per_cpu_s": round(len(posts) / cpu, 1),
                             "vectors_cached_docs_per_s": round(len(posts) / cached_seconds, 1),
                             "vectors_cached_docs_per_cpu_s": round(len(posts) / cached_cpu, 1),
+                            "predict_peak_rss_mb": peak,
+                            **in_process(args.model_dir, texts),
                             "load_after": open("/proc/loadavg").read().split()[0],
                             "train_or_load_seconds": round(train_seconds, 1)}
             print(key, results[key], flush=True)

@@ -83,6 +83,8 @@ ENTRIES: tuple[Entry, ...] = (
           kind="artefact"),
     Entry("models/onnx", "models", "embeddings", "MiniLM exported to ONNX (int8), built once from local weights",
           kind="artefact"),
+    Entry("models/static", "models", "embeddings", "static (model2vec) MiniLM word-piece vectors, built once "
+          "from local weights", kind="artefact"),
     Entry("cache/embeddings", "intermediate", "topics", "document vectors by backend key, uid and text hash "
           "(topics and themes share them)", kind="artefact"),
     Entry("cache/texts", "intermediate", "themes", "theme classifiers' text vectors by text hash (labels, "

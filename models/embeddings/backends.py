@@ -358,6 +358,7 @@ def _encode_in_steps(embedder: Embedder, texts: list[str], progress: Any) -> np.
 
 
 from edumine.models.embeddings import onnx as _embeddings_onnx  # noqa: E402,F401  (registers embeddings.minilm_onnx.v1)
+from edumine.models.embeddings import static as _embeddings_static  # noqa: E402,F401  (registers embeddings.static_minilm.v1)
 
 
 def keep_fitted_state(embedder: Embedder, cache_root: Path, folder: Path) -> None:
