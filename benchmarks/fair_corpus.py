@@ -99,8 +99,18 @@ def vectors(name: str, model: str) -> tuple[np.ndarray, float]:
             embedder = make_embedder("embeddings.tfidf_svd.v1", **settings.params)
             matrix = embedder.fit(data["lemmas"]).encode(data["lemmas"])
             seconds = time.perf_counter() - started
+        elif model == "static":
+            # The theme option's encoder (embeddings.static_minilm.v1 over the text the theme stage reads): the
+            # vectors a topic stage would share with it. Its one-off build is not counted, only the encoding.
+            from edumine.models.embeddings.backends import make_embedder
+
+            embedder = make_embedder("embeddings.static_minilm.v1")
+            embedder.encode(["warm up: the model is built or loaded here, outside the timing"])
+            started = time.perf_counter()
+            matrix = embedder.encode(list(data["text"]))
+            seconds = time.perf_counter() - started
         else:
-            raise SystemExit(f"unknown vectors {model!r}; use minilm or tfidf")
+            raise SystemExit(f"unknown vectors {model!r}; use minilm, tfidf or static")
         np.savez(path, vectors=matrix.astype(np.float32), seconds=np.float64(seconds))
     with np.load(path) as stored:
         return stored["vectors"], float(stored["seconds"])

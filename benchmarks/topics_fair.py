@@ -19,7 +19,7 @@ same way (``score``):
   ``--minilm-docs-per-s``) plus the fit, and the fit alone; peak RSS of the process.
 
 Models: ``edumine[:option=value,...]`` (TopicModel with TopicsConfig's defaults and the given changes;
-``vectors=tfidf|minilm|concat``), ``bertopic`` (BERTopic's default: MiniLM, UMAP(15, 5, cosine),
+``vectors=tfidf|minilm|static|concat|concat_static``; ``static`` is the theme option's static MiniLM), ``bertopic`` (BERTopic's default: MiniLM, UMAP(15, 5, cosine),
 HDBSCAN(10); CountVectorizer(min_df=2) over the lemmas), ``keynmf`` and ``gmm`` (turftopic 0.28 defaults
 with the MiniLM encoder and the same vectorizer, 100 topics as in issue 17; installed with ``pip install
 --target .turf --no-deps turftopic==0.28.0 igraph==0.11.9 texttable==1.7.2 pillow==13.0.0``, see
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -92,9 +93,10 @@ def parse_options(spec: str) -> tuple[str, dict[str, Any]]:
 def load_vectors(corpus: str, which: str) -> tuple[np.ndarray, float]:
     from fair_corpus import vectors
 
-    if which != "concat":
+    concats = {"concat": ("tfidf", "minilm"), "concat_static": ("tfidf", "static")}
+    if which not in concats:
         return vectors(corpus, which)
-    parts = [vectors(corpus, name) for name in ("tfidf", "minilm")]
+    parts = [vectors(corpus, name) for name in concats[which]]
     unit = [p[0] / np.maximum(np.linalg.norm(p[0], axis=1, keepdims=True), 1e-12) for p in parts]
     return np.hstack(unit).astype(np.float32), sum(p[1] for p in parts)
 
@@ -207,7 +209,8 @@ def summarise(rows: list[dict[str, Any]], minilm_rate: float | None) -> dict[str
             values = np.array([r[key] for r in mine], dtype=float)
             spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             entry[key] = [round(float(values.mean()), 4), round(spread, 4)]
-        if minilm_rate and ("minilm" in spec or "concat" in spec or not spec.startswith("edumine")):
+        uses_minilm = "minilm" in spec or re.search(r"vectors=concat(,|$)", spec) or not spec.startswith("edumine")
+        if minilm_rate and uses_minilm:
             docs = len(load_corpus(mine[0]["corpus"])["uid"])
             entry["embed_seconds_at_reference_rate"] = round(docs / minilm_rate, 1)
         out[spec] = entry
