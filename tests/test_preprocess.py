@@ -114,3 +114,21 @@ def test_only_partitions_whose_posts_changed_are_read_and_the_docs_equal_a_full_
     ordered = ["uid", "kind", "created_at", "text", "lemmas", "n_tokens", "language", "usable", "reason", "text_hash"]
     incremental = Lake(lake).read("docs").select(ordered).sort_by("uid")
     assert incremental.equals(Lake(rebuilt).read("docs").select(ordered).sort_by("uid"))
+
+
+def test_spacy_loads_without_torch_and_torch_still_imports_after() -> None:
+    """thinc imports torch only for layers these pipelines lack: preprocessing a doc must not cost that import,
+    and a later stage that needs torch (theme encoders) must still get it."""
+    import subprocess
+    import sys
+
+    script = ("import sys\n"
+              "from edumine.models.text.preprocess import Preprocessor, PreprocessSettings\n"
+              "(r,) = Preprocessor(PreprocessSettings()).process([{'title': 'Teaching students fractions', "
+              "'body': 'My students struggle with fractions and number lines'}])\n"
+              "print('torch' in sys.modules, r.lemmas)\n"
+              "import torch\n"
+              "print(torch.tensor([1, 2]).sum().item())\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0].startswith("False ") and "student" in out[0] and "fraction" in out[0]
+    assert out[1] == "3"
