@@ -90,7 +90,8 @@ ENTRIES: tuple[Entry, ...] = (
           "(topics and themes share them)", kind="artefact"),
     Entry("cache/texts", "intermediate", "themes", "theme classifiers' text vectors by text hash (labels, "
           "predict inputs)", kind="artefact"),
-    Entry("_state", "state", "collect", "high-water marks of live sources", kind="artefact"),
+    Entry("_state", "state", "collect", "high-water marks of live sources; the files file sources read, with "
+          "their signatures (miners/file_ledger.py)", kind="artefact"),
     Entry("runs", "reporting", "runner", "one manifest.json per run", kind="artefact"),
     Entry("summary.duckdb", "reporting", "store", "DuckDB summary store for analysts", kind="artefact"),
     Entry("report.html", "reporting", "report", "self-contained HTML report", kind="artefact"),
