@@ -336,7 +336,7 @@ def main() -> None:
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
                            text=True).stdout.strip()
     commit += " (with uncommitted changes)" if dirty else ""
-    shown_command = ("nice -n 10 " if os.nice(0) >= 10 else "") + shlex.join(
+    shown_command = (f"nice -n {os.nice(0)} " if os.nice(0) > 0 else "") + shlex.join(
         [".venv/bin/python", "benchmarks/pipeline_scale.py", *sys.argv[1:]])
     first = timed_run(command, env, run_dir / "run.log", lake, sections)
     records = counts["post"] + counts["comment"]
