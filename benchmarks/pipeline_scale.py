@@ -219,6 +219,22 @@ def timed_run(command: list[str], env: dict[str, str], log_path: Path, lake: Pat
             "process": {"wall_seconds": round(wall, 1), **time_v(output)}}
 
 
+def running_prefect_server(env: dict[str, str]) -> str:
+    """A Prefect server (Prefect's own server command, as ``edumine run`` starts it) for the runs to report to,
+    as a nightly deployment's worker reports to its server; returns its API URL."""
+    os.environ.update({k: v for k, v in env.items() if k.startswith("PREFECT_")})
+    from edumine.pipelines.prefect_env import configure_prefect, start_server_early, wait_for_server
+
+    configure_prefect()
+    server = start_server_early()
+    if server is None:
+        raise SystemExit("--prefect-server: Prefect's settings already name a server (PREFECT_API_URL or a profile)")
+    wait_for_server(server)
+    if os.environ.get("PREFECT_API_URL") != server.api_url:
+        raise SystemExit("--prefect-server: the Prefect server did not start")
+    return server.api_url
+
+
 def split_newest(records: list[dict[str, Any]], share: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The records without their newest ``share`` (by created_at, then uid) and that newest share: what a
     nightly collection brings is the newest contributions."""
@@ -275,6 +291,10 @@ def main() -> None:
                              "trained in the run, inside the timing")
     parser.add_argument("--disable", action="append", default=[], metavar="STAGE",
                         help="turn a stage off (profiling only: the tables then are not the default config's)")
+    parser.add_argument("--prefect-server", action="store_true",
+                        help="both runs report to one Prefect server started before them (as the nightly "
+                             "deployment runs, under `prefect server start`); default: each run starts its own "
+                             "temporary server inside the timing")
     parser.add_argument("--nightly", type=float, default=None, metavar="SHARE",
                         help="hold back the newest SHARE of the records (e.g. 0.01), time a full run over the "
                              "rest, then a second run that collects the held-back records (module docstring)")
@@ -308,13 +328,15 @@ def main() -> None:
     env = dict(os.environ, EDUMINE_PSEUDONYM_KEY=os.environ.get("EDUMINE_PSEUDONYM_KEY", "edumine-benchmark-key"),
                PREFECT_HOME=str(run_dir / "prefect"))
     command = [str(ROOT / ".venv" / "bin" / "edumine"), "run", "--config", str(config)]
+    if args.prefect_server:  # started and waited for outside the timing, stopped when this script exits
+        env["PREFECT_API_URL"] = running_prefect_server(env)
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
                            text=True).stdout.strip()
     commit += " (with uncommitted changes)" if dirty else ""
-    shown_command = ("nice -n 10 " if os.nice(0) >= 10 else "") + shlex.join(
+    shown_command = (f"nice -n {os.nice(0)} " if os.nice(0) > 0 else "") + shlex.join(
         [".venv/bin/python", "benchmarks/pipeline_scale.py", *sys.argv[1:]])
     first = timed_run(command, env, run_dir / "run.log", lake, sections)
     records = counts["post"] + counts["comment"]

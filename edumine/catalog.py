@@ -49,6 +49,9 @@ ENTRIES: tuple[Entry, ...] = (
            schema="edumine.schema:QUARANTINE_SCHEMA"),
     _table("docs", "intermediate", "preprocess", "clean text, lemmas, token count, language, usable + reason",
            partitioning=("platform", "community", "month"), schema="edumine.tables:DOCS"),
+    _table("docs_sources", "intermediate", "preprocess", "per posts partition: the posts file its docs were made "
+           "from (signature), the settings and the docs' counts, so that the next run reads only changed partitions",
+           schema="edumine.tables:DOCS_SOURCES"),
     _table("topics", "model_output", "topics", "per topic: label, top terms, size, label coverage",
            schema="edumine.tables:TOPICS"),
     _table("doc_topics", "model_output", "topics", "per doc: topic_id, probability, core, window",
@@ -89,7 +92,8 @@ ENTRIES: tuple[Entry, ...] = (
           "(topics and themes share them)", kind="artefact"),
     Entry("cache/texts", "intermediate", "themes", "theme classifiers' text vectors by text hash (labels, "
           "predict inputs)", kind="artefact"),
-    Entry("_state", "state", "collect", "high-water marks of live sources", kind="artefact"),
+    Entry("_state", "state", "collect", "high-water marks of live sources; the files file sources read, with "
+          "their signatures (miners/file_ledger.py)", kind="artefact"),
     Entry("runs", "reporting", "runner", "one manifest.json per run", kind="artefact"),
     Entry("summary.duckdb", "reporting", "store", "DuckDB summary store for analysts", kind="artefact"),
     Entry("report.html", "reporting", "report", "self-contained HTML report", kind="artefact"),

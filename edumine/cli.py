@@ -43,12 +43,17 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
-def _guard_prefect_server() -> None:
-    """Stop a temporary Prefect server a killed edumine left, and stop ours on SIGTERM/SIGHUP/SIGINT too."""
-    from edumine.pipelines.prefect_env import install_signal_handlers, reap_orphans
+def _guard_prefect_server() -> Any:
+    """Stop a temporary Prefect server a killed edumine left, and stop ours on SIGTERM/SIGHUP/SIGINT too; start
+    this run's temporary server now (when Prefect would start one), so that it comes up while the pipeline is
+    imported. Returns it for ``wait_for_server``."""
+    from edumine.pipelines.prefect_env import configure_prefect, install_signal_handlers, reap_orphans, \
+        start_server_early
 
+    configure_prefect()
     reap_orphans()
     install_signal_handlers()
+    return start_server_early()
 
 
 def _summary(result: dict[str, Any]) -> None:
@@ -80,8 +85,11 @@ def run(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option(Fal
         from edumine.stages import pipeline_stages
 
         pipeline_stages(load_config(config, set_ or [], check_inputs=True))  # fail fast, before Prefect starts
-        _guard_prefect_server()
+        server = _guard_prefect_server()
         from edumine.pipelines.flows import pipeline_flow
+        from edumine.pipelines.prefect_env import wait_for_server
+
+        wait_for_server(server)
 
         _summary(pipeline_flow(str(config), set_ or []))
     except EdumineError as exc:
@@ -100,12 +108,14 @@ def collect(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option
         from edumine.config import load_config
 
         settings = load_config(config, set_ or [], check_inputs=True)
-        _guard_prefect_server()
         if prefect is None:
             prefect = bool(os.environ.get("PREFECT_API_URL"))
         if prefect:
+            server = _guard_prefect_server()
             from edumine.pipelines.flows import collect_flow
+            from edumine.pipelines.prefect_env import wait_for_server
 
+            wait_for_server(server)
             _summary(collect_flow(str(config), set_ or []))
         else:
             _summary(_collect_in_process(settings))

@@ -63,6 +63,9 @@ class CollectConfig(StrictModel):
 
     chunk_rows: int = Field(50_000, ge=100, description="records buffered before they are staged to disk")
     plausible_time: PlausibleTimeConfig = PlausibleTimeConfig()
+    skip_unchanged_files: bool = Field(True, description="leave out the dump and export files a collection read "
+                                       "before and that have not changed since (size, mtime, digest of the "
+                                       "first and last MiB); false rereads every file")
 
     def plausible(self) -> tuple[float, float]:
         from edumine.schema import plausible_range

@@ -100,6 +100,15 @@ class Lake:
         pattern = "/".join("*" for _ in item.partitioning) + f"/{PART_FILE}"
         return sorted(str(f.parent.relative_to(folder)) for f in folder.glob(pattern)) if folder.is_dir() else []
 
+    def partition_signature(self, name: str, partition: str) -> str | None:
+        """``size:mtime_ns:inode`` of a partition's file (None when missing): every write replaces the file
+        (a new inode), so an equal signature means the partition was not written since."""
+        try:
+            stat = (self.table_path(name) / partition / PART_FILE).stat()
+        except FileNotFoundError:
+            return None
+        return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+
     def read_partition(self, name: str, partition: str, columns: list[str] | None = None,
                        schema: Any = None) -> pa.Table | None:
         """One partition's file; None when it is missing. One that cannot be read raises ``CorruptTable``

@@ -89,6 +89,10 @@ class TableInput:
         """The stored partitions of a partitioned table (``platform=x/community=y/month=z``), sorted."""
         return self.lake.partitions(self.name)
 
+    def partition_signature(self, partition: str) -> str | None:
+        """An opaque signature of a partition's file that changes whenever the partition is written."""
+        return self.lake.partition_signature(self.name, partition)
+
     def read_partition(self, partition: str, columns: list[str] | None = None, schema: Any = None) -> Any:
         """One partition's rows (without the partition columns); None when it is missing. A damaged file raises
         ``CorruptTable``: the runner removes a derived one and its owner stage rebuilds it (edumine/integrity.py)."""

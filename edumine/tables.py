@@ -91,6 +91,10 @@ LINEAGE_WINDOWS = pa.schema([
     pa.field("community", pa.string()), pa.field("window_start", pa.date32()), pa.field("docs", pa.int64()),
     pa.field("fingerprint", pa.int64()), pa.field("basis", pa.string()),
 ])
+DOCS_SOURCES = pa.schema([
+    pa.field("partition", pa.string()), pa.field("posts_signature", pa.string()), pa.field("config_hash", pa.string()),
+    pa.field("docs", pa.int64()), pa.field("usable", pa.int64()), pa.field("reasons", pa.string()),
+])
 ACTIVITY_RUNS = pa.schema([pa.field("ingest_run", pa.string()), pa.field("unit", pa.string())])
 
 PAPER_TABLE = pa.schema([

@@ -37,6 +37,18 @@ class FileSourceConfig(SourceConfig):
         return value
 
 
+class FileListing:
+    """A source that reads files: the files its ``paths`` match, less those in ``skip`` (set by ingest to the
+    files a collection read before and that have not changed since: miners/file_ledger.py)."""
+
+    paths: list[str]
+    skip: frozenset[str] = frozenset()
+
+    def files(self) -> tuple[list[Path], list[str]]:
+        paths, unmatched = expand_paths(self.paths)
+        return [path for path in paths if str(path) not in self.skip], unmatched
+
+
 def record_builder(build: Callable[..., T]) -> Callable[..., T]:
     """Decorates a source's record builder so that a field of the wrong type (``int('abc')``, a missing
     key, a list where text belongs) raises ``BadRecord`` like every known problem: the source's own

@@ -71,13 +71,17 @@ def prepare(record: dict, pseudonymiser: Pseudonymiser, kind: str, run_id: str) 
 def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str,
                   pseudonymiser: Pseudonymiser, chunk_rows: int = 50_000,
                   user_profiles: str = "exclude", plausible: tuple[float, float] | None = None,
-                  batched: bool = True, workers: int | None = None) -> SourceReport:
+                  batched: bool = True, workers: int | None = None,
+                  skip_unchanged_files: bool = False) -> SourceReport:
     """Read one source completely and merge it into the lake. Never raises on bad input: every record passes
     ``normalise_record`` (miners/records.py) and what it rejects is quarantined with its reason.
 
     ``batched`` (the default) takes the input a batch at a time (miners/batches.py: Arrow columns, one
     pseudonym per distinct author, dumps parsed in ``workers`` processes, by default one per core for large
-    dumps); ``batched=False`` is the record-at-a-time loop, kept as the reference the batched path must equal."""
+    dumps); ``batched=False`` is the record-at-a-time loop, kept as the reference the batched path must equal.
+
+    ``skip_unchanged_files``: a file source leaves out the files it read completely before and that have not
+    changed since (miners/file_ledger.py); they count as ``unchanged_files`` in the report's notes."""
     started = time.perf_counter()
     plausible = plausible or plausible_range()
     report = SourceReport(label=label, kind=kind)
@@ -85,6 +89,17 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
         files, report.unmatched_patterns = source.files()
         if report.unmatched_patterns:
             log.warning("source %s: no file matches %s", label, report.unmatched_patterns)
+    ledger = None
+    if skip_unchanged_files and hasattr(source, "skip"):
+        from edumine.miners.file_ledger import FileLedger, source_identity
+
+        ledger = FileLedger(lake.root, kind, source_identity(source, kind, {
+            "key_id": pseudonymiser.key_id, "user_profiles": user_profiles, "plausible_since": plausible[0]}))
+        source.skip = frozenset(ledger.unchanged(files))
+        if source.skip:
+            report.notes["unchanged_files"] = len(source.skip)
+            log.info("source %s: %d of %d files unchanged since they were collected; not read again", label,
+                     len(source.skip), len(files))
     if hasattr(source, "bind"):  # a live source (miners/live.py) loads its high-water marks from the lake
         source.bind(lake=lake, run_id=run_id, label=label)
     stats = ReadStats()
@@ -107,6 +122,8 @@ def ingest_source(source: Any, *, label: str, kind: str, lake: Lake, run_id: str
             merged = writer.commit()
     if hasattr(source, "commit"):  # only now, with its records merged, may a live source advance its marks
         source.commit()
+    if ledger is not None:  # likewise: the files are recorded as read once their records are in the lake
+        ledger.commit({path for path, counts in stats.files.items() if counts.get("unreadable")}, run_id)
     if hasattr(source, "notes"):
         report.notes = source.notes()
     report.files = {path: dict(counts) for path, counts in stats.files.items() if counts}
@@ -177,7 +194,10 @@ def _quarantine_rejected(quarantine: QuarantineWriter, stats: ReadStats, pseudon
                          item: Rejected) -> None:
     quarantine.add(item.location, item.reason, pseudonymiser.excerpt(item.detail, 500),
                    pseudonymiser.excerpt(item.raw, personal=item.personal))
-    stats.file(item.location.split(":", 1)[0])["quarantined"] += 1
+    counts = stats.file(item.location.split(":", 1)[0])
+    counts["quarantined"] += 1
+    if item.reason == "unreadable_file":  # read again next time, even if unchanged (miners/file_ledger.py)
+        counts["unreadable"] += 1
 
 
 def _location(item: Any, label: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from edumine import registry
-from edumine.miners.base import (BadRecord, FileSourceConfig, ReadStats, Rejected, expand_paths,
+from edumine.miners.base import (BadRecord, FileListing, FileSourceConfig, ReadStats, Rejected,
                                  parse_epoch, record_builder, time_bounds)
 from edumine.miners.ndjson import (TruncatedFile, _read_ahead, _text, iter_json_lines, open_blocks,  # noqa: F401
                                    open_lines, parse_line, unreadable)
@@ -48,7 +48,7 @@ class RedditDumpConfig(FileSourceConfig):
 
 
 @registry.sources.register("reddit.dumps.v1")
-class RedditDumpSource:
+class RedditDumpSource(FileListing):
     Config = RedditDumpConfig
     platform = "reddit"
 
@@ -59,9 +59,6 @@ class RedditDumpSource:
         self.subreddits = subreddits
         self.since = since
         self.until = until
-
-    def files(self) -> tuple[list[Path], list[str]]:
-        return expand_paths(self.paths)
 
     def read(self, stats: ReadStats) -> Iterator[dict | Rejected]:
         options = self._options()

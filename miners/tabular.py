@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 
 from edumine import registry
 from edumine.config import StrictModel
-from edumine.miners.base import (BadRecord, FileSourceConfig, ReadStats, Rejected, expand_paths, optional_int,
+from edumine.miners.base import (BadRecord, FileListing, FileSourceConfig, ReadStats, Rejected, optional_int,
                                  parse_time_text, record_builder, time_bounds)
 from edumine.miners.reddit_dumps import iter_json_lines
 from edumine.schema import from_epoch, make_uid
@@ -75,7 +75,7 @@ class TabularConfig(FileSourceConfig):
 
 
 @registry.sources.register("tabular.v1")
-class TabularSource:
+class TabularSource(FileListing):
     Config = TabularConfig
 
     def __init__(self, *, paths: list[str], columns: ColumnMap | dict, platform: str = "reddit",
@@ -94,9 +94,6 @@ class TabularSource:
         self.since = since
         self.until = until
         self.file_time_is_estimate = file_time_is_estimate
-
-    def files(self) -> tuple[list[Path], list[str]]:
-        return expand_paths(self.paths)
 
     def read(self, stats: ReadStats) -> Iterator[dict | Rejected]:
         columns = self.columns if isinstance(self.columns, ColumnMap) else ColumnMap(**self.columns)

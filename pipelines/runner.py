@@ -136,7 +136,8 @@ def collect_source(ctx: RunContext, index: int) -> SourceReport:
                                    lake=ctx.lake, run_id=ctx.run_id, pseudonymiser=ctx.pseudonymiser,
                                    chunk_rows=ctx.config.collect.chunk_rows,
                                    plausible=ctx.config.collect.plausible(),
-                                   user_profiles=ctx.config.privacy.user_profiles)
+                                   user_profiles=ctx.config.privacy.user_profiles,
+                                   skip_unchanged_files=ctx.config.collect.skip_unchanged_files)
         except Exception:
             from edumine.integrity import find_damage
 

@@ -68,5 +68,6 @@ def collect_source_detached(config: str, overrides: list[str], run_id: str, inde
                            kind=source_config.kind, lake=Lake(settings.lake), run_id=run_id,
                            pseudonymiser=Pseudonymiser(load_key(settings.privacy.key_env, settings.privacy.key_file)),
                            chunk_rows=settings.collect.chunk_rows, plausible=settings.collect.plausible(),
-                           user_profiles=settings.privacy.user_profiles)
+                           user_profiles=settings.privacy.user_profiles,
+                           skip_unchanged_files=settings.collect.skip_unchanged_files)
     return {**report.as_dict(), "detached": True}

@@ -18,8 +18,9 @@ from dumpfiles import comment, submission, write_zst
 
 
 def dump_config(lake: Path, *patterns: str, chunk_rows: int = 50_000):
+    # Files are reread on purpose here (the merge's rules): no skipping of unchanged files.
     return make_config(lake, [{"kind": "reddit.dumps.v1", "paths": list(patterns)}],
-                       collect={"chunk_rows": chunk_rows})
+                       collect={"chunk_rows": chunk_rows, "skip_unchanged_files": False})
 
 
 def rows(lake: Path) -> dict[str, dict]:

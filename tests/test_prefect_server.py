@@ -82,3 +82,22 @@ def test_a_server_left_by_a_sigkill_is_stopped_by_the_next_edumine(tmp_path: Pat
                    cwd=ROOT, env=env, check=True, timeout=60)
     assert _wait_gone(home) == []
     assert not list((home / "edumine-servers").glob("*.json"))
+
+
+def test_no_early_server_where_a_profile_names_one(tmp_path: Path) -> None:
+    """``start_server_early`` launches the temporary server before Prefect is imported; where Prefect's own
+    settings (here the active profile) name an API server, that launch is stopped again and nothing is left."""
+    home = tmp_path / "prefect"
+    home.mkdir()
+    (home / "profiles.toml").write_text('active = "remote"\n\n[profiles.remote]\n'
+                                        'PREFECT_API_URL = "http://127.0.0.1:9/api"\n')
+    env = dict(os.environ, PREFECT_HOME=str(home))
+    env.pop("PREFECT_API_URL", None)
+    env.pop("PREFECT_PROFILE", None)
+    script = ("from edumine.pipelines.prefect_env import configure_prefect, start_server_early\n"
+              "configure_prefect()\nprint(start_server_early())\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == "None", out.stdout + out.stderr
+    assert _wait_gone(home) == []
+    assert not list((home / "edumine-servers").glob("*.json"))

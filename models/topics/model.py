@@ -13,8 +13,8 @@ lemmas (stop words, punctuation and contraction fragments already out), so topic
 ``save`` writes BERTopic's safetensors serialisation (topic embeddings, c-TF-IDF matrix and vocabulary)
 plus ``edumine.safetensors`` (the centre vector, the catch-all centroids) and ``manifest.json`` (params as
 given and as applied, config hash, corpus size, library versions); ``TopicModel.load(folder)`` reads it back
-and ``transform`` assigns new documents to the nearest topic embedding, as BERTopic does for a model loaded
-from safetensors.
+without importing bertopic (``SavedBERTopic``: a nightly update needs only the arrays) and ``transform``
+assigns new documents to the nearest topic embedding, as BERTopic does for a model loaded from safetensors.
 """
 
 from __future__ import annotations
@@ -323,11 +323,20 @@ class TopicModel:
     def transform(self, lemmas: list[str], embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Topic and score of new documents: the nearest topic embedding (cosine), BERTopic's own rule."""
         vectors = normalise(embeddings, getattr(self, "center_", None))
-        topics, _ = self.model_.transform(self._documents(lemmas), embeddings=vectors)
+        topics, _ = self.bertopic_model().transform(self._documents(lemmas), embeddings=vectors)
         topics = np.asarray(topics)
         return topics, self._cosine_to_topic(vectors, topics)
 
     # -- reading the model -----------------------------------------------------------------------------
+    def bertopic_model(self) -> Any:
+        """``model_`` as a BERTopic instance: a loaded model is read without bertopic (``SavedBERTopic``,
+        edumine.models.topics.saved) until something needs BERTopic itself (transform, adding a topic)."""
+        from edumine.models.topics.saved import SavedBERTopic
+
+        if isinstance(self.model_, SavedBERTopic):
+            self.model_ = self.model_.to_bertopic()
+        return self.model_
+
     def topic_ids(self) -> list[int]:
         return sorted(int(t) for t in self.model_.get_topics())
 
@@ -363,13 +372,16 @@ class TopicModel:
 
     @classmethod
     def load(cls, folder: Path) -> TopicModel:
-        from bertopic import BERTopic
+        """The saved model; its BERTopic part is read without importing bertopic (``bertopic_model()``
+        loads the real one when needed)."""
         from safetensors.numpy import load_file
+
+        from edumine.models.topics.saved import SavedBERTopic
 
         folder = Path(folder)
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         model = cls(**manifest["params"])
-        model.model_ = BERTopic.load(str(folder / "bertopic"))
+        model.model_ = SavedBERTopic(folder / "bertopic")
         extra = load_file(str(folder / "edumine.safetensors"))
         model.center_ = extra.get("center")
         model.catchall_centroids_ = extra.get("catchall_centroids")  # None: saved before issue 17 or none dropped

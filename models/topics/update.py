@@ -241,7 +241,7 @@ def add_topic(model: Any, centroid: np.ndarray, docs: list[str], *, top_n: int =
     from bertopic.cluster import BaseCluster
     from bertopic.dimensionality import BaseDimensionalityReduction
 
-    bertopic = model.model_
+    bertopic = model.bertopic_model()  # a model read without bertopic becomes a BERTopic before it changes
     topic_id = max(int(t) for t in bertopic.get_topics()) + 1
     bertopic.topic_embeddings_ = np.vstack([np.asarray(bertopic.topic_embeddings_, np.float32),
                                             np.asarray(centroid, np.float32)[None, :]])

@@ -5,6 +5,11 @@ processed again only when its text changed (``text_hash``) or the stage's settin
 (``config_hash``); everything else is kept as stored, so a nightly run with one new month processes that
 month alone. Partitions are gathered into chunks of ``chunk_docs`` documents so that spaCy sees long
 streams (fast) while memory stays bounded.
+
+A posts partition whose file has not been written since its docs were made (``docs_sources``: the posts file's
+signature, the settings' hash and the docs' counts, per partition) is not read at all: its docs partition is
+what processing it again would give. Any write of the posts partition (a merge that added or changed a record)
+changes its signature, and that partition is read and compared doc by doc as above.
 """
 
 from __future__ import annotations
@@ -69,10 +74,21 @@ def run_preprocess(inputs: Any, config: PreprocessConfig, run: RunInfo) -> Stage
     config_hash = settings.digest()
     preprocessor = Preprocessor(settings, batch_size=config.batch_size, n_process=config.n_process)
     posts, docs = inputs["posts"], inputs["docs"]
-    counts = {"partitions": 0, "partitions_rewritten": 0, "docs": 0, "processed": 0, "kept": 0, "usable": 0}
+    counts = {"partitions": 0, "partitions_rewritten": 0, "partitions_unchanged": 0, "docs": 0, "processed": 0,
+              "kept": 0, "usable": 0}
     reasons: dict[str, int] = {}
     timing = {"seconds": 0.0}
-    stream = _partitions(posts, docs, preprocessor, config, config_hash, counts, reasons, timing)
+    sources = _previous_sources(inputs["docs_sources"], docs)
+    made: dict[str, dict[str, Any]] = {}
+    stream = _partitions(posts, docs, preprocessor, config, config_hash, counts, reasons, timing, sources, made)
+
+    def sources_table() -> Any:  # written after docs (the runner writes outputs in order): every partition seen
+        import pyarrow as pa
+
+        from edumine.tables import DOCS_SOURCES
+
+        rows = [made[p] for p in sorted(made)]
+        yield pa.Table.from_pylist(rows, schema=DOCS_SOURCES)
 
     def summary(written: dict[str, Any]) -> dict[str, Any]:
         counts["partitions_removed"] = written["docs"]["partitions_removed"]
@@ -83,41 +99,62 @@ def run_preprocess(inputs: Any, config: PreprocessConfig, run: RunInfo) -> Stage
         return {**counts, "not_usable": dict(sorted(reasons.items())), "config_hash": config_hash,
                 "pipeline": config.pipeline, "docs_per_s": round(rate, 1) if rate else None}
 
-    return StageResult(outputs={"docs": Output(stream, mode="partitions", keep_partitions=posts.partitions())},
+    return StageResult(outputs={"docs": Output(stream, mode="partitions", keep_partitions=posts.partitions()),
+                                "docs_sources": Output(sources_table())},
                        summary=summary)
 
 
+def _previous_sources(state: Any, docs: Any) -> dict[str, dict[str, Any]]:
+    """What the last run recorded per posts partition, for the partitions whose docs are still stored."""
+    table = state.read()
+    if table is None:
+        return {}
+    stored = set(docs.partitions())
+    return {row["partition"]: row for row in table.to_pylist() if row["partition"] in stored}
+
+
 def _partitions(posts: Any, docs: Any, preprocessor: Any, config: PreprocessConfig, config_hash: str,
-                counts: dict[str, int], reasons: dict[str, int], timing: dict[str, float]) -> Any:
+                counts: dict[str, int], reasons: dict[str, int], timing: dict[str, float],
+                sources: dict[str, dict[str, Any]], made: dict[str, dict[str, Any]]) -> Any:
     """Yield ``(partition, docs table)`` for every partition with new or changed posts, gathering partitions
-    into chunks of ``chunk_docs`` so that spaCy sees long streams; count what the docs table holds after."""
+    into chunks of ``chunk_docs`` so that spaCy sees long streams; count what the docs table holds after.
+    ``sources``: the last run's ``docs_sources`` rows (a partition whose posts file is unchanged is skipped);
+    ``made`` is filled with this run's."""
+    import json
+
     from edumine.models.text.preprocess import text_hash
     from edumine.progress import Progress
 
-    def tally(table: Any) -> None:
-        if table is None:
-            return
-        counts["usable"] += int(sum(table["usable"].to_pylist()))
+    def tally(table: Any, partition: str, signature: str | None) -> None:
+        usable, found = int(sum(table["usable"].to_pylist())), {}
         for reason in table["reason"].to_pylist():
             if reason is not None:
-                reasons[reason] = reasons.get(reason, 0) + 1
+                found[reason] = found.get(reason, 0) + 1
+        add(usable, found)
+        made[partition] = {"partition": partition, "posts_signature": signature, "config_hash": config_hash,
+                           "docs": table.num_rows, "usable": usable, "reasons": json.dumps(found, sort_keys=True)}
 
-    pending: list[tuple[str, Any, Any, list[int]]] = []
+    def add(usable: int, found: dict[str, int]) -> None:
+        counts["usable"] += usable
+        for reason, n in found.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+
+    pending: list[tuple[str, Any, Any, list[int], str | None]] = []
 
     def flush() -> Any:
-        records = [row for _, table, _, todo in pending for row in _rows(table, todo)]
+        records = [row for _, table, _, todo, _ in pending for row in _rows(table, todo)]
         started = time.perf_counter()
         results = list(preprocessor.process(records))
         timing["seconds"] += time.perf_counter() - started
         progress.advance(len(records))
         offset = 0
-        for partition, table, stored, todo in pending:
+        for partition, table, stored, todo, signature in pending:
             fresh = results[offset: offset + len(todo)]
             offset += len(todo)
             # Rewritten when a post is new or changed, or when stored docs left the partition (their post moved
             # to another month or community: kept, they would be counted twice).
             merged = _merge(table, stored, todo, fresh, config_hash)
-            tally(merged)
+            tally(merged, partition, signature)
             counts["partitions_rewritten"] += 1
             yield partition, merged
         counts["processed"] += len(records)
@@ -126,6 +163,18 @@ def _partitions(posts: Any, docs: Any, preprocessor: Any, config: PreprocessConf
     pending_docs = 0
     with Progress("preprocessing", total=posts.count_rows(), logger=log) as progress:
         for partition in posts.partitions():
+            signature = posts.partition_signature(partition)  # taken before the read
+            previous = sources.get(partition)
+            if previous is not None and signature is not None and previous["posts_signature"] == signature \
+                    and previous["config_hash"] == config_hash:
+                counts["partitions"] += 1
+                counts["docs"] += previous["docs"]
+                counts["kept"] += previous["docs"]
+                counts["partitions_unchanged"] += 1
+                progress.advance(previous["docs"])
+                add(previous["usable"], json.loads(previous["reasons"]))
+                made[partition] = previous
+                continue
             table = posts.read_partition(partition, columns=POST_COLUMNS)
             hashes = [text_hash(t, b) for t, b in zip(table["title"].to_pylist(), table["body"].to_pylist())]
             stored = docs.read_partition(partition, schema=docs_schema())
@@ -141,9 +190,9 @@ def _partitions(posts: Any, docs: Any, preprocessor: Any, config: PreprocessConf
             counts["kept"] += len(uids) - len(todo)
             progress.advance(len(uids) - len(todo))
             if not todo and stored is not None and stored.num_rows == len(uids):
-                tally(stored)
+                tally(stored, partition, signature)
                 continue
-            pending.append((partition, table, stored, todo))
+            pending.append((partition, table, stored, todo, signature))
             pending_docs += len(todo)
             if pending_docs >= config.chunk_docs:
                 yield from flush()
@@ -190,6 +239,6 @@ def _merge(posts: Any, stored: Any, todo: list[int], fresh: list[Any], config_ha
 
 SECTION = registry.config_sections.register("preprocess")(PreprocessConfig)
 STAGE = registry.stages.register("preprocess")(
-    Stage("preprocess", run=run_preprocess, inputs=("posts",), outputs=("docs",),
+    Stage("preprocess", run=run_preprocess, inputs=("posts",), outputs=("docs", "docs_sources"),
           section="preprocess",
           description="clean text, lemmas, language and usable flags into the lake's docs table"))
