@@ -152,7 +152,9 @@ class DaskMapper:
                        for number, item in enumerate(items)]
             for future in futures:
                 future.wait()
-            return [future.result() for future in futures]
+            results = [future.result() for future in futures]
+        restore_environ()
+        return results
 
     def __repr__(self) -> str:
         return f"DaskMapper({self.address!r})"
@@ -166,6 +168,12 @@ def worker_count() -> int:
 def prefect_api_env() -> dict[str, str]:
     """The Prefect API the flow reports to (a temporary server's too), for worker processes, so that they join
     this run's server rather than each start a temporary one."""
+    if os.environ.get("PREFECT_API_URL"):
+        return {"PREFECT_API_URL": os.environ["PREFECT_API_URL"]}
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is None:  # outside a flow run: no temporary server to share, and none started here
+        return {}
     try:
         from prefect.client.orchestration import get_client
 
@@ -194,8 +202,43 @@ def stage_mapper(kind: str = "default", *, address: str | None = None,
 
     count = workers or worker_count()
     env = prefect_api_env()
-    with LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      env=env) as cluster:
+    with kept_environ(), LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
+                                      dashboard_address=":0", env=env) as cluster:
         log.info("heavy stages on a local Dask cluster of %d worker processes (%s)", count,
                  cluster.scheduler_address)
+        restore_environ()
         yield DaskMapper(cluster.scheduler_address, count)
+
+
+_ENVIRON: list[dict[str, str | None]] = []
+
+
+@contextmanager
+def kept_environ() -> Iterator[None]:
+    """Keep this process's thread settings as they are while Dask starts worker processes.
+
+    A Nanny sets ``OMP_NUM_THREADS=1`` and the like (``distributed.nanny.pre-spawn-environ``) in the *parent's*
+    ``os.environ`` before it spawns a worker, and leaves them there. A BLAS library this process loads later (scipy's
+    LAPACK, first imported by the topic stage's SVD) then runs on one thread and rounds differently: the fitted
+    embedding state, and every vector after it, would differ from the in-process run's in the last bits. The
+    workers keep the setting (one thread each is what they should have)."""
+    import dask
+
+    keys = set(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {}) | {
+        "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_"}
+    _ENVIRON.append({key: os.environ.get(key) for key in keys})
+    try:
+        yield
+    finally:
+        restore_environ()
+        _ENVIRON.pop()
+
+
+def restore_environ() -> None:
+    """Put back the variables ``kept_environ`` saved (a worker restarted by its Nanny sets them again)."""
+    for saved in _ENVIRON[-1:]:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

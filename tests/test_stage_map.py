@@ -77,3 +77,17 @@ def test_encoding_slices_on_a_worker_equals_encoding_all_at_once(tmp_path: Path)
     embedder = make_embedder("embeddings.tfidf_svd.v1", dims=8)
     with pytest.raises(RuntimeError, match="no fitted state"):
         encode_slice(embedder.name, embedder.params(), str(tmp_path / "nowhere"), "key", texts[:2])
+
+
+def test_starting_worker_processes_leaves_this_process_thread_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: Dask's Nanny set OMP_NUM_THREADS=1 (and the like) in the flow's own environment, so scipy's
+    BLAS, loaded later by the topic stage, ran on one thread and the fitted embedding state differed from the
+    in-process run's in the last bits."""
+    import os
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with stage_mapper("dask", workers=1) as mapper:
+        assert mapper.workers == 1
+        assert os.environ.get("OPENBLAS_NUM_THREADS") == "3" and "OMP_NUM_THREADS" not in os.environ
+    assert os.environ.get("OPENBLAS_NUM_THREADS") == "3" and "OMP_NUM_THREADS" not in os.environ
