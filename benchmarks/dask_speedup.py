@@ -39,6 +39,17 @@ from pipeline_scale import (DOCS, DUMPS_FORMAT, config_text, stage_sections, tim
 HEAVY = ("preprocess", "topics", "themes")
 
 
+def cpu_of(log: Path) -> dict[str, Any]:
+    """CPU seconds (user + system) and the share of a core the run got, from ``time -v``'s report."""
+    import re
+
+    text = log.read_text(encoding="utf-8", errors="replace")
+    user, system = (float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", text).group(1))
+                    for kind in ("User", "System"))
+    percent = re.search(r"Percent of CPU this job got: (\d+)%", text)
+    return {"cpu_seconds": round(user + system, 1), "cpu_percent": int(percent.group(1)) if percent else None}
+
+
 def markdown(result: dict[str, Any]) -> str:
     n = result["n"]
     runs = result["runs"]
@@ -51,11 +62,16 @@ def markdown(result: dict[str, Any]) -> str:
         speed = f"{plain / other:.2f}x" if other else ""
         lines.append(f"| {stage} | {plain:,.1f} | {'' if other is None else f'{other:,.1f}'} | {speed} |")
     wall = {name: run["process"]["wall_seconds"] for name, run in runs.items()}
+    cpu = {name: run["process"].get("cpu") or {} for name, run in runs.items()}
     lines += ["",
               f"- whole process (`/usr/bin/time -v`): in-process **{wall['default']:,.1f} s** "
               f"({runs['default']['process']['peak_rss_mb']:,} MiB peak), Dask **{wall['dask']:,.1f} s** "
               f"({runs['dask']['process']['peak_rss_mb']:,} MiB peak of the largest process): "
               f"**{wall['default'] / wall['dask']:.2f}x**",
+              f"- CPU (`time -v`, the flow's process and its children, workers included): in-process "
+              f"{cpu['default'].get('cpu_seconds')} CPU-s at {cpu['default'].get('cpu_percent')} % of one core, Dask "
+              f"{cpu['dask'].get('cpu_seconds')} CPU-s at {cpu['dask'].get('cpu_percent')} % (two idle cores would "
+              "allow up to 200 %)",
               f"- tables identical (compare_lakes): **{result['identical']}** ({result['tables_compared']} tables)",
               f"- stages on: {', '.join(result['stages'])}; overrides: {result['overrides'] or 'none'}",
               f"- load average (1, 5, 15 min): in-process before {runs['default']['load_before']}, after "
@@ -108,6 +124,7 @@ def main() -> None:
                    *[part for item in args.overrides for part in ("--set", item)],
                    *(["--task-runner", "dask"] if runner == "dask" else [])]
         timed = timed_run(command, env, run_dir / "run.log", lakes[runner], sections)
+        timed["process"]["cpu"] = cpu_of(run_dir / "run.log")
         manifest = timed["manifest"]
         runs[runner] = {"process": timed["process"], "load_before": timed["load_before"],
                         "load_after": timed["load_after"], "timings": manifest["timings"],

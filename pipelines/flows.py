@@ -94,6 +94,9 @@ def pipeline_flow(config: str, overrides: list[str] | None = None, task_runner: 
         planned = runner.planned_stages(ctx)
         with stage_mapper(task_runner if planned else "default", address=dask_address) as mapper:
             ctx.mapper, ctx.map_workers = mapper, getattr(mapper, "workers", 1)
+            if mapper is not None:  # the manifest says where the stages' partitions ran
+                ctx.outputs["task_runner"] = {"kind": "dask", "workers": mapper.workers,
+                                              "address": dask_address or "local cluster"}
             stages = runner.run_stages(ctx, planned,
                                        lambda stage: stage_task.with_options(name=stage.name)(ctx.run_id, stage.name))
         return {"sources": collected["sources"], "stages": stages}

@@ -52,6 +52,8 @@ def test_the_dask_run_writes_the_tables_of_the_in_process_run(tmp_path: Path, ca
     manifests = [json.loads(next((tmp_path / name / "lake" / "runs").glob("*/manifest.json")).read_text())
                  for name in ("plain", "dask")]
     assert [m["status"] for m in manifests] == ["completed", "completed"]
+    assert manifests[1]["outputs"]["task_runner"] == {"kind": "dask", "workers": 2, "address": "local cluster"}
+    assert "task_runner" not in manifests[0]["outputs"]
     assert manifests[1]["outputs"]["preprocess"]["processed"] == manifests[0]["outputs"]["preprocess"]["processed"] > 0
     assert manifests[1]["outputs"]["topics"]["embedding"]["embedded"] > 0
     assert manifests[1]["outputs"]["themes"]["scored_now"] == manifests[0]["outputs"]["themes"]["scored_now"] > 0

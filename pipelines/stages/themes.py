@@ -147,7 +147,7 @@ def preload_vectors(cache_root: Path, model: Any, docs: Any, *, run: RunInfo | N
 
 def score_on_workers(run: RunInfo, folder: Path, model: Any, docs: Any, cache_root: Path) -> np.ndarray:
     """``model.predict_proba`` of these docs' texts, in slices on ``run.map``'s workers (rows in order)."""
-    step = -(-len(docs) // (2 * run.workers)) or 1
+    step = -(-len(docs) // run.workers) or 1  # equal slices: one per worker
     items = [{"folder": str(folder), "cache_dir": str(model.cache_dir) if model.cache_dir else None,
               "cache_root": str(cache_root), "uids": docs["uid"].iloc[start:start + step].tolist(),
               "hashes": docs["text_hash"].iloc[start:start + step].tolist() if "text_hash" in docs else None,
