@@ -360,8 +360,8 @@ def main() -> None:
         "stage_seconds_total": round(sum(manifest["timings"].values()), 1),
         "report_bytes": report.stat().st_size if report.exists() else None,
         "themes_classifier": manifest["config"]["themes"]["classifier"],
-        "themes_model": "trained in this run" if manifest["outputs"]["themes"].get("trained_now") else
-                        "reused (trained before the run)",
+        "themes_model": ("not run" if "themes" not in manifest["outputs"] else "trained in this run"
+                         if manifest["outputs"]["themes"].get("trained_now") else "reused (trained before the run)"),
         "reply_structure": reply_structure(lake),
         "outputs": manifest["outputs"],
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import secrets
@@ -15,6 +16,8 @@ from typing import Any
 
 from edumine import __version__
 from edumine.schema import UTC
+
+log = logging.getLogger(__name__)
 
 LIBRARIES = ("pyarrow", "duckdb", "pandas", "prefect", "pydantic", "zstandard", "orjson", "scikit-learn",
              "spacy", "bertopic", "sentence-transformers", "torch", "praw")
@@ -61,6 +64,25 @@ def write_json_atomic(data: Any, path: Path) -> None:
         handle.flush()
         os.fsync(handle.fileno())  # durable before anything recorded after it refers to it
     os.replace(tmp, path)
+
+
+def run_manifests(lake_root: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every readable ``runs/*/manifest.json`` with its path, oldest first. Ordered by start time, then run id:
+    run ids have one-second resolution, so two runs started within one second do not sort by name."""
+    found = []
+    for path in (Path(lake_root) / "runs").glob("*/manifest.json"):
+        try:
+            found.append((path, json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError) as exc:
+            log.warning("skipping unreadable manifest %s: %s", path, exc)
+    return sorted(found, key=lambda item: (_started(item[1]), item[0].parent.name))
+
+
+def _started(manifest: dict[str, Any]) -> datetime:
+    try:
+        return datetime.fromisoformat(str(manifest.get("started_at")))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def read_manifest(lake_root: Path, run_id: str) -> dict[str, Any]:

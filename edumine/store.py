@@ -102,15 +102,9 @@ def catalog_select(con: Any, root: Path, name: str) -> str:
 
 def manifest_rows(root: Path) -> list[dict[str, Any]]:
     """One summary row per run manifest under ``<lake>/runs/`` (oldest first); unreadable ones are skipped."""
-    rows = []
-    for path in sorted((Path(root) / "runs").glob("*/manifest.json")):
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            log.warning("skipping unreadable manifest %s: %s", path, exc)
-            continue
-        rows.append(manifest_row(manifest, path))
-    return rows
+    from edumine.manifest import run_manifests
+
+    return [manifest_row(manifest, path) for path, manifest in run_manifests(root)]
 
 
 def manifest_row(manifest: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import pytest
 import zstandard
 
 from conftest import CORPORA, ROOT, TEST_KEY
+from edumine.manifest import run_manifests
 
 VOLATILE = {"run_id", "ingest_run", "first_run", "last_run", "built_by_run", "built_at", "at", "seconds",
             "quarantined_at", "manifest_path"}
@@ -80,7 +81,7 @@ def lake_state(lake: Path) -> dict[str, Any]:
         if top.startswith("_") or top in ("runs", "quarantine", "models"):
             continue
         state[relative] = _rows(pq.read_table(path))
-    completed = [json.loads(p.read_text()) for p in sorted(lake.glob("runs/*/manifest.json"))]
+    completed = [manifest for _, manifest in run_manifests(lake)]
     completed = [m for m in completed if m["status"] == "completed"]
     last = completed[-1]["run_id"]
     if (lake / "quarantine" / last).exists():
@@ -125,7 +126,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
     shutil.copytree(base, clean)
     second = _run(_settings(work, clean, 2, themes))
     assert second.returncode == 0, second.stderr[-3000:]
-    manifest = json.loads(sorted(clean.glob("runs/*/manifest.json"))[-1].read_text())
+    manifest = run_manifests(clean)[-1][1]
     assert manifest["outputs"]["topic_update"]["mode"] == "refit"
     return {"work": work, "base": base, "themes": themes, "expected": lake_state(clean)}
 
@@ -139,7 +140,8 @@ def _kill_and_rerun(scenario: dict[str, Any], point: str) -> None:
     assert killed.returncode == -9, f"the run was not killed at {point}: rc {killed.returncode}\n{killed.stderr[-2000:]}"
     rerun = _run(settings)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    manifests = [json.loads(p.read_text()) for p in sorted(lake.glob("runs/*/manifest.json"))]
+    # In start order, not by name: a run id has one-second resolution (the cause of a flaky failure here).
+    manifests = [manifest for _, manifest in run_manifests(lake)]
     assert [m["status"] for m in manifests] == ["completed", "interrupted", "completed"]
     recovery = manifests[-1]["outputs"].get("recovery", {})
     assert recovery.get("interrupted_runs") == [manifests[1]["run_id"]]

@@ -10,13 +10,13 @@ theme model, themes on: each target alone (the full matrix), and all targets at 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from edumine.manifest import run_manifests
 from test_crash_matrix import _run, _settings, lake_state, scenario  # noqa: F401  (scenario is a fixture)
 from test_damaged_files import DAMAGE
 
@@ -56,7 +56,7 @@ def _damage_and_rerun(scenario: dict[str, Any], target: str | list[str], kind: s
     rerun = _run(_settings(work, lake, 2, scenario["themes"]))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "Traceback" not in rerun.stderr
-    manifests = [json.loads(p.read_text()) for p in sorted(lake.glob("runs/*/manifest.json"))]
+    manifests = [manifest for _, manifest in run_manifests(lake)]
     assert [m["status"] for m in manifests] == ["completed", "completed"]
     state, expected = lake_state(lake), scenario["expected"]
     assert sorted(state) == sorted(expected)

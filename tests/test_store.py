@@ -194,3 +194,21 @@ def test_a_damaged_store_is_rebuilt_not_updated(tmp_path: Path) -> None:
     with duckdb.connect(str(lake / STORE_FILE), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM store_contents").fetchone()[0] == len(result["tables"]) + \
             len(result["views"])
+
+
+def test_runs_are_ordered_by_start_time_not_by_run_id(tmp_path: Path) -> None:
+    """Regression: run ids have one-second resolution and a random suffix, so two runs started in one second
+    sorted by name at random (a killed run listed after its rerun made the crash matrix flaky)."""
+    from edumine.manifest import run_manifests
+    from edumine.store import manifest_rows
+
+    for run_id, started in [("20260101T000000Z-ffffff", "2026-01-01T00:00:00.100000+00:00"),
+                            ("20260101T000000Z-000000", "2026-01-01T00:00:00.900000+00:00"),
+                            ("20251231T235959Z-aaaaaa", "2025-12-31T23:59:59.500000+00:00")]:
+        (tmp_path / "runs" / run_id).mkdir(parents=True)
+        (tmp_path / "runs" / run_id / "manifest.json").write_text(json.dumps({"run_id": run_id, "started_at": started}))
+    (tmp_path / "runs" / "broken").mkdir()
+    (tmp_path / "runs" / "broken" / "manifest.json").write_text("{not json")
+    expected = ["20251231T235959Z-aaaaaa", "20260101T000000Z-ffffff", "20260101T000000Z-000000"]
+    assert [m["run_id"] for _, m in run_manifests(tmp_path)] == expected
+    assert [row["run_id"] for row in manifest_rows(tmp_path)] == expected

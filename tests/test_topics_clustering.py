@@ -181,3 +181,27 @@ def test_nightly_update_sends_docs_near_a_dropped_catchall_to_the_outliers(teach
         signatures = signatures_of(model, unit, night, "k")
         new_ids, _, _ = add_stable_ids(registry, history, "run-2", signatures)
         assert min(new_ids.values()) > max(mapping.values())
+
+
+def test_hdbscan_fits_a_tiny_corpus(teaching: tuple[list[str], list[str], np.ndarray]) -> None:
+    """Regression: topics.hdbscan.v1 failed on small corpora. (1) With fewer docs than min_cluster_size, HDBSCAN's
+    prediction data asked for more neighbours than there are docs. (2) With two or three clusters, the topic
+    vocabulary's min_df=2 topics contradicted max_df=0.5 of them, and scikit-learn refused to fit."""
+    from edumine.models.topics.model import TopicModel
+
+    _, lemmas, vectors = teaching
+    rng = np.random.default_rng(0)
+
+    def separated(n_docs: int, n_groups: int) -> tuple[list[str], np.ndarray]:
+        picked = rng.choice(len(lemmas), n_docs, replace=False)
+        groups = np.arange(n_docs) % n_groups
+        directions = np.eye(vectors.shape[1], dtype=np.float32)[:n_groups] * 5.0
+        noise = rng.normal(scale=0.05, size=(n_docs, vectors.shape[1]))
+        return [lemmas[i] for i in picked], (directions[groups] + noise).astype(np.float32)
+
+    tiny = TopicModel(clustering="topics.hdbscan.v1", reduction="none", random_state=0).fit(*separated(12, 2))
+    assert len(tiny.topics_) == 12  # min_cluster_size 15 > 12 docs: fitted, not failed
+    three = TopicModel(clustering="topics.hdbscan.v1", reduction="none", random_state=0).fit(*separated(90, 3))
+    found = [t for t in three.topic_ids() if t != -1]
+    assert len(found) == 3, f"{len(found)} topics in 3 separated groups of 30"
+    assert all(three.top_terms(t, 3) for t in found)

@@ -261,7 +261,11 @@ class HdbscanV1(Clustering):
     def build(self, n_docs: int, k: int) -> Any:
         from hdbscan import HDBSCAN
 
-        return HDBSCAN(min_cluster_size=self.estimator.min_cluster_size, min_samples=self.estimator.min_samples,
+        # A corpus smaller than the settings: HDBSCAN's prediction data queries min_samples neighbours and
+        # fails when there are fewer docs than that, so both shrink to half the docs there (unchanged elsewhere).
+        cap = max(2, n_docs // 2)
+        min_samples = self.estimator.min_samples or self.estimator.min_cluster_size
+        return HDBSCAN(min_cluster_size=min(self.estimator.min_cluster_size, cap), min_samples=min(min_samples, cap),
                        metric="euclidean", cluster_selection_method="eom", prediction_data=True)
 
 

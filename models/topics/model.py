@@ -181,12 +181,12 @@ class TopicModel:
         return k
 
     def _vectorizer(self, n_docs: int) -> Any:
-        from sklearn.feature_extraction.text import CountVectorizer
+        from edumine.models.topics.vocabulary import TopicVocabulary
 
         # Lemmas are already lower-cased and filtered: split on whitespace only (JSON-serialisable params,
         # which BERTopic's safetensors save needs).
         min_df = self.min_df if n_docs >= 50 else 1
-        return CountVectorizer(token_pattern=r"\S+", lowercase=False, min_df=min_df,
+        return TopicVocabulary(token_pattern=r"\S+", lowercase=False, min_df=min_df,
                                max_df=self.max_df if n_docs >= 50 else 1.0, ngram_range=(1, self.ngram_max))
 
     def _documents(self, lemmas: list[str]) -> list[str]:
