@@ -59,7 +59,8 @@ def test_preprocessing_in_groups_equals_one_stream() -> None:
 
 
 def test_encoding_slices_on_a_worker_equals_encoding_all_at_once(tmp_path: Path) -> None:
-    from edumine.models.embeddings.backends import embed_with_cache, encode_slice, make_embedder
+    from edumine.models.embeddings.backends import embed_with_cache, make_embedder
+    from edumine.models.embeddings.workers import encode_slice
 
     texts = [f"teacher student lesson {w} plan grade {w * 3 % 11} essay" for w in range(60)]
     uids, hashes = [f"u{i}" for i in range(60)], [f"h{i}" for i in range(60)]

@@ -324,7 +324,7 @@ def embed_with_cache(embedder: Embedder, cache_root: Path, uids: list[str], hash
     """Vectors for every doc, embedding only those the cache lacks; returns (vectors, counts).
 
     ``map``/``workers`` (a stage's ``RunInfo.map``): with more than one worker, each batch of missing docs is
-    encoded in slices by ``encode_slice`` on the workers, which rebuild the backend from its name, parameters
+    encoded in slices by ``workers.encode_slice`` on the workers, which rebuild the backend from its name, parameters
     and the fitted state in the cache folder; this process alone writes the cache."""
     import time
 
@@ -334,8 +334,12 @@ def embed_with_cache(embedder: Embedder, cache_root: Path, uids: list[str], hash
     vectors, missing = cache.get(uids, hashes)
     todo = np.flatnonzero(missing)
     started = time.perf_counter()
-    encode = _encode_in_steps if map is None or workers <= 1 else _encoder_on_workers(embedder, cache_root, map,
-                                                                                       workers)
+    if map is None or workers <= 1:
+        encode = _encode_in_steps
+    else:
+        from edumine.models.embeddings.workers import encoder_on_workers
+
+        encode = encoder_on_workers(embedder, cache_root, map, workers)
     with Progress(f"embedding ({embedder.name})", total=len(todo), unit="docs", logger=log) as progress:
         for start in range(0, len(todo), batch):
             rows = todo[start: start + batch]
@@ -350,39 +354,6 @@ def embed_with_cache(embedder: Embedder, cache_root: Path, uids: list[str], hash
     return vectors, {"backend": embedder.name, "key": embedder.key, "embedded": int(len(todo)),
                      "from_cache": int(len(uids) - len(todo)), "seconds": round(seconds, 2),
                      "docs_per_s": round(len(todo) / seconds, 1) if len(todo) and seconds else None}
-
-
-def _encoder_on_workers(embedder: Embedder, cache_root: Path, map: Any, workers: int) -> Any:
-    state = str(Path(cache_root) / embedder.base_key) if embedder.needs_fit else None
-    spec = {"name": embedder.name, "params": embedder.params(), "state": state, "key": embedder.key}
-
-    def encode(_: Embedder, texts: list[str], progress: Any) -> np.ndarray:
-        step = -(-len(texts) // workers) or 1  # equal slices: one per worker (a task costs ~1 s of bookkeeping)
-        parts = map(encode_slice, [{**spec, "texts": texts[start:start + step]}
-                                   for start in range(0, len(texts), step)], name="embed")
-        progress.advance(len(texts))
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    return encode
-
-
-_WORKER_EMBEDDERS: dict[str, Embedder] = {}
-
-
-def encode_slice(name: str, params: dict[str, Any], state: str | None, key: str, texts: list[str]) -> np.ndarray:
-    """A map step (run on a worker): ``texts`` encoded by the backend ``name`` with ``params`` and, for a backend
-    that needs fitting, the fitted state in the folder ``state`` (the lake's cache); ``key`` checks that it is
-    the state the flow's process fitted. The backend is built once per worker process."""
-    embedder = _WORKER_EMBEDDERS.get(key)
-    if embedder is None:
-        embedder = make_embedder(name, **params)
-        if state is not None and not embedder.load_state(Path(state)):
-            raise RuntimeError(f"{name}: no fitted state in {state}; the workers must see the lake's cache folder")
-        if embedder.key != key:
-            raise RuntimeError(f"{name}: the state in {state} is not the one this run fitted ({embedder.key} != "
-                               f"{key}); was the cache rewritten during the run?")
-        _WORKER_EMBEDDERS[key] = embedder
-    return np.asarray(embedder.encode(texts), dtype=np.float32)
 
 
 def _encode_in_steps(embedder: Embedder, texts: list[str], progress: Any) -> np.ndarray:

@@ -200,6 +200,7 @@ def preprocess_tables(tables: list[Any], settings: Any, batch_size: int) -> list
 
     key = (settings, batch_size)
     if key not in _PREPROCESSORS:
+        _PREPROCESSORS.clear()  # a long-lived worker keeps the latest settings' pipeline only
         _PREPROCESSORS[key] = Preprocessor(settings, batch_size=batch_size)
     records = [row for table in tables for row in table.to_pylist()]
     return list(_PREPROCESSORS[key].process(records))

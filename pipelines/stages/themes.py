@@ -171,6 +171,7 @@ def score_slice(folder: str, cache_dir: str | None, cache_root: str, uids: list[
         model = _load_verified(Path(folder))
         if cache_dir:
             model.use_cache_dir(cache_dir)
+        _WORKER_MODELS.clear()  # a long-lived worker keeps the latest model only
         _WORKER_MODELS[folder] = model
     spec = model.embedding_spec()
     if spec is not None and hashes is not None and all(h is not None for h in hashes):
