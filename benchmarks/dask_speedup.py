@@ -106,6 +106,8 @@ def main() -> None:
         counts = write_dumps(scaled_forest(base_records(ROOT / "data" / "cache" / "bench", deleted=True), args.n),
                              dumps)
         counts_path.write_text(json.dumps(counts) + "\n")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()  # the code measured: read before the runs
     sections = {name: section for name, section in stage_sections().items() if name in args.stages}
     runs: dict[str, Any] = {}
     lakes: dict[str, Path] = {}
@@ -133,8 +135,6 @@ def main() -> None:
     shown = io.StringIO()
     with redirect_stdout(shown):
         identical = compare(lakes["default"], lakes["dask"], RUN_COLUMNS, {})
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
     result = {"n": args.n, "records": counts["post"] + counts["comment"], "workers": args.workers,
               "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
               "command": ("nice -n 10 " if os.nice(0) >= 10 else "") + shlex.join(
