@@ -298,6 +298,9 @@ def main() -> None:
     parser.add_argument("--nightly", type=float, default=None, metavar="SHARE",
                         help="hold back the newest SHARE of the records (e.g. 0.01), time a full run over the "
                              "rest, then a second run that collects the held-back records (module docstring)")
+    parser.add_argument("--task-runner", choices=("default", "dask"), default="default",
+                        help="dask: the heavy stages' partitions on a local Dask cluster of EDUMINE_DASK_WORKERS "
+                             "(default: CPU count) processes (benchmarks/dask_speedup.py puts both side by side)")
     args = parser.parse_args()
 
     from scaled_corpus import scaled_forest
@@ -327,7 +330,8 @@ def main() -> None:
     config.write_text(config_text(dumps, lake, run_dir, sections, themes_models), encoding="utf-8")
     env = dict(os.environ, EDUMINE_PSEUDONYM_KEY=os.environ.get("EDUMINE_PSEUDONYM_KEY", "edumine-benchmark-key"),
                PREFECT_HOME=str(run_dir / "prefect"))
-    command = [str(ROOT / ".venv" / "bin" / "edumine"), "run", "--config", str(config)]
+    command = [str(ROOT / ".venv" / "bin" / "edumine"), "run", "--config", str(config),
+               *(["--task-runner", args.task_runner] if args.task_runner != "default" else [])]
     if args.prefect_server:  # started and waited for outside the timing, stopped when this script exits
         env["PREFECT_API_URL"] = running_prefect_server(env)
 

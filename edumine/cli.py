@@ -76,7 +76,14 @@ def _summary(result: dict[str, Any]) -> None:
 
 
 @app.command()
-def run(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+def run(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option(False, "--verbose", "-v"),
+        task_runner: str = typer.Option("default", "--task-runner",
+                                        help="default (in this process) or dask: sources collected concurrently and "
+                                             "the heavy stages' partitions on Dask worker processes"),
+        dask_address: Optional[str] = typer.Option(None, "--dask-address",
+                                                   help="a Dask scheduler (tcp://host:8786; implies --task-runner "
+                                                        "dask); default: a local cluster of EDUMINE_DASK_WORKERS "
+                                                        "(CPU count) processes")) -> None:
     """Run the whole pipeline flow (collect, then every enabled stage) with Prefect."""
     _logging(verbose)
     try:
@@ -91,7 +98,11 @@ def run(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option(Fal
 
         wait_for_server(server)
 
-        _summary(pipeline_flow(str(config), set_ or []))
+        if dask_address and task_runner == "default":
+            task_runner = "dask"  # a scheduler's address means: run on it
+        if task_runner not in ("default", "dask"):
+            raise EdumineError(f"--task-runner {task_runner!r} is not a task runner; use default or dask")
+        _summary(pipeline_flow(str(config), set_ or [], task_runner=task_runner, dask_address=dask_address))
     except EdumineError as exc:
         _fail(exc)
 

@@ -9,7 +9,12 @@ A stage body is ``run(inputs, params, run) -> StageResult``:
   ``iter_batches`` / ``read_partition`` keep memory bounded at a million docs.
 - ``params``: the stage's config section (pydantic), or ``None`` for a stage without one.
 - ``run``: ``RunInfo``, what a stage may know about the run (its id, the window unit, the sections it declared
-  in ``Stage.uses``, the manifest so far).
+  in ``Stage.uses``, the manifest so far), and ``run.map``: how to run its per-partition work.
+
+``run.map(function, items)`` returns ``[function(**item) for item in items]``, in that order: in this process by
+default, or with ``task_runner: dask`` as one Prefect task per item on Dask workers (``pipelines/task_runners.py``).
+So ``function`` is a module-level function, pure (no lake writes, no shared caches filled), and an item holds
+what it needs by value or by path (a model's folder in the lake, never an object from the flow's memory).
 
 It returns ``StageResult(outputs={name: Output(...) | Artefact(...)}, summary=..., scores=..., notes=...)``. The
 runner writes each output atomically in the order given (``Output`` modes: ``overwrite``, ``append``,
@@ -162,6 +167,12 @@ class StageResult:
     notes: dict[str, Any] = field(default_factory=dict)  # other manifest outputs (outputs.<key>)
 
 
+def map_in_process(function: Callable[..., Any], items: Iterable[Mapping[str, Any]], *,
+                   name: str = "partition") -> list[Any]:
+    """``RunInfo.map`` without a task runner: one item after another, in this process."""
+    return [function(**item) for item in items]
+
+
 @dataclass(frozen=True)
 class RunInfo:
     run_id: str
@@ -169,6 +180,8 @@ class RunInfo:
     sections: Mapping[str, Any] = field(default_factory=dict)  # config sections named in Stage.uses
     manifest: Callable[[], dict[str, Any] | None] = lambda: None  # this run's manifest as written so far
     lake_root: Path | None = None  # for publishing stages whose core builders read the lake in place
+    map: Callable[..., list[Any]] = map_in_process  # per-partition work: in process, or on Dask workers
+    workers: int = 1  # how many items ``map`` runs at once: a stage splits its work into at least this many
 
 
 class Inputs(Mapping[str, Any]):

@@ -22,7 +22,7 @@ from edumine.config import load_config  # noqa: E402
 from edumine.faults import kill_point  # noqa: E402
 from edumine.pipelines import runner  # noqa: E402
 from edumine.pipelines.task_runners import (TaskRunnerName, collect_source_detached, make_task_runner,  # noqa: E402
-                                            run_all)
+                                            run_all, stage_mapper)
 from edumine.stages import pipeline_stages  # noqa: E402,F401  (tests and callers import it from here)
 
 # Runs opened by a parent flow, so that its subflows share the run (one lock, one manifest).
@@ -79,7 +79,11 @@ def collect_flow(config: str, overrides: list[str] | None = None, run_id: str | 
 @flow(name="pipeline", log_prints=False)
 def pipeline_flow(config: str, overrides: list[str] | None = None, task_runner: TaskRunnerName = "default",
                   dask_address: str | None = None) -> dict[str, Any]:
-    """The whole pipeline: collect, then preprocess, topics, lineage, themes, metrics, store and report."""
+    """The whole pipeline: collect, then preprocess, topics, lineage, themes, metrics, store and report.
+
+    ``task_runner="dask"`` also runs the heavy stages' per-partition work (preprocessing, embedding, theme
+    scoring) as Prefect tasks on Dask worker processes: a ``LocalCluster`` started for the run, or the cluster at
+    ``dask_address`` (``pipelines/task_runners.py``). The tables are those of the default, in-process run."""
     settings = load_config(config, overrides or [])
     ctx = runner.open_run(settings, "pipeline")
 
@@ -87,8 +91,14 @@ def pipeline_flow(config: str, overrides: list[str] | None = None, task_runner: 
         collected = collect_flow(config, overrides, run_id=ctx.run_id, task_runner=task_runner,
                                  dask_address=dask_address)
         kill_point("stage.collect.after")
-        stages = runner.run_stages(ctx, runner.planned_stages(ctx),
-                                   lambda stage: stage_task.with_options(name=stage.name)(ctx.run_id, stage.name))
+        planned = runner.planned_stages(ctx)
+        with stage_mapper(task_runner if planned else "default", address=dask_address) as mapper:
+            ctx.mapper, ctx.map_workers = mapper, getattr(mapper, "workers", 1)
+            if mapper is not None:  # the manifest says where the stages' partitions ran
+                ctx.outputs["task_runner"] = {"kind": "dask", "workers": mapper.workers,
+                                              "address": dask_address or "local cluster"}
+            stages = runner.run_stages(ctx, planned,
+                                       lambda stage: stage_task.with_options(name=stage.name)(ctx.run_id, stage.name))
         return {"sources": collected["sources"], "stages": stages}
 
     return _run(ctx, body)

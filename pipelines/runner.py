@@ -54,6 +54,10 @@ class RunContext:
     # What the run repaired on its way (damaged tables or models rebuilt, registries restored): the manifest's
     # ``notes``, each also logged as a warning.
     notes: list[str] = field(default_factory=list)
+    # How stages run their per-partition work (``RunInfo.map``): None in this process, else a
+    # ``task_runners.DaskMapper`` the flow set for the run.
+    mapper: Any = None
+    map_workers: int = 1
 
     def note(self, text: str) -> None:
         log.warning("run %s: %s", self.run_id, text)
@@ -291,9 +295,10 @@ def run_info(ctx: RunContext, stage: Any) -> Any:
         path = ctx.manifest_path
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
+    extra = {} if ctx.mapper is None else {"map": ctx.mapper, "workers": ctx.map_workers}
     return RunInfo(run_id=ctx.run_id, windows_unit=ctx.config.windows.unit,  # type: ignore[attr-defined]
                    sections={name: getattr(ctx.config, name) for name in stage.uses}, manifest=manifest,
-                   lake_root=ctx.lake.root)
+                   lake_root=ctx.lake.root, **extra)
 
 
 def write_outputs(lake: Lake, stage: Any, result: Any) -> dict[str, Any]:

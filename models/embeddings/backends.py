@@ -319,8 +319,13 @@ def open_cache(embedder: Embedder, cache_root: Path, texts: list[str] | None = N
 
 def embed_with_cache(embedder: Embedder, cache_root: Path, uids: list[str], hashes: list[str],
                      texts: list[str], *, batch: int = 20_000,
-                     state_sources: tuple[Path, ...] = ()) -> tuple[np.ndarray, dict[str, Any]]:
-    """Vectors for every doc, embedding only those the cache lacks; returns (vectors, counts)."""
+                     state_sources: tuple[Path, ...] = (), map: Any = None,
+                     workers: int = 1) -> tuple[np.ndarray, dict[str, Any]]:
+    """Vectors for every doc, embedding only those the cache lacks; returns (vectors, counts).
+
+    ``map``/``workers`` (a stage's ``RunInfo.map``): with more than one worker, each batch of missing docs is
+    encoded in slices by ``workers.encode_slice`` on the workers, which rebuild the backend from its name, parameters
+    and the fitted state in the cache folder; this process alone writes the cache."""
     import time
 
     from edumine.progress import Progress
@@ -329,10 +334,16 @@ def embed_with_cache(embedder: Embedder, cache_root: Path, uids: list[str], hash
     vectors, missing = cache.get(uids, hashes)
     todo = np.flatnonzero(missing)
     started = time.perf_counter()
+    if map is None or workers <= 1:
+        encode = _encode_in_steps
+    else:
+        from edumine.models.embeddings.workers import encoder_on_workers
+
+        encode = encoder_on_workers(embedder, cache_root, map, workers)
     with Progress(f"embedding ({embedder.name})", total=len(todo), unit="docs", logger=log) as progress:
         for start in range(0, len(todo), batch):
             rows = todo[start: start + batch]
-            fresh = _encode_in_steps(embedder, [texts[i] for i in rows], progress)
+            fresh = encode(embedder, [texts[i] for i in rows], progress)
             cache.put([uids[i] for i in rows], [hashes[i] for i in rows], fresh)
             if vectors is None:
                 vectors = np.zeros((len(uids), fresh.shape[1]), dtype=np.float32)

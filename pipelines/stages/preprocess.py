@@ -73,6 +73,7 @@ def run_preprocess(inputs: Any, config: PreprocessConfig, run: RunInfo) -> Stage
     settings = settings_of(config)
     config_hash = settings.digest()
     preprocessor = Preprocessor(settings, batch_size=config.batch_size, n_process=config.n_process)
+    process = _in_process(preprocessor) if run.workers <= 1 else _on_workers(run, config)
     posts, docs = inputs["posts"], inputs["docs"]
     counts = {"partitions": 0, "partitions_rewritten": 0, "partitions_unchanged": 0, "docs": 0, "processed": 0,
               "kept": 0, "usable": 0}
@@ -80,7 +81,7 @@ def run_preprocess(inputs: Any, config: PreprocessConfig, run: RunInfo) -> Stage
     timing = {"seconds": 0.0}
     sources = _previous_sources(inputs["docs_sources"], docs)
     made: dict[str, dict[str, Any]] = {}
-    stream = _partitions(posts, docs, preprocessor, config, config_hash, counts, reasons, timing, sources, made)
+    stream = _partitions(posts, docs, process, config, config_hash, counts, reasons, timing, sources, made)
 
     def sources_table() -> Any:  # written after docs (the runner writes outputs in order): every partition seen
         import pyarrow as pa
@@ -113,7 +114,7 @@ def _previous_sources(state: Any, docs: Any) -> dict[str, dict[str, Any]]:
     return {row["partition"]: row for row in table.to_pylist() if row["partition"] in stored}
 
 
-def _partitions(posts: Any, docs: Any, preprocessor: Any, config: PreprocessConfig, config_hash: str,
+def _partitions(posts: Any, docs: Any, process: Any, config: PreprocessConfig, config_hash: str,
                 counts: dict[str, int], reasons: dict[str, int], timing: dict[str, float],
                 sources: dict[str, dict[str, Any]], made: dict[str, dict[str, Any]]) -> Any:
     """Yield ``(partition, docs table)`` for every partition with new or changed posts, gathering partitions
@@ -142,11 +143,10 @@ def _partitions(posts: Any, docs: Any, preprocessor: Any, config: PreprocessConf
     pending: list[tuple[str, Any, Any, list[int], str | None]] = []
 
     def flush() -> Any:
-        records = [row for _, table, _, todo, _ in pending for row in _rows(table, todo)]
         started = time.perf_counter()
-        results = list(preprocessor.process(records))
+        results = process([(table, todo) for _, table, _, todo, _ in pending])
         timing["seconds"] += time.perf_counter() - started
-        progress.advance(len(records))
+        progress.advance(len(results))
         offset = 0
         for partition, table, stored, todo, signature in pending:
             fresh = results[offset: offset + len(todo)]
@@ -157,7 +157,7 @@ def _partitions(posts: Any, docs: Any, preprocessor: Any, config: PreprocessConf
             tally(merged, partition, signature)
             counts["partitions_rewritten"] += 1
             yield partition, merged
-        counts["processed"] += len(records)
+        counts["processed"] += len(results)
         pending.clear()
 
     pending_docs = 0
@@ -199,6 +199,60 @@ def _partitions(posts: Any, docs: Any, preprocessor: Any, config: PreprocessConf
                 pending_docs = 0
         if pending:
             yield from flush()
+
+
+def _in_process(preprocessor: Any) -> Any:
+    """The chunk's records in one spaCy stream, in this process (the default)."""
+    def process(parts: list[tuple[Any, list[int]]]) -> list[Any]:
+        return list(preprocessor.process([row for table, todo in parts for row in _rows(table, todo)]))
+
+    return process
+
+
+def _on_workers(run: RunInfo, config: PreprocessConfig) -> Any:
+    """The chunk's partitions in groups, one ``run.map`` item each (Dask workers with ``task_runner: dask``),
+    results concatenated in partition order: a doc's result does not depend on the docs beside it."""
+    options = {"settings": settings_of(config), "batch_size": config.batch_size}
+
+    def process(parts: list[tuple[Any, list[int]]]) -> list[Any]:
+        tables = [table.take(todo).select(["title", "body", "link_url", "is_deleted"]) for table, todo in parts]
+        groups = partition_groups([t.num_rows for t in tables], run.workers)
+        items = [{**options, "tables": [tables[i] for i in group]} for group in groups]
+        return [result for part in run.map(preprocess_tables, items, name="preprocess") for result in part]
+
+    return process
+
+
+def partition_groups(sizes: list[int], workers: int, per_worker: int = 2) -> list[list[int]]:
+    """Consecutive partitions (by index) in about ``workers * per_worker`` groups of similar doc counts; a
+    partition is never split, so a group is whole lake partitions (community x month)."""
+    total = sum(sizes)
+    target = max(1, -(-total // max(1, workers * per_worker)))
+    groups: list[list[int]] = [[]]
+    filled = 0
+    for index, size in enumerate(sizes):
+        if groups[-1] and filled + size > target:
+            groups.append([])
+            filled = 0
+        groups[-1].append(index)
+        filled += size
+    return [group for group in groups if group]
+
+
+_PREPROCESSORS: dict[tuple[Any, int], Any] = {}
+
+
+def preprocess_tables(tables: list[Any], settings: Any, batch_size: int) -> list[Any]:
+    """A map step (run on a worker): ``DocResult`` per row of the given posts tables, in order. The spaCy
+    pipeline loads once per worker process."""
+    from edumine.models.text.preprocess import Preprocessor
+
+    key = (settings, batch_size)
+    if key not in _PREPROCESSORS:
+        _PREPROCESSORS.clear()  # a long-lived worker keeps the latest settings' pipeline only
+        _PREPROCESSORS[key] = Preprocessor(settings, batch_size=batch_size)
+    records = [row for table in tables for row in table.to_pylist()]
+    return list(_PREPROCESSORS[key].process(records))
 
 
 def _string_array(values: list[str]) -> Any:

@@ -78,9 +78,11 @@ def usable_docs(docs: Any, kinds: list[str]) -> Any:
 
 
 def label_docs(docs: Any, existing: Any, model: Any, model_name: str,
-               cache_root: Path) -> tuple[Any, Any, dict[str, Any]]:
+               cache_root: Path, run: RunInfo | None = None,
+               folder: Path | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """doc_themes rows for every usable doc, scoring only uids not labelled by this model before: (rows as a
-    DataFrame, as an Arrow table, summary)."""
+    DataFrame, as an Arrow table, summary). With ``run.workers`` > 1 the scoring is ``run.map``'s, on workers
+    that load the model from ``folder`` (its folder in the lake)."""
     import pandas as pd
 
     keep = pd.DataFrame(columns=[f.name for f in DOC_THEMES_SCHEMA])
@@ -90,8 +92,13 @@ def label_docs(docs: Any, existing: Any, model: Any, model_name: str,
     new = docs[~docs["uid"].isin(set(keep["uid"]))]
     P = np.zeros((len(new), len(model.theme_ids)))
     embedding: dict[str, Any] = {}
+    parallel = run is not None and run.workers > 1 and folder is not None
     for start in range(0, len(new), CHUNK):
         part = new.iloc[start:start + CHUNK]
+        if parallel:
+            embedding = preload_vectors(cache_root, model, part, run=run, remember=False) or embedding
+            P[start:start + CHUNK] = score_on_workers(run, folder, model, part, cache_root)
+            continue
         embedding = preload_vectors(cache_root, model, part) or embedding
         P[start:start + CHUNK] = model.predict_proba(part["text"].tolist())
     themes = model.themes_of(P)
@@ -113,10 +120,12 @@ def label_docs(docs: Any, existing: Any, model: Any, model_name: str,
     return combined, table, summary
 
 
-def preload_vectors(cache_root: Path, model: Any, docs: Any) -> dict[str, Any] | None:
+def preload_vectors(cache_root: Path, model: Any, docs: Any, *, run: RunInfo | None = None,
+                    remember: bool = True) -> dict[str, Any] | None:
     """For a model on an embedding backend: vectors of these docs from (or into) the lake's shared cache
     (``cache_root``: the ``cache/embeddings`` artefact, which the topic stage uses by default), handed to the
-    model's embedder so that scoring does not encode them again."""
+    model's embedder so that scoring does not encode them again (``remember``; workers read them from the cache
+    instead). With ``run``, missing vectors are encoded by ``run.map``; this process alone writes the cache."""
     spec = model.embedding_spec()
     if spec is None or "text_hash" not in docs or docs["text_hash"].isna().any():
         return None
@@ -125,12 +134,58 @@ def preload_vectors(cache_root: Path, model: Any, docs: Any) -> dict[str, Any] |
 
     name, params, cache_dir = spec
     texts = docs["text"].tolist()
+    workers = {} if run is None else {"map": run.map, "workers": run.workers}
     vectors, info = embed_with_cache(make_embedder(name, **params), cache_root, docs["uid"].tolist(),
-                                     docs["text_hash"].tolist(), texts)
+                                     docs["text_hash"].tolist(), texts, **workers)
+    if not remember:
+        return {**info, "cache": str(Path(cache_root) / info["key"]), "text_column": "docs.text"}
     embedder = backend_embedder(cache_dir, name, params)
     embedder.forget()
     embedder.remember(texts, vectors)
     return {**info, "cache": str(Path(cache_root) / info["key"]), "text_column": "docs.text"}
+
+
+def score_on_workers(run: RunInfo, folder: Path, model: Any, docs: Any, cache_root: Path) -> np.ndarray:
+    """``model.predict_proba`` of these docs' texts, in slices on ``run.map``'s workers (rows in order)."""
+    step = -(-len(docs) // run.workers) or 1  # equal slices: one per worker
+    items = [{"folder": str(folder), "cache_dir": str(model.cache_dir) if model.cache_dir else None,
+              "cache_root": str(cache_root), "uids": docs["uid"].iloc[start:start + step].tolist(),
+              "hashes": docs["text_hash"].iloc[start:start + step].tolist() if "text_hash" in docs else None,
+              "texts": docs["text"].iloc[start:start + step].tolist()} for start in range(0, len(docs), step)]
+    parts = run.map(score_slice, items, name="themes")
+    return np.concatenate(parts) if parts else np.zeros((0, len(model.theme_ids)))
+
+
+_WORKER_MODELS: dict[str, Any] = {}
+
+
+def score_slice(folder: str, cache_dir: str | None, cache_root: str, uids: list[str], hashes: list[str] | None,
+                texts: list[str]) -> np.ndarray:
+    """A map step (run on a worker): theme probabilities of ``texts`` by the model saved in ``folder`` (loaded
+    once per worker process, checksums verified), with the docs' vectors read from the lake's embedding cache
+    (``cache_root``, filled by the flow's process before) for a model on an embedding backend."""
+    from edumine.models.themes.classifier import _load_verified
+
+    model = _WORKER_MODELS.get(folder)
+    if model is None:
+        model = _load_verified(Path(folder))
+        if cache_dir:
+            model.use_cache_dir(cache_dir)
+        _WORKER_MODELS.clear()  # a long-lived worker keeps the latest model only
+        _WORKER_MODELS[folder] = model
+    spec = model.embedding_spec()
+    if spec is not None and hashes is not None and all(h is not None for h in hashes):
+        from edumine.models.embeddings.backends import make_embedder, open_cache
+        from edumine.models.themes.embed import backend_embedder
+
+        name, params, text_cache = spec
+        cache = open_cache(make_embedder(name, **params), Path(cache_root))
+        vectors, missing = cache.get(uids, hashes)
+        if vectors is not None and not missing.any():
+            embedder = backend_embedder(text_cache, name, params)
+            embedder.forget()
+            embedder.remember(texts, vectors)
+    return model.predict_proba(texts)
 
 
 def score_matrix(doc_themes: Any, theme_ids: list[str]) -> np.ndarray:
@@ -193,7 +248,8 @@ def run_themes(inputs: Any, settings: ThemesConfig, run: RunInfo) -> StageResult
     existing = inputs["doc_themes"].read()
     combined, doc_themes, summary = label_docs(usable_docs(inputs["docs"], settings.kinds),
                                                None if existing is None else existing.to_pandas(),
-                                               model, folder.name, inputs["cache/embeddings"].path)
+                                               model, folder.name, inputs["cache/embeddings"].path,
+                                               run=run, folder=folder)
     labels = {t.id: t.display for t in model.codebook.themes}
     evaluation = model.info.get("evaluation") or {}
     f1 = {t: m["f1"] for t, m in evaluation.get("per_theme", {}).items()}

@@ -119,8 +119,8 @@ def latest_model(models: Any) -> tuple[Path | None, str | None]:
     return (folder if (folder / "manifest.json").exists() else None), pointer.get("run_id")
 
 
-def embed_docs(config: TopicsConfig, inputs: Any, table: Any, uids: list[str], lemmas: list[str]) \
-        -> tuple[Any, dict[str, Any]]:
+def embed_docs(config: TopicsConfig, inputs: Any, table: Any, uids: list[str], lemmas: list[str],
+               run: RunInfo | None = None) -> tuple[Any, dict[str, Any]]:
     from edumine.models.embeddings.backends import embed_with_cache
     from edumine.models.embeddings.concat import ConcatEmbedder, embed_parts_with_cache
 
@@ -133,7 +133,8 @@ def embed_docs(config: TopicsConfig, inputs: Any, table: Any, uids: list[str], l
     texts = lemmas if embedder.uses == "lemmas" else read_texts_in_order(inputs["docs"], uids)
     folder = intact_latest_model(inputs["models/topics"])
     saved = (folder / EMBEDDER_STATE,) if folder is not None else ()  # a damaged copy is never loaded
-    return embed_with_cache(embedder, cache_root, uids, hashes, texts, state_sources=saved)
+    workers = {} if run is None else {"map": run.map, "workers": run.workers}  # encoding on Dask workers
+    return embed_with_cache(embedder, cache_root, uids, hashes, texts, state_sources=saved, **workers)
 
 
 def latest_seal(models: Any) -> str | None:
@@ -243,7 +244,7 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    vectors, embedding_info = embed_docs(config, inputs, table, uids, lemmas)
+    vectors, embedding_info = embed_docs(config, inputs, table, uids, lemmas, run)
     timings["embed"] = time.perf_counter() - started
     del table  # what the stage needs is in Python lists now
 
