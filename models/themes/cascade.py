@@ -17,6 +17,7 @@ per theme), and the model card's Brier/ECE are measured on that output, as for e
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections import OrderedDict
@@ -103,13 +104,13 @@ class Cascade(Estimator):
         key = self._fit_key(name, params, texts, Y)
         if key in _FITS:
             _FITS.move_to_end(key)
-            model, scores = _FITS[key]
+            model, scores = copy.deepcopy(_FITS[key])  # a copy: pointing it at this cache must not move another's
             model.use_cache_dir(self.cache_dir)
             return model, scores
         model = ThemeModel(self.codebook, name, params or {}, seed=self.seed, cache_dir=self.cache_dir)
         scores = model.fit_out_of_fold(texts, Y, threshold_folds=self.inner_folds,
                                        max_predicted_ratio=self.max_predicted_ratio, calibration=self.calibration)
-        _FITS[key] = (model, scores)
+        _FITS[key] = copy.deepcopy((model, scores))
         while len(_FITS) > _FITS_KEPT:
             _FITS.popitem(last=False)
         return model, scores
