@@ -80,6 +80,13 @@ APPROACHES: dict[str, tuple[str, dict]] = {
     "cascade defer 0.2": ("themes.cascade.v1", {"defer_share": 0.2}),
     "cascade defer 0.3": ("themes.cascade.v1", {"defer_share": 0.3}),
     "cascade defer 0.4": ("themes.cascade.v1", {"defer_share": 0.4}),
+    "cascade defer 0.5": ("themes.cascade.v1", {"defer_share": 0.5}),
+    "cascade defer 0.0 (fast model only)": ("themes.cascade.v1", {"defer_share": 0.0}),
+    "cascade defer 1.0 (slow model only)": ("themes.cascade.v1", {"band": 1e6}),
+    "cascade inner 5, defer 0.0 (fast model only)": ("themes.cascade.v1", {"defer_share": 0.0, "inner_folds": 5}),
+    "cascade inner 5, defer 0.2": ("themes.cascade.v1", {"defer_share": 0.2, "inner_folds": 5}),
+    "cascade inner 5, defer 0.3": ("themes.cascade.v1", {"defer_share": 0.3, "inner_folds": 5}),
+    "cascade inner 5, defer 1.0 (slow model only)": ("themes.cascade.v1", {"band": 1e6, "inner_folds": 5}),
 }
 
 
