@@ -5,7 +5,8 @@ Both sub-models are trained as ``ThemeModel``s (the same code as any theme model
 ``inner_folds`` folds fit a per-theme calibration and thresholds, then the estimator is refitted on
 everything), so each outputs calibrated probabilities and has its own thresholds. A text is **deferred**
 when, for some theme, the fast model's calibrated probability is within ``band`` (in log-odds) of the fast
-model's threshold for that theme: the distance ``edumine themes export-for-labelling`` ranks posts by.
+model's threshold for that theme (with ``defer_on: slow_better``, the default, only themes where the slow
+model's out-of-fold F1 beats the fast model's count): the distance ``edumine themes export-for-labelling`` ranks posts by.
 With ``band`` unset, it is the quantile of those distances over the fast model's out-of-fold scores that
 defers ``defer_share`` of the training texts. Log-odds rather than a band of probability: a theme with a
 threshold of 0.1 and one of 0.6 get comparable bands, and confident scores near 0 or 1 are never deferred.
@@ -48,6 +49,9 @@ class CascadeParams(BaseModel):
                                "sets the band when band is unset")
     band: Optional[float] = Field(None, ge=0, description="defer a text when a theme's fast calibrated "
                                   "probability is within this many log-odds of its threshold")
+    defer_on: Literal["all", "slow_better"] = Field(
+        "slow_better", description="themes whose closeness to the threshold defers a text: all, or those where the "
+        "slow model's out-of-fold F1 beats the fast one's")
     inner_folds: int = Field(3, ge=2, description="folds whose out-of-fold scores calibrate each sub-model")
     calibration: Literal["platt", "isotonic"] = "platt"
     max_predicted_ratio: float = Field(3.0, ge=0)
@@ -66,7 +70,7 @@ class Cascade(Estimator):
 
     def __init__(self, codebook: Codebook | None = None, fast: str = FAST, fast_params: dict[str, Any] | None = None,
                  slow: str = SLOW, slow_params: dict[str, Any] | None = None, defer_share: float = 0.25,
-                 band: float | None = None, inner_folds: int = 3, calibration: str = "platt",
+                 band: float | None = None, defer_on: str = "slow_better", inner_folds: int = 3, calibration: str = "platt",
                  max_predicted_ratio: float = 3.0, cache_dir: str | None = None, seed: int = 0) -> None:
         self.codebook = codebook
         self.fast = fast
@@ -75,6 +79,7 @@ class Cascade(Estimator):
         self.slow_params = slow_params
         self.defer_share = defer_share
         self.band = band
+        self.defer_on = defer_on
         self.inner_folds = inner_folds
         self.calibration = calibration
         self.max_predicted_ratio = max_predicted_ratio
@@ -86,7 +91,8 @@ class Cascade(Estimator):
             raise ValueError("themes.cascade.v1 needs the codebook")
         texts, Y = list(texts), np.asarray(Y)
         self.fast_, fast_scores = self._sub_model(self.fast, self.fast_params, texts, Y)
-        self.slow_, _ = self._sub_model(self.slow, self.slow_params, texts, Y)
+        self.slow_, slow_scores = self._sub_model(self.slow, self.slow_params, texts, Y)
+        self.defer_themes_ = self._themes_to_defer_on(Y, fast_scores, slow_scores)
         if self.band is not None:
             self.band_ = float(self.band)
         else:
@@ -125,10 +131,25 @@ class Cascade(Estimator):
         digest.update(np.ascontiguousarray(Y, dtype=np.int8).tobytes())
         return digest.hexdigest()
 
+    def _themes_to_defer_on(self, Y: np.ndarray, fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
+        """Which themes' closeness to the threshold defers a text. With ``slow_better``, only themes where the
+        slow model's out-of-fold decisions score a higher F1 than the fast model's: the deferral budget goes
+        where rescoring can change a decision for the better (all themes when there is none)."""
+        every = np.ones(Y.shape[1], dtype=bool)
+        if self.defer_on == "all":
+            return every
+        from edumine.models.themes.evaluation import f1_scores
+
+        fast_on, slow_on = fast >= self.fast_.thresholds_, slow >= self.slow_.thresholds_
+        better = np.array([f1_scores(Y[:, t], slow_on[:, t].astype(int))[2]
+                           > f1_scores(Y[:, t], fast_on[:, t].astype(int))[2] for t in range(Y.shape[1])])
+        return better if better.any() else every
+
     def _distance(self, P: np.ndarray) -> np.ndarray:
         from edumine.models.themes.labelling import uncertainty
 
-        return uncertainty(P, self.fast_.thresholds_)[0] if len(P) else np.zeros(0)
+        themes = self.defer_themes_
+        return uncertainty(P[:, themes], self.fast_.thresholds_[themes])[0] if len(P) else np.zeros(0)
 
     def deferred(self, texts: Sequence[str]) -> np.ndarray:
         """Which of ``texts`` the slow model scores (boolean per text)."""
