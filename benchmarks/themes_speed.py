@@ -74,14 +74,16 @@ def edumine(*args: str, cwd: Path) -> tuple[float, float]:
     return time.perf_counter() - started, cpu
 
 
-def in_process(model_dir: Path, texts: list[str]) -> dict:
-    """The trained model loaded in this process, then ``texts`` scored and decided (first call: nothing cached)."""
+def in_process(model_dir: Path, texts: list[str], folder: Path | None = None) -> dict:
+    """The trained model (``folder``, else the latest) loaded in this process, then ``texts`` scored and decided
+    (first call: nothing cached)."""
     import resource
 
     from edumine.models.themes.classifier import ThemeModel
 
-    latest = json.loads((model_dir / "latest.json").read_text())
-    folder = model_dir / Path(latest.get("folder") or latest.get("model") or latest.get("name")).name
+    if folder is None:
+        latest = json.loads((model_dir / "latest.json").read_text())
+        folder = model_dir / Path(latest.get("folder") or latest.get("model") or latest.get("name")).name
     started = time.perf_counter()
     model = ThemeModel.load(folder)
     load_seconds = time.perf_counter() - started
@@ -128,6 +130,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--classifier", nargs=2, action="append", metavar=("NAME", "PARAMS_JSON"))
     parser.add_argument("--encoders", action="store_true")
+    parser.add_argument("--in-process-only", action="store_true", help="time only the loaded models scoring in this "
+                        "process (no `themes predict` processes)")
     parser.add_argument("--seed", type=int, default=0, help="which posts (a sample not labelled before)")
     parser.add_argument("--model-dir", type=Path, default=ROOT / "data" / "models" / "themes")
     parser.add_argument("--label-cache", type=Path, default=ROOT / "data" / "cache" / "embeddings")
@@ -153,6 +157,15 @@ def main() -> None:
         runs = args.classifier or DEFAULT_RUNS
         pretrain(runs, args)
         for name, params in runs:
+            if args.in_process_only:
+                settings = theme_settings(name, params, args)
+                from edumine.models.themes.classifier import ThemesConfig, load_or_train
+
+                _, folder, _ = load_or_train(ThemesConfig(**settings, cache_dir=args.label_cache).resolved(ROOT))
+                results[f"{name} {params}"] = {**in_process(args.model_dir, texts, folder),
+                                               "load_after": open("/proc/loadavg").read().split()[0]}
+                print(f"{name} {params}", results[f"{name} {params}"], flush=True)
+                continue
             base = theme_settings(name, params, args)
             train_cfg = work / "train.json"
             train_cfg.write_text(json.dumps({"lake": str(work / "lake"), "sources": SOURCES, "themes": {**base, "cache_dir": str(args.label_cache)}}))
