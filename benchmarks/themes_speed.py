@@ -91,6 +91,8 @@ def in_process(model_dir: Path, texts: list[str], folder: Path | None = None) ->
         model.use_cache_dir(empty)
         warm = time.perf_counter()
         model.predict_proba(texts[:8])  # lazy loads (ONNX session, static table) outside the timing
+        if hasattr(model.estimator_, "slow_"):  # a cascade: its slow model's session too, whatever it defers
+            model.estimator_.slow_.predict_proba(texts[:2])
         warm = time.perf_counter() - warm
         cpu0, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         model.decide(model.predict_proba(texts[8:]))
