@@ -51,9 +51,8 @@ def test_uncertain_texts_take_the_slow_models_probabilities(training: tuple, tmp
     probe = texts[:40] + TEXTS
     fast, slow = cascade.fast_.predict_proba(probe), cascade.slow_.predict_proba(probe)
     assert cascade.fast_.calibrated and cascade.slow_.calibrated
-    themes = cascade.defer_themes_    # default defer_on: the themes where the slow model's out-of-fold F1 is higher
-    assert themes.dtype == bool and 0 < themes.sum() <= len(themes)
-    distance, _ = uncertainty(fast[:, themes], cascade.fast_.thresholds_[themes])
+    assert cascade.defer_themes_.all()     # default defer_on: every theme's closeness counts
+    distance, _ = uncertainty(fast, cascade.fast_.thresholds_)
     deferred = cascade.deferred(probe)
     assert np.array_equal(deferred, distance < cascade.band_) and 0 < deferred.sum() < len(probe)
     P = cascade.predict_proba(probe)
@@ -73,9 +72,12 @@ def test_uncertain_texts_take_the_slow_models_probabilities(training: tuple, tmp
     assert np.array_equal(none.fast_.thresholds_, cascade.fast_.thresholds_)
     assert np.array_equal(none.predict_proba(probe), fast) and np.array_equal(every.predict_proba(probe), slow)
     assert none.train_deferred_share_ == 0.0 and every.train_deferred_share_ == 1.0
-    on_all = make_estimator(NAME, codebook, {**params, "defer_on": "all"}, cache_dir=str(tmp_path)).fit(texts, Y)
-    assert on_all.defer_themes_.all()
-    assert np.array_equal(on_all.deferred(probe), uncertainty(fast, cascade.fast_.thresholds_)[0] < on_all.band_)
+    # defer_on slow_better: only the themes where the slow model's out-of-fold F1 is higher count
+    better = make_estimator(NAME, codebook, {**params, "defer_on": "slow_better"}, cache_dir=str(tmp_path)).fit(texts, Y)
+    themes = better.defer_themes_
+    assert themes.dtype == bool and 0 < themes.sum() <= len(themes)
+    distance = uncertainty(fast[:, themes], cascade.fast_.thresholds_[themes])[0]
+    assert np.array_equal(better.deferred(probe), distance < better.band_)
 
 
 def test_the_params_model_rejects_bad_settings() -> None:

@@ -5,8 +5,8 @@ Both sub-models are trained as ``ThemeModel``s (the same code as any theme model
 ``inner_folds`` folds fit a per-theme calibration and thresholds, then the estimator is refitted on
 everything), so each outputs calibrated probabilities and has its own thresholds. A text is **deferred**
 when, for some theme, the fast model's calibrated probability is within ``band`` (in log-odds) of the fast
-model's threshold for that theme (with ``defer_on: slow_better``, the default, only themes where the slow
-model's out-of-fold F1 beats the fast model's count): the distance ``edumine themes export-for-labelling`` ranks posts by.
+model's threshold for that theme (with ``defer_on: slow_better``, only themes where the slow model's
+out-of-fold F1 beats the fast model's count; measured no better than all themes, the default): the distance ``edumine themes export-for-labelling`` ranks posts by.
 With ``band`` unset, it is the quantile of those distances over the fast model's out-of-fold scores that
 defers ``defer_share`` of the training texts. Log-odds rather than a band of probability: a theme with a
 threshold of 0.1 and one of 0.6 get comparable bands, and confident scores near 0 or 1 are never deferred.
@@ -50,7 +50,7 @@ class CascadeParams(BaseModel):
     band: Optional[float] = Field(None, ge=0, description="defer a text when a theme's fast calibrated "
                                   "probability is within this many log-odds of its threshold")
     defer_on: Literal["all", "slow_better"] = Field(
-        "slow_better", description="themes whose closeness to the threshold defers a text: all, or those where the "
+        "all", description="themes whose closeness to the threshold defers a text: all, or those where the "
         "slow model's out-of-fold F1 beats the fast one's")
     inner_folds: int = Field(3, ge=2, description="folds whose out-of-fold scores calibrate each sub-model")
     calibration: Literal["platt", "isotonic"] = "platt"
@@ -70,7 +70,7 @@ class Cascade(Estimator):
 
     def __init__(self, codebook: Codebook | None = None, fast: str = FAST, fast_params: dict[str, Any] | None = None,
                  slow: str = SLOW, slow_params: dict[str, Any] | None = None, defer_share: float = 0.25,
-                 band: float | None = None, defer_on: str = "slow_better", inner_folds: int = 3, calibration: str = "platt",
+                 band: float | None = None, defer_on: str = "all", inner_folds: int = 3, calibration: str = "platt",
                  max_predicted_ratio: float = 3.0, cache_dir: str | None = None, seed: int = 0) -> None:
         self.codebook = codebook
         self.fast = fast
