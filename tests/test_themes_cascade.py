@@ -41,6 +41,12 @@ def training(small_labels: Path) -> tuple:
     return codebook, label_texts(records), label_matrix(records, codebook.ids)
 
 
+def aligned(P: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Log-odds shifted so that each theme's threshold sits at 0.5."""
+    logit = lambda p: np.log(np.clip(p, 1e-6, 1 - 1e-6) / (1 - np.clip(p, 1e-6, 1 - 1e-6)))  # noqa: E731
+    return 1 / (1 + np.exp(-(logit(P) - logit(thresholds))))
+
+
 def test_uncertain_texts_take_the_slow_models_probabilities(training: tuple, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     codebook, texts, Y = training
@@ -56,8 +62,15 @@ def test_uncertain_texts_take_the_slow_models_probabilities(training: tuple, tmp
     deferred = cascade.deferred(probe)
     assert np.array_equal(deferred, distance < cascade.band_) and 0 < deferred.sum() < len(probe)
     P = cascade.predict_proba(probe)
-    assert np.array_equal(P[deferred], slow[deferred]) and np.array_equal(P[~deferred], fast[~deferred])
-    assert not np.array_equal(fast[deferred], slow[deferred])
+    fast_aligned, slow_aligned = aligned(fast, cascade.fast_.thresholds_), aligned(slow, cascade.slow_.thresholds_)
+    assert np.allclose(P[deferred], slow_aligned[deferred]) and np.allclose(P[~deferred], fast_aligned[~deferred])
+    assert not np.allclose(fast_aligned[deferred], slow_aligned[deferred])
+    # aligned, a cut at 0.5 is each source's own decision: the slow model's for deferred texts, else the fast one's
+    decisions = np.where(deferred[:, None], cascade.slow_.decide(slow), cascade.fast_.decide(fast))
+    assert np.array_equal(P >= 0.5, decisions.astype(bool))
+    unaligned = make_estimator(NAME, codebook, {**params, "align_thresholds": False}, cache_dir=str(tmp_path))
+    P_raw = unaligned.fit(texts, Y).predict_proba(probe)
+    assert np.array_equal(P_raw[deferred], slow[deferred]) and np.array_equal(P_raw[~deferred], fast[~deferred])
 
     # the extremes: nothing deferred is the fast model, everything deferred the slow one; a setting that differs
     # only in the band reuses the fitted sub-models (a fit is a pure function of its inputs)
@@ -70,7 +83,7 @@ def test_uncertain_texts_take_the_slow_models_probabilities(training: tuple, tmp
     none = make_estimator(NAME, codebook, {**params, "defer_share": 0.0}, cache_dir=str(tmp_path)).fit(texts, Y)
     every = make_estimator(NAME, codebook, {**params, "band": 1e6}, cache_dir=str(tmp_path)).fit(texts, Y)
     assert np.array_equal(none.fast_.thresholds_, cascade.fast_.thresholds_)
-    assert np.array_equal(none.predict_proba(probe), fast) and np.array_equal(every.predict_proba(probe), slow)
+    assert np.allclose(none.predict_proba(probe), fast_aligned) and np.allclose(every.predict_proba(probe), slow_aligned)
     assert none.train_deferred_share_ == 0.0 and every.train_deferred_share_ == 1.0
     # defer_on slow_better: only the themes where the slow model's out-of-fold F1 is higher count
     better = make_estimator(NAME, codebook, {**params, "defer_on": "slow_better"}, cache_dir=str(tmp_path)).fit(texts, Y)
