@@ -50,7 +50,7 @@ def aligned(P: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 def test_uncertain_texts_take_the_slow_models_probabilities(training: tuple, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     codebook, texts, Y = training
-    params = {"defer_share": 0.3, "inner_folds": 2}
+    params = {"defer_share": 0.3, "inner_folds": 2, "align_thresholds": True}
     cascade = make_estimator(NAME, codebook, params, cache_dir=str(tmp_path)).fit(texts, Y)
     # the band defers the asked share of the fast model's out-of-fold scores (ties aside)
     assert abs(cascade.train_deferred_share_ - 0.3) <= 2 / len(texts) and cascade.band_ > 0
