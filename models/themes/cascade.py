@@ -5,18 +5,19 @@ Both sub-models are trained as ``ThemeModel``s (the same code as any theme model
 ``inner_folds`` folds fit a per-theme calibration and thresholds, then the estimator is refitted on
 everything), so each outputs calibrated probabilities and has its own thresholds. A text is **deferred**
 when, for some theme, the fast model's calibrated probability is within ``band`` (in log-odds) of the fast
-model's threshold for that theme (with ``defer_on: slow_better``, only themes where the slow model's
-out-of-fold F1 beats the fast model's count; measured no better than all themes, the default): the distance ``edumine themes export-for-labelling`` ranks posts by.
-With ``band`` unset, it is the quantile of those distances over the fast model's out-of-fold scores that
-defers ``defer_share`` of the training texts. Log-odds rather than a band of probability: a theme with a
-threshold of 0.1 and one of 0.6 get comparable bands, and confident scores near 0 or 1 are never deferred.
+model's threshold for that theme: the distance ``edumine themes export-for-labelling`` ranks posts by (with
+``defer_on: slow_better``, only themes where the slow model's out-of-fold F1 beats the fast model's count;
+measured no better than all themes, the default). With ``band`` unset, it is the quantile of those distances
+over the fast model's out-of-fold scores that defers ``defer_share`` of the training texts. Log-odds rather
+than a band of probability: a theme with a threshold of 0.1 and one of 0.6 get comparable bands, and confident
+scores near 0 or 1 are never deferred.
 
 With ``align_thresholds``, each source's log-odds are shifted so that its own thresholds sit at 0.5 (the two
 models' thresholds for a theme differ, and one cut on the mixture applies a compromise to both); measured in
 nested CV it changes macro-F1 by less than the noise and calibrates slightly worse, so it is off by default.
-What the cascade outputs is a mixture of two calibrated sources, so a
-``ThemeModel`` around it calibrates and thresholds the cascade's **own** out-of-fold output again (Platt,
-per theme), and the model card's Brier/ECE are measured on that output, as for every classifier.
+What the cascade outputs is a mixture of two calibrated sources, so a ``ThemeModel`` around it calibrates and
+thresholds the cascade's **own** out-of-fold output again (Platt, per theme), and the model card's Brier/ECE
+are measured on that output, as for every classifier.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class Cascade(Estimator):
 
     def __init__(self, codebook: Codebook | None = None, fast: str = FAST, fast_params: dict[str, Any] | None = None,
                  slow: str = SLOW, slow_params: dict[str, Any] | None = None, defer_share: float = 0.25,
-                 band: float | None = None, defer_on: str = "all", align_thresholds: bool = False, inner_folds: int = 3, calibration: str = "platt",
+                 band: float | None = None, defer_on: str = "all", align_thresholds: bool = False,
+                 inner_folds: int = 3, calibration: str = "platt",
                  max_predicted_ratio: float = 3.0, cache_dir: str | None = None, seed: int = 0) -> None:
         self.codebook = codebook
         self.fast = fast
@@ -107,17 +109,17 @@ class Cascade(Estimator):
         self.train_deferred_share_ = float(np.mean(self._distance(fast_scores) < self.band_))
         return self
 
-    def _sub_model(self, name: str, params: dict[str, Any] | None, texts: list[str], Y: np.ndarray) -> tuple[Any, np.ndarray]:
+    def _sub_model(self, name: str, params: dict[str, Any] | None, texts: list[str],
+                   Y: np.ndarray) -> tuple[Any, np.ndarray]:
         """A fitted ``ThemeModel`` and its out-of-fold calibrated scores. A fit is a pure function of its
-        inputs (seeded), so the last few are kept in memory: cascades that differ only in the band (a
-        benchmark's settings) share their sub-models instead of fitting them again."""
+        inputs (seeded; the text cache included), so the last few are kept in memory: cascades that differ
+        only in the band (a benchmark's settings) share their sub-models instead of fitting them again."""
         from edumine.models.themes.classifier import ThemeModel
 
         key = self._fit_key(name, params, texts, Y)
         if key in _FITS:
             _FITS.move_to_end(key)
-            model, scores = copy.deepcopy(_FITS[key])  # a copy: pointing it at this cache must not move another's
-            model.use_cache_dir(self.cache_dir)
+            model, scores = copy.deepcopy(_FITS[key])  # a copy: no two cascades share a mutable sub-model
             return model, scores
         model = ThemeModel(self.codebook, name, params or {}, seed=self.seed, cache_dir=self.cache_dir)
         scores = model.fit_out_of_fold(texts, Y, threshold_folds=self.inner_folds,
@@ -129,6 +131,7 @@ class Cascade(Estimator):
 
     def _fit_key(self, name: str, params: dict[str, Any] | None, texts: list[str], Y: np.ndarray) -> str:
         settings = {"name": name, "params": params or {}, "seed": self.seed, "folds": self.inner_folds,
+                    "cache_dir": str(self.cache_dir),  # int8 vectors cached elsewhere may differ in the last bits
                     "calibration": self.calibration, "ratio": self.max_predicted_ratio,
                     "codebook": self.codebook.fingerprint()}
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
