@@ -75,7 +75,37 @@ APPROACHES: dict[str, tuple[str, dict]] = {
         "tune_epochs": 2, "tune_lr": 1e-3, "tuned_weight": 0.3}),
     "tfidf_static_logreg.v1 tuned 2 ep lr=1e-3 alone": ("themes.tfidf_static_logreg.v1", {
         "tune_epochs": 2, "tune_lr": 1e-3, "tuned_weight": 1.0}),
+    # cascade: the static model scores every text, the default rescores the share it is least sure about
+    "cascade defer 0.1": ("themes.cascade.v1", {"defer_share": 0.1, "align_thresholds": False}),
+    "cascade aligned, defer 0.1": ("themes.cascade.v1", {"defer_share": 0.1, "align_thresholds": True}),
+    "cascade defer 0.2": ("themes.cascade.v1", {"defer_share": 0.2, "align_thresholds": False}),
+    "cascade aligned, defer 0.2": ("themes.cascade.v1", {"defer_share": 0.2, "align_thresholds": True}),
+    "cascade defer 0.3": ("themes.cascade.v1", {"defer_share": 0.3, "align_thresholds": False}),
+    "cascade aligned, defer 0.3": ("themes.cascade.v1", {"defer_share": 0.3, "align_thresholds": True}),
+    "cascade defer 0.4": ("themes.cascade.v1", {"defer_share": 0.4, "align_thresholds": False}),
+    "cascade aligned, defer 0.4": ("themes.cascade.v1", {"defer_share": 0.4, "align_thresholds": True}),
+    "cascade defer 0.5": ("themes.cascade.v1", {"defer_share": 0.5, "align_thresholds": False}),
+    "cascade aligned, defer 0.5": ("themes.cascade.v1", {"defer_share": 0.5, "align_thresholds": True}),
+    "cascade all themes, defer 0.2": ("themes.cascade.v1", {"defer_share": 0.2, "defer_on": "all", "align_thresholds": False}),
+    "cascade all themes, defer 0.3": ("themes.cascade.v1", {"defer_share": 0.3, "defer_on": "all", "align_thresholds": False}),
+    "cascade slow-better themes, defer 0.1": ("themes.cascade.v1", {"defer_share": 0.1, "defer_on": "slow_better", "align_thresholds": False}),
+    "cascade slow-better themes, defer 0.2": ("themes.cascade.v1", {"defer_share": 0.2, "defer_on": "slow_better", "align_thresholds": False}),
+    "cascade slow-better themes, defer 0.3": ("themes.cascade.v1", {"defer_share": 0.3, "defer_on": "slow_better", "align_thresholds": False}),
+    "cascade slow-better themes, defer 0.4": ("themes.cascade.v1", {"defer_share": 0.4, "defer_on": "slow_better", "align_thresholds": False}),
+    "cascade defer 0.0 (fast model only)": ("themes.cascade.v1", {"defer_share": 0.0, "align_thresholds": False}),
+    "cascade defer 1.0 (slow model only)": ("themes.cascade.v1", {"band": 1e6, "align_thresholds": False}),
+    "cascade inner 5, defer 0.0 (fast model only)": ("themes.cascade.v1", {"defer_share": 0.0, "inner_folds": 5, "align_thresholds": False}),
+    "cascade inner 5, defer 0.2": ("themes.cascade.v1", {"defer_share": 0.2, "inner_folds": 5, "align_thresholds": False}),
+    "cascade inner 5, defer 0.3": ("themes.cascade.v1", {"defer_share": 0.3, "inner_folds": 5, "align_thresholds": False}),
+    "cascade inner 5, defer 1.0 (slow model only)": ("themes.cascade.v1", {"band": 1e6, "inner_folds": 5, "align_thresholds": False}),
 }
+
+
+def deferred_share(factory, texts, Y, train, test) -> dict:  # noqa: ANN001
+    """A cascade's band and the share of held-out texts it defers (its sub-models come from the fit just made)."""
+    model = factory().fit([texts[i] for i in train], Y[train])
+    return {"band": round(model.band_, 4), "train_deferred_share": round(model.train_deferred_share_, 4),
+            "held_out_deferred_share": round(float(model.deferred([texts[i] for i in test]).mean()), 4)}
 
 
 def main() -> None:
@@ -115,6 +145,8 @@ def main() -> None:
                  "held_out_per_theme_f1": {t: m["f1"] for t, m in result["per_theme"].items()},
                  "held_out_brier": result["calibration"]["brier_mean"], "held_out_ece": result["calibration"]["ece_mean"],
                  "held_out_seconds": round(seconds, 1), "load": open("/proc/loadavg").read().split()[0]}
+        if registry_name == "themes.cascade.v1":
+            entry.update(deferred_share(factory, texts, Y, train, test))
         if any(c in name for c in args.cv):
             started = time.perf_counter()
             cv = cross_validate(factory, texts, Y, codebook.ids, n_splits=5, inner_splits=5, seed=args.seed,
@@ -128,6 +160,7 @@ def main() -> None:
         results[key] = entry
         print(f"{key}: held-out macro-F1 {entry['held_out_macro_f1']:.3f} micro {entry['held_out_micro_f1']:.3f} "
               f"brier {entry['held_out_brier']:.4f} ece {entry['held_out_ece']:.4f} ({seconds:.0f}s)"
+              + (f" deferred {entry['held_out_deferred_share']:.3f}" if "held_out_deferred_share" in entry else "")
               + (f"; CV macro-F1 {entry['cv_macro_f1']:.3f}, prevalence MAE {entry['cv_prevalence_errors']}"
                  if "cv_macro_f1" in entry else ""), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)

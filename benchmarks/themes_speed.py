@@ -74,14 +74,16 @@ def edumine(*args: str, cwd: Path) -> tuple[float, float]:
     return time.perf_counter() - started, cpu
 
 
-def in_process(model_dir: Path, texts: list[str]) -> dict:
-    """The trained model loaded in this process, then ``texts`` scored and decided (first call: nothing cached)."""
+def in_process(model_dir: Path, texts: list[str], folder: Path | None = None) -> dict:
+    """The trained model (``folder``, else the latest) loaded in this process, then ``texts`` scored and decided
+    (first call: nothing cached)."""
     import resource
 
     from edumine.models.themes.classifier import ThemeModel
 
-    latest = json.loads((model_dir / "latest.json").read_text())
-    folder = model_dir / Path(latest.get("folder") or latest.get("model") or latest.get("name")).name
+    if folder is None:
+        latest = json.loads((model_dir / "latest.json").read_text())
+        folder = model_dir / Path(latest.get("folder") or latest.get("model") or latest.get("name")).name
     started = time.perf_counter()
     model = ThemeModel.load(folder)
     load_seconds = time.perf_counter() - started
@@ -89,15 +91,40 @@ def in_process(model_dir: Path, texts: list[str]) -> dict:
         model.use_cache_dir(empty)
         warm = time.perf_counter()
         model.predict_proba(texts[:8])  # lazy loads (ONNX session, static table) outside the timing
+        if hasattr(model.estimator_, "slow_"):  # a cascade: its slow model's session too, whatever it defers
+            model.estimator_.slow_.predict_proba(texts[:2])
         warm = time.perf_counter() - warm
         cpu0, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         model.decide(model.predict_proba(texts[8:]))
         seconds = time.perf_counter() - started
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
-    return {"in_process_docs_per_s": round((len(texts) - 8) / seconds, 1),
+    extra = {}
+    if hasattr(model.estimator_, "deferred"):  # a cascade: the share its slow model scored (outside the timing)
+        extra = {"deferred_share": round(float(model.estimator_.deferred(texts[8:]).mean()), 4),
+                 "band": round(model.estimator_.band_, 4)}
+    return {**extra,"in_process_docs_per_s": round((len(texts) - 8) / seconds, 1),
             "in_process_docs_per_cpu_s": round((len(texts) - 8) / max(cpu, 1e-9), 1),
             "model_load_seconds": round(load_seconds, 2), "first_call_seconds": round(warm, 2)}
+
+
+def theme_settings(name: str, params: str, args: argparse.Namespace) -> dict:
+    return {"codebook": str(SHARED / "codebook" / "sdl_themes.yaml"),
+            "labels": [str(SHARED / "labels" / "sdl_train.jsonl")], "classifier": name,
+            "params": json.loads(params), "model_dir": str(args.model_dir), "eval_folds": 0}
+
+
+def pretrain(runs: list, args: argparse.Namespace) -> None:
+    """Train (or load) every model in this process first, so that cascades differing only in their band share
+    their sub-models' fits; the ``themes train`` processes below then find them cached."""
+    from edumine.models.themes.classifier import ThemesConfig, load_or_train
+
+    for name, params in runs:
+        started = time.perf_counter()
+        settings = ThemesConfig(**theme_settings(name, params, args), cache_dir=args.label_cache).resolved(ROOT)
+        _, folder, trained = load_or_train(settings)
+        print(f"{name} {params}: {'trained' if trained else 'loaded'} in {time.perf_counter() - started:.0f}s "
+              f"({folder.name})", flush=True)
 
 
 def main() -> None:
@@ -105,6 +132,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--classifier", nargs=2, action="append", metavar=("NAME", "PARAMS_JSON"))
     parser.add_argument("--encoders", action="store_true")
+    parser.add_argument("--in-process-only", action="store_true", help="time only the loaded models scoring in this "
+                        "process (no `themes predict` processes)")
     parser.add_argument("--seed", type=int, default=0, help="which posts (a sample not labelled before)")
     parser.add_argument("--model-dir", type=Path, default=ROOT / "data" / "models" / "themes")
     parser.add_argument("--label-cache", type=Path, default=ROOT / "data" / "cache" / "embeddings")
@@ -127,10 +156,19 @@ def main() -> None:
         posts = sample_posts(args.n, args.seed)
         posts.to_parquet(work / "posts.parquet")
         texts = [clean_text(t, b) for t, b in zip(posts["title"], posts["body"])]
-        for name, params in args.classifier or DEFAULT_RUNS:
-            base = {"codebook": str(SHARED / "codebook" / "sdl_themes.yaml"),
-                    "labels": [str(SHARED / "labels" / "sdl_train.jsonl")], "classifier": name,
-                    "params": json.loads(params), "model_dir": str(args.model_dir), "eval_folds": 0}
+        runs = args.classifier or DEFAULT_RUNS
+        pretrain(runs, args)
+        for name, params in runs:
+            if args.in_process_only:
+                settings = theme_settings(name, params, args)
+                from edumine.models.themes.classifier import ThemesConfig, load_or_train
+
+                _, folder, _ = load_or_train(ThemesConfig(**settings, cache_dir=args.label_cache).resolved(ROOT))
+                results[f"{name} {params}"] = {**in_process(args.model_dir, texts, folder),
+                                               "load_after": open("/proc/loadavg").read().split()[0]}
+                print(f"{name} {params}", results[f"{name} {params}"], flush=True)
+                continue
+            base = theme_settings(name, params, args)
             train_cfg = work / "train.json"
             train_cfg.write_text(json.dumps({"lake": str(work / "lake"), "sources": SOURCES, "themes": {**base, "cache_dir": str(args.label_cache)}}))
             train_seconds, _ = edumine("themes", "train", "--config", str(train_cfg), cwd=ROOT)

@@ -64,12 +64,20 @@ class ThemeModel:
             max_predicted_ratio: float = 3.0, calibration: str | None = "platt") -> ThemeModel:
         """Out-of-fold scores of the training set fit the per-theme calibration, then the thresholds (on
         the calibrated scale) and the decisions' error rates; the estimator is refitted on everything."""
+        self.fit_out_of_fold(texts, Y, threshold_folds=threshold_folds, max_predicted_ratio=max_predicted_ratio,
+                             calibration=calibration)
+        return self
+
+    def fit_out_of_fold(self, texts: Sequence[str], Y: np.ndarray, *, threshold_folds: int = 5,
+                        max_predicted_ratio: float = 3.0, calibration: str | None = "platt") -> np.ndarray:
+        """``fit``, returning the training set's out-of-fold scores on the calibrated scale (what the
+        thresholds were tuned on; ``themes.cascade.v1`` sets its deferral band on them)."""
         texts = list(texts)
         inner = out_of_fold(self.new_estimator, texts, Y, threshold_folds, self.seed)
         self.calibrator_, self.thresholds_, self.error_rates_ = decision_layer(
             Y, inner, calibration=calibration, max_predicted_ratio=max_predicted_ratio)
         self.estimator_ = self.new_estimator().fit(texts, Y)
-        return self
+        return self.calibrator_.transform(inner) if self.calibrated else inner
 
     @property
     def calibrated(self) -> bool:
@@ -94,7 +102,12 @@ class ThemeModel:
                 continue
             if hasattr(estimator, "cache_dir"):
                 estimator.cache_dir = cache_dir
-            pending += [v for k, v in vars(estimator).items() if k.endswith("_") and hasattr(v, "get_params")]
+            for name, value in vars(estimator).items():
+                if name.endswith("_") and isinstance(value, ThemeModel):  # a cascade's fitted sub-models
+                    value.cache_dir = cache_dir
+                    value = getattr(value, "estimator_", None)
+                if name.endswith("_") and hasattr(value, "get_params"):
+                    pending.append(value)
 
     def embedding_spec(self) -> tuple[str, dict[str, Any], str | None] | None:
         """(backend name, parameters, text cache folder) of a model on an embedding backend, else None."""

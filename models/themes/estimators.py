@@ -327,3 +327,4 @@ def make_estimator(name: str, codebook: Codebook, params: dict[str, Any] | None 
 from edumine.models.themes import zeroshot as _themes_zeroshot  # noqa: E402,F401  (registers themes.zeroshot.v2)
 from edumine.models.themes import finetuned as _themes_finetuned  # noqa: E402,F401  (registers themes.minilm_finetuned.v1)
 from edumine.models.themes import static as _themes_static  # noqa: E402,F401  (registers themes.tfidf_static_logreg.v1)
+from edumine.models.themes import cascade as _themes_cascade  # noqa: E402,F401  (registers themes.cascade.v1)
