@@ -80,7 +80,10 @@ def lake_state(lake: Path) -> dict[str, Any]:
         top = relative.split("/", 1)[0]
         if top.startswith("_") or top in ("runs", "quarantine", "models"):
             continue
-        state[relative] = _rows(pq.read_table(path))
+        rows = _rows(pq.read_table(path))
+        # activity_runs lists the collection runs that posts came from: a killed run that merged posts before
+        # dying is one more such run (its ids are volatile, so only the distinct rows can agree).
+        state[relative] = sorted(set(rows)) if top == "activity_runs" else rows
     completed = [manifest for _, manifest in run_manifests(lake)]
     completed = [m for m in completed if m["status"] == "completed"]
     last = completed[-1]["run_id"]

@@ -182,7 +182,7 @@ def load_or_train(settings: ThemesConfig, *, retrain: bool = False) -> tuple[The
         settings = settings.model_copy(update={"classifier": ZERO_SHOT_CLASSIFIER, "params": {}})
     folder = settings.model_dir / f"{settings.classifier}-{model_key(settings, codebook, records)}"
     if not retrain and ((folder / "model.pkl").is_file() or (folder / SEAL).is_file()):
-        model = _load_verified(folder)
+        model = load_verified(folder)
         model.use_cache_dir(str(settings.cache_dir))
         _point_latest(settings.model_dir, folder)
         return model, folder, False
@@ -197,7 +197,7 @@ def load_or_train(settings: ThemesConfig, *, retrain: bool = False) -> tuple[The
     return model, folder, True
 
 
-def _load_verified(folder: Path) -> ThemeModel:
+def load_verified(folder: Path) -> ThemeModel:
     """A saved model whose checksums hold (``edumine/integrity.py``); a damaged one raises ``CorruptArtefact``
     (the pipeline's runner removes the folder and the stage trains the model again from its labels)."""
     verify(folder, "the theme model")

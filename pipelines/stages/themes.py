@@ -164,11 +164,11 @@ def score_slice(folder: str, cache_dir: str | None, cache_root: str, uids: list[
     """A map step (run on a worker): theme probabilities of ``texts`` by the model saved in ``folder`` (loaded
     once per worker process, checksums verified), with the docs' vectors read from the lake's embedding cache
     (``cache_root``, filled by the flow's process before) for a model on an embedding backend."""
-    from edumine.models.themes.classifier import _load_verified
+    from edumine.models.themes.classifier import load_verified
 
     model = _WORKER_MODELS.get(folder)
     if model is None:
-        model = _load_verified(Path(folder))
+        model = load_verified(Path(folder))
         if cache_dir:
             model.use_cache_dir(cache_dir)
         _WORKER_MODELS.clear()  # a long-lived worker keeps the latest model only
