@@ -50,7 +50,7 @@ ENTRIES: tuple[Entry, ...] = (
     _table("docs", "intermediate", "preprocess", "clean text, lemmas, token count, language, usable + reason",
            partitioning=("platform", "community", "month"), schema="edumine.tables:DOCS"),
     _table("docs_sources", "intermediate", "preprocess", "per posts partition: the posts file its docs were made "
-           "from (signature), the settings and the docs' counts, so that the next run reads only changed partitions",
+           "from and the docs file (signatures), the settings and the docs' counts, so that the next run reads only changed partitions",
            schema="edumine.tables:DOCS_SOURCES"),
     _table("topics", "model_output", "topics", "per topic: label, top terms, size, label coverage",
            schema="edumine.tables:TOPICS"),

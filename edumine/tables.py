@@ -94,6 +94,7 @@ LINEAGE_WINDOWS = pa.schema([
 DOCS_SOURCES = pa.schema([
     pa.field("partition", pa.string()), pa.field("posts_signature", pa.string()), pa.field("config_hash", pa.string()),
     pa.field("docs", pa.int64()), pa.field("usable", pa.int64()), pa.field("reasons", pa.string()),
+    pa.field("docs_signature", pa.string()),
 ])
 ACTIVITY_RUNS = pa.schema([pa.field("ingest_run", pa.string()), pa.field("unit", pa.string())])
 

@@ -20,8 +20,9 @@ from typing import Any
 import pyarrow.dataset as ds
 
 # Columns that say which run wrote a row or when, not what the row says.
-# posts_signature (docs_sources): the posts file's size, mtime and inode, which two lakes never share.
-RUN_COLUMNS = {"run_id", "ingest_run", "first_run", "last_run", "at", "seconds", "retrieved_at", "posts_signature"}
+# posts_signature, docs_signature (docs_sources): a file's size, mtime and inode, which two lakes never share.
+RUN_COLUMNS = {"run_id", "ingest_run", "first_run", "last_run", "at", "seconds", "retrieved_at", "posts_signature",
+               "docs_signature"}
 SKIP_FOLDERS = {"runs", "models", "cache", "_cache", "_state", "quarantine", "report.html", "summary.duckdb"}
 
 

@@ -88,7 +88,9 @@ def run_preprocess(inputs: Any, config: PreprocessConfig, run: RunInfo) -> Stage
 
         from edumine.tables import DOCS_SOURCES
 
-        rows = [made[p] for p in sorted(made)]
+        # The docs file as this run leaves it: a partition is skipped next time only if neither its posts
+        # file nor its docs file was written since (a garbled docs page is then read and found, not kept).
+        rows = [{**made[p], "docs_signature": docs.partition_signature(p)} for p in sorted(made)]
         yield pa.Table.from_pylist(rows, schema=DOCS_SOURCES)
 
     def summary(written: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +168,8 @@ def _partitions(posts: Any, docs: Any, process: Any, config: PreprocessConfig, c
             signature = posts.partition_signature(partition)  # taken before the read
             previous = sources.get(partition)
             if previous is not None and signature is not None and previous["posts_signature"] == signature \
-                    and previous["config_hash"] == config_hash:
+                    and previous["config_hash"] == config_hash \
+                    and previous.get("docs_signature") == docs.partition_signature(partition):
                 counts["partitions"] += 1
                 counts["docs"] += previous["docs"]
                 counts["kept"] += previous["docs"]
