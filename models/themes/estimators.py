@@ -272,8 +272,27 @@ class MiniLMLogRegV2(_BackendEmbedding, _PerThemeLinear):
         return self._embed(texts)
 
 
+class _TfidfAndVectors:
+    """TF-IDF words side by side with a dense vector per text (``_dense(texts) * _dense_weight()``)."""
+
+    def _features_fit(self, texts: Sequence[str]) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.vectorizer_ = TfidfVectorizer(ngram_range=(1, self.ngram_max), min_df=self.min_df, sublinear_tf=True,
+                                           strip_accents="unicode", lowercase=True, dtype=np.float32)
+        return self._join(self.vectorizer_.fit_transform(texts), texts)
+
+    def _features(self, texts: Sequence[str]) -> Any:
+        return self._join(self.vectorizer_.transform(texts), texts)
+
+    def _join(self, words: Any, texts: Sequence[str]) -> Any:
+        from scipy import sparse
+
+        return sparse.hstack([words, sparse.csr_matrix(self._dense(texts) * self._dense_weight())], format="csr")
+
+
 @classifiers.register("themes.tfidf_minilm_logreg.v1")
-class TfidfMiniLMLogReg(_BackendEmbedding, _PerThemeLinear):
+class TfidfMiniLMLogReg(_TfidfAndVectors, _BackendEmbedding, _PerThemeLinear):
     """One logistic regression per theme over TF-IDF word 1-2-grams and MiniLM vectors side by side
     (the vectors scaled by ``minilm_weight``): words for topic themes, the embedding for stance. The default:
     best held-out macro-F1 on the shared labels (``benchmarks/themes_compare.py``); unigrams score as well
@@ -293,20 +312,11 @@ class TfidfMiniLMLogReg(_BackendEmbedding, _PerThemeLinear):
         self.cache_dir = cache_dir
         self.seed = seed
 
-    def _features_fit(self, texts: Sequence[str]) -> Any:
-        from sklearn.feature_extraction.text import TfidfVectorizer
+    def _dense(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(texts)
 
-        self.vectorizer_ = TfidfVectorizer(ngram_range=(1, self.ngram_max), min_df=self.min_df, sublinear_tf=True,
-                                           strip_accents="unicode", lowercase=True, dtype=np.float32)
-        return self._join(self.vectorizer_.fit_transform(texts), texts)
-
-    def _features(self, texts: Sequence[str]) -> Any:
-        return self._join(self.vectorizer_.transform(texts), texts)
-
-    def _join(self, words: Any, texts: Sequence[str]) -> Any:
-        from scipy import sparse
-
-        return sparse.hstack([words, sparse.csr_matrix(self._embed(texts) * self.minilm_weight)], format="csr")
+    def _dense_weight(self) -> float:
+        return self.minilm_weight
 
 
 def make_estimator(name: str, codebook: Codebook, params: dict[str, Any] | None = None, *,

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from edumine.models.themes.codebook import Codebook
-from edumine.models.themes.estimators import _PerThemeLinear, classifiers
+from edumine.models.themes.estimators import _PerThemeLinear, _TfidfAndVectors, classifiers
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ STATIC_BACKEND = "embeddings.static_minilm.v1"
 
 
 @classifiers.register("themes.tfidf_static_logreg.v1")
-class TfidfStaticLogReg(_PerThemeLinear):
+class TfidfStaticLogReg(_TfidfAndVectors, _PerThemeLinear):
     """TF-IDF word n-grams + static MiniLM vectors (scaled by ``static_weight``), one balanced logistic
     regression per theme; ``tune_epochs > 0`` averages in a fine-tuned static model at ``tuned_weight``."""
 
@@ -69,20 +69,11 @@ class TfidfStaticLogReg(_PerThemeLinear):
     def _vectors(self, texts: Sequence[str]) -> np.ndarray:
         return self._embedder().encode(list(texts))  # unit length (the model's normalize)
 
-    def _features_fit(self, texts: Sequence[str]) -> Any:
-        from sklearn.feature_extraction.text import TfidfVectorizer
+    def _dense(self, texts: Sequence[str]) -> np.ndarray:
+        return self._vectors(texts)
 
-        self.vectorizer_ = TfidfVectorizer(ngram_range=(1, self.ngram_max), min_df=self.min_df, sublinear_tf=True,
-                                           strip_accents="unicode", lowercase=True, dtype=np.float32)
-        return self._join(self.vectorizer_.fit_transform(texts), texts)
-
-    def _features(self, texts: Sequence[str]) -> Any:
-        return self._join(self.vectorizer_.transform(texts), texts)
-
-    def _join(self, words: Any, texts: Sequence[str]) -> Any:
-        from scipy import sparse
-
-        return sparse.hstack([words, sparse.csr_matrix(self._vectors(texts) * self.static_weight)], format="csr")
+    def _dense_weight(self) -> float:
+        return self.static_weight
 
     # -- estimator ---------------------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], Y: np.ndarray) -> TfidfStaticLogReg:
