@@ -11,13 +11,8 @@ regression per theme (the torch MiniLM at ``max_seq_length``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +20,7 @@ from edumine.estimator import Estimator
 
 from edumine.models.themes.codebook import Codebook
 from edumine.models.themes.estimators import TfidfLogReg, _logistic, classifiers, codebook_documents
+from edumine.models.themes.fit_cache import fit_key, load_fit, store_fit
 
 log = logging.getLogger(__name__)
 
@@ -78,30 +74,8 @@ class MiniLMFineTuned(Estimator):
     def _fit_key(self, texts: Sequence[str], Y: np.ndarray, weights: np.ndarray) -> str:
         from edumine.models.themes.finetune import text_hash
 
-        digest = hashlib.sha256(json.dumps(self._settings(), sort_keys=True).encode())
-        for text in texts:
-            digest.update(text_hash(text).encode())
-        digest.update(np.ascontiguousarray(Y, dtype=np.int8).tobytes())
-        digest.update(np.ascontiguousarray(weights, dtype=np.float32).tobytes())
-        return digest.hexdigest()[:16]
+        return fit_key(self._settings(), (text_hash(text).encode() for text in texts), Y, weights)
 
-    def _cached_fit(self, key: str) -> dict[str, np.ndarray] | None:
-        if self.cache_dir is None:
-            return None
-        file = Path(self.cache_dir) / "finetune" / f"{key}.npz"
-        if not file.is_file():
-            return None
-        with np.load(file, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-
-    def _store_fit(self, key: str, weights: dict[str, np.ndarray]) -> None:
-        if self.cache_dir is None:
-            return
-        folder = Path(self.cache_dir) / "finetune"
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".tmp-{uuid.uuid4().hex}.npz"
-        np.savez(tmp, **weights)
-        os.replace(tmp, folder / f"{key}.npz")
 
     # -- estimator ---------------------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], Y: np.ndarray) -> MiniLMFineTuned:
@@ -120,7 +94,7 @@ class MiniLMFineTuned(Estimator):
         self.heads_: list[Any] | None = None
         if self.epochs > 0:
             key = self._fit_key(all_texts, all_Y, weights)
-            self.top_ = self._cached_fit(key)
+            self.top_ = load_fit(self.cache_dir, "finetune", key)
             if self.top_ is None:
                 tuned = train_top(states, all_Y, tuned_layers=self.tuned_layers, epochs=self.epochs, lr=self.lr,
                                   head_lr=self.head_lr, batch_size=self.batch_size,
@@ -128,7 +102,7 @@ class MiniLMFineTuned(Estimator):
                                   probe_steps=self.probe_steps, seed=self.seed,
                                   threads=self.threads)
                 self.top_ = {k: v.numpy() for k, v in tuned.items()}
-                self._store_fit(key, self.top_)
+                store_fit(self.cache_dir, "finetune", key, self.top_)
         else:
             import torch
 

@@ -16,18 +16,15 @@ settings, the static model, the exact texts, labels and weights: the same fit ne
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
-import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edumine.models.themes.codebook import Codebook
 from edumine.models.themes.estimators import _PerThemeLinear, _TfidfAndVectors, classifiers
+from edumine.models.themes.fit_cache import fit_key, load_fit, store_fit
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +79,10 @@ class TfidfStaticLogReg(_TfidfAndVectors, _PerThemeLinear):
         if self.tune_epochs > 0:
             all_texts, all_Y, weights = self._training_set(texts, Y)
             key = self._fit_key(all_texts, all_Y, weights)
-            self.tuned_ = self._cached_fit(key)
+            self.tuned_ = load_fit(self.cache_dir, "static-tune", key)
             if self.tuned_ is None:
                 self.tuned_ = self._tune(all_texts, all_Y, weights)
-                self._store_fit(key, self.tuned_)
+                store_fit(self.cache_dir, "static-tune", key, self.tuned_)
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -119,25 +116,4 @@ class TfidfStaticLogReg(_TfidfAndVectors, _PerThemeLinear):
         return {k: getattr(self, k) for k in keep} | {"static": self._embedder().key, "version": 1}
 
     def _fit_key(self, texts: Sequence[str], Y: np.ndarray, weights: np.ndarray) -> str:
-        digest = hashlib.sha256(json.dumps(self._settings(), sort_keys=True, default=str).encode())
-        for text in texts:
-            digest.update(hashlib.sha1(text.encode("utf-8")).digest())
-        digest.update(np.ascontiguousarray(Y, dtype=np.int8).tobytes())
-        digest.update(np.ascontiguousarray(weights, dtype=np.float32).tobytes())
-        return digest.hexdigest()[:16]
-
-    def _cached_fit(self, key: str) -> dict[str, np.ndarray] | None:
-        file = None if self.cache_dir is None else Path(self.cache_dir) / "static-tune" / f"{key}.npz"
-        if file is None or not file.is_file():
-            return None
-        with np.load(file, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-
-    def _store_fit(self, key: str, tuned: dict[str, np.ndarray]) -> None:
-        if self.cache_dir is None:
-            return
-        folder = Path(self.cache_dir) / "static-tune"
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".tmp-{uuid.uuid4().hex}.npz"
-        np.savez(tmp, **tuned)
-        os.replace(tmp, folder / f"{key}.npz")
+        return fit_key(self._settings(), (hashlib.sha1(text.encode("utf-8")).digest() for text in texts), Y, weights)
