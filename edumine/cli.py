@@ -92,16 +92,15 @@ def run(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option(Fal
         from edumine.stages import pipeline_stages
 
         pipeline_stages(load_config(config, set_ or [], check_inputs=True))  # fail fast, before Prefect starts
+        if dask_address and task_runner == "default":
+            task_runner = "dask"  # a scheduler's address means: run on it
+        if task_runner not in ("default", "dask"):
+            raise EdumineError(f"--task-runner {task_runner!r} is not a task runner; use default or dask")
         server = _guard_prefect_server()
         from edumine.pipelines.flows import pipeline_flow
         from edumine.pipelines.prefect_env import wait_for_server
 
         wait_for_server(server)
-
-        if dask_address and task_runner == "default":
-            task_runner = "dask"  # a scheduler's address means: run on it
-        if task_runner not in ("default", "dask"):
-            raise EdumineError(f"--task-runner {task_runner!r} is not a task runner; use default or dask")
         _summary(pipeline_flow(str(config), set_ or [], task_runner=task_runner, dask_address=dask_address))
     except EdumineError as exc:
         _fail(exc)
@@ -136,18 +135,11 @@ def collect(config: ConfigOpt, set_: SetOpt = None, verbose: bool = typer.Option
 
 def _collect_in_process(settings: Any) -> dict[str, Any]:
     """The collect flow's work without Prefect: the same sources, manifest and lake (pipelines/runner.py)."""
-    from edumine.pipelines import runner
+    from edumine.pipelines.runner import run_collect
 
-    ctx = runner.open_run(settings, "collect")
-    try:
-        for index in range(len(settings.sources)):
-            runner.collect_source(ctx, index)
-    except BaseException as exc:
-        runner.close_run(ctx, "failed", exc)
-        raise
-    manifest = runner.close_run(ctx, "completed")
+    ctx = run_collect(settings)
     sources = [{k: v for k, v in report.items() if k != "files"} for report in ctx.inputs]
-    return {"run_id": ctx.run_id, "manifest": str(manifest), "lake": str(ctx.lake.root), "sources": sources}
+    return {"run_id": ctx.run_id, "manifest": str(ctx.manifest_path), "lake": str(ctx.lake.root), "sources": sources}
 
 
 @app.command()
