@@ -19,3 +19,18 @@ def test_a_texts_vector_is_the_same_alone_and_in_any_batch() -> None:
     first, last = embedder.encode([TEXT, *OTHERS])[0], embedder.encode([*OTHERS, TEXT])[-1]
     assert np.array_equal(alone, first) and np.array_equal(alone, last)
     assert embedder.params()["alone"] is True  # cached vectors of the batched encoder are not reused
+
+
+def test_vectors_do_not_depend_on_how_many_threads_encode_them() -> None:
+    texts = [TEXT, *OTHERS, *(f"{text} ({n})" for n, text in enumerate(OTHERS * 4))]
+    one = MiniLMOnnxEmbedder(threads=1).encode(texts)
+    for threads in (2, 3):
+        assert np.array_equal(MiniLMOnnxEmbedder(threads=threads).encode(texts), one)
+    assert MiniLMOnnxEmbedder(threads=4).lanes() == 4
+
+
+def test_lanes_follow_omp_num_threads_as_dask_workers_set_it(monkeypatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert MiniLMOnnxEmbedder().lanes() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert MiniLMOnnxEmbedder().lanes() >= 1

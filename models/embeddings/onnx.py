@@ -113,15 +113,28 @@ class MiniLMOnnxEmbedder(Embedder):
         root = Path(self.artefact_dir) if self.artefact_dir else default_onnx_dir()
         return root / f"minilm-l6-v2-onnx-v{EXPORT_VERSION}-{weights_digest()}"
 
+    def lanes(self) -> int:
+        """How many texts are encoded at once: ``threads``, else ``$OMP_NUM_THREADS`` (a Dask worker sets 1), else
+        the CPUs this process may run on."""
+        if self.threads:
+            return int(self.threads)
+        configured = os.environ.get("OMP_NUM_THREADS", "")
+        if configured.isdigit() and int(configured) > 0:
+            return int(configured)
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
     def session(self) -> Any:
-        key = (str(self._folder()), self.quantize, self.threads)
+        # int8 texts run one per call, each in one thread (see encode): the session gets no thread pool of its own.
+        # float32 batches use ONNX Runtime's intra-op threads instead.
+        threads = 1 if self.quantize else self.lanes()
+        key = (str(self._folder()), self.quantize, threads)
         with _LOCK:
             if key not in _SESSIONS:
                 import onnxruntime as ort
 
                 path = export_onnx(self._folder(), self.quantize)
                 options = ort.SessionOptions()
-                options.intra_op_num_threads = self.threads or 0
+                options.intra_op_num_threads = threads
                 options.inter_op_num_threads = 1
                 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 _SESSIONS[key] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -156,21 +169,50 @@ class MiniLMOnnxEmbedder(Embedder):
         ids = self.token_ids(list(texts))
         order = np.argsort([len(x) for x in ids], kind="stable")
         out = np.zeros((len(texts), 384), dtype=np.float32)
+        if not self.quantize:
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start:start + self.batch_size]
+                out[rows] = _mean_pooled(session, [ids[i] for i in rows])
+            return out
         # Dynamic int8 quantisation scales activations by the whole batch's range, so a text's vector depended on
         # the texts batched with it (cosine 0.99 to itself alone; a theme score moved by up to 0.17 between two runs
-        # over the same docs). One text per call is reproducible, and faster here (no padding): 101-134 docs/s
-        # against 81 at 64 per batch.
-        step = 1 if self.quantize else self.batch_size
-        for start in range(0, len(order), step):
-            rows = order[start:start + step]
-            width = max(len(ids[i]) for i in rows)
-            input_ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for r, i in enumerate(rows):
-                input_ids[r, :len(ids[i])] = ids[i]
-                mask[r, :len(ids[i])] = 1
-            hidden = session.run(["last_hidden_state"], {"input_ids": input_ids, "attention_mask": mask,
-                                                         "token_type_ids": np.zeros_like(input_ids)})[0]
-            summed = (hidden * mask[:, :, None]).sum(axis=1)
-            out[rows] = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        # over the same docs). One text per call is reproducible, and has no padding. ONNX Runtime's own threads
+        # barely help on one short text (74 docs/s with two, 172 with one, other core busy), so each CPU's thread
+        # runs whole texts through the shared one-thread session (ONNX Runtime releases the GIL; run() is
+        # thread-safe). A text's vector does not depend on the thread count (tests/test_embeddings_onnx.py).
+        lanes = min(self.lanes(), len(texts))
+        if lanes <= 1:
+            for i in order:
+                out[i] = _mean_pooled(session, [ids[i]])[0]
+            return out
+        queue = iter(order[::-1].tolist())  # longest first: the lanes finish together
+        lock = threading.Lock()
+
+        def lane() -> None:
+            while True:
+                with lock:
+                    i = next(queue, None)
+                if i is None:
+                    return
+                out[i] = _mean_pooled(session, [ids[i]])[0]
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(lanes, thread_name_prefix="minilm-onnx") as pool:
+            for future in [pool.submit(lane) for _ in range(lanes)]:
+                future.result()
         return out
+
+
+def _mean_pooled(session: Any, rows: list[list[int]]) -> np.ndarray:
+    """Mean of the last hidden states over each row's word pieces (rows padded to the longest)."""
+    width = max(len(row) for row in rows)
+    input_ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for r, row in enumerate(rows):
+        input_ids[r, :len(row)] = row
+        mask[r, :len(row)] = 1
+    hidden = session.run(["last_hidden_state"], {"input_ids": input_ids, "attention_mask": mask,
+                                                 "token_type_ids": np.zeros_like(input_ids)})[0]
+    summed = (hidden * mask[:, :, None]).sum(axis=1)
+    return summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
