@@ -73,6 +73,9 @@ ENTRIES: tuple[Entry, ...] = (
            schema="edumine.tables:DOC_THEMES"),
     _table("theme_prevalence", "model_output", "themes", "window x community x theme: share, interval, method",
            schema="edumine.tables:THEME_PREVALENCE"),
+    _table("theme_windows", "model_output", "themes", "per window and community: docs and a fingerprint of their "
+           "uids and what else the prevalence rows depend on, so that the next run recomputes only the groups "
+           "that changed", schema="edumine.tables:THEME_WINDOWS"),
     _table("community_activity", "reporting", "metrics", "participation per window and community",
            schema="edumine.tables:COMMUNITY_ACTIVITY"),
     _table("activity_runs", "reporting", "metrics", "the collection runs (ingest_run) community_activity covers, "

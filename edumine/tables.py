@@ -91,6 +91,10 @@ LINEAGE_WINDOWS = pa.schema([
     pa.field("community", pa.string()), pa.field("window_start", pa.date32()), pa.field("docs", pa.int64()),
     pa.field("fingerprint", pa.int64()), pa.field("basis", pa.string()),
 ])
+THEME_WINDOWS = pa.schema([  # docs/themes.md: what the last run's theme_prevalence groups were computed from
+    pa.field("window_start", pa.date32()), pa.field("community", pa.string()), pa.field("docs", pa.int64()),
+    pa.field("fingerprint", pa.int64()), pa.field("basis", pa.string()),
+])
 DOCS_SOURCES = pa.schema([
     pa.field("partition", pa.string()), pa.field("posts_signature", pa.string()), pa.field("config_hash", pa.string()),
     pa.field("docs", pa.int64()), pa.field("usable", pa.int64()), pa.field("reasons", pa.string()),

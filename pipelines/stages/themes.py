@@ -47,49 +47,59 @@ DOC_THEMES_SCHEMA = pa.schema([
 ])
 
 
-PREVALENCE_TYPES = {"window_start": "object", "window_label": "object", "community": "object", "theme": "object",
-                    "theme_label": "object", "docs": "int64", "theme_docs": "int64", "share": "float64",
-                    "share_low": "float64", "share_high": "float64", "model": "object", "method": "object",
-                    "f1": "float64", "reliable": "bool"}
-PREVALENCE_COLUMNS = list(PREVALENCE_TYPES)
 CHUNK = 20_000
 
 
 DOC_COLUMNS = ["uid", "kind", "community", "created_at", "text", "text_hash"]
+USABLE_FROM = "docs.usable"
 
 
-def usable_docs(docs: Any, kinds: list[str]) -> Any:
-    """The usable docs (preprocessing's ``docs``) of the given kinds with clean text: uid, kind, community,
-    created_at, text, text_hash (a DataFrame sorted by uid). ``docs`` is the runner's table handle (or
-    anything with its ``read``)."""
-    import pandas as pd
+def usable_doc_table(docs: Any, kinds: list[str]) -> pa.Table:
+    """The usable docs (preprocessing's ``docs``) of the given kinds with clean text, one per uid (its first
+    stored row), sorted by uid: uid, kind, community, created_at, text, text_hash as Arrow (no Python object per
+    doc: a nightly run hands pandas only the new docs)."""
     import pyarrow.compute as pc
+
+    from edumine.tables import DOCS
 
     table = docs.read(columns=DOC_COLUMNS, filter=(pc.field("usable") == True)  # noqa: E712
                       & pc.field("kind").isin(list(kinds)))
     if table is None:
-        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in DOC_COLUMNS})
-    else:
-        frame = table.to_pandas()
-    frame["text"] = frame["text"].fillna("")
-    frame = frame[frame["text"].str.len() > 0].drop_duplicates("uid")
-    frame.attrs["usable_from"] = "docs.usable"
-    return frame.sort_values("uid").reset_index(drop=True)
+        return pa.schema([DOCS.field(c) for c in DOC_COLUMNS]).empty_table()
+    text = pc.fill_null(table.column("text"), "")
+    table = table.set_column(table.schema.get_field_index("text"), "text", text)
+    table = table.filter(pc.greater(pc.utf8_length(text), 0))
+    first = table.append_column("_row", pa.array(np.arange(table.num_rows, dtype=np.int64))) \
+        .group_by("uid", use_threads=False).aggregate([("_row", "min")]).column("_row_min")
+    if len(first) < table.num_rows:  # duplicates: keep each uid's first row
+        table = table.take(first)
+    return table.take(pc.sort_indices(table, sort_keys=[("uid", "ascending")]))
 
 
-def label_docs(docs: Any, existing: Any, model: Any, model_name: str,
+def usable_docs(docs: Any, kinds: list[str]) -> Any:
+    """``usable_doc_table`` as a DataFrame (``attrs["usable_from"]`` says where usability came from)."""
+    frame = usable_doc_table(docs, kinds).to_pandas()
+    frame.attrs["usable_from"] = USABLE_FROM
+    return frame
+
+
+def label_docs(docs: pa.Table, existing: pa.Table | None, model: Any, model_name: str,
                cache_root: Path, run: RunInfo | None = None,
-               folder: Path | None = None) -> tuple[Any, Any, dict[str, Any]]:
-    """doc_themes rows for every usable doc, scoring only uids not labelled by this model before: (rows as a
-    DataFrame, as an Arrow table, summary). With ``run.workers`` > 1 the scoring is ``run.map``'s, on workers
-    that load the model from ``folder`` (its folder in the lake)."""
-    import pandas as pd
+               folder: Path | None = None) -> tuple[pa.Table, dict[str, Any]]:
+    """doc_themes rows (DOC_THEMES_SCHEMA, sorted by uid) for every doc of ``docs`` (``usable_doc_table``),
+    scoring only uids not labelled by this model before: the kept rows stay Arrow, only the new docs are
+    handed to pandas and the model. With ``run.workers`` > 1 the scoring is ``run.map``'s, on workers that load
+    the model from ``folder`` (its folder in the lake)."""
+    import pyarrow.compute as pc
 
-    keep = pd.DataFrame(columns=[f.name for f in DOC_THEMES_SCHEMA])
-    if existing is not None and len(existing):
-        same = existing[(existing["model"] == model_name) & existing["uid"].isin(docs["uid"])]
-        keep = same
-    new = docs[~docs["uid"].isin(set(keep["uid"]))]
+    names = [f.name for f in DOC_THEMES_SCHEMA]
+    keep = DOC_THEMES_SCHEMA.empty_table()
+    if existing is not None and existing.num_rows:
+        same = pc.and_(pc.equal(existing.column("model"), model_name),
+                       pc.is_in(existing.column("uid"), value_set=docs.column("uid").combine_chunks()))
+        keep = existing.filter(same).select(names).cast(DOC_THEMES_SCHEMA)
+    new_table = docs.filter(pc.invert(pc.is_in(docs.column("uid"), value_set=keep.column("uid").combine_chunks())))
+    new = new_table.select([c for c in DOC_COLUMNS if c in new_table.column_names]).to_pandas()
     P = np.zeros((len(new), len(model.theme_ids)))
     embedding: dict[str, Any] = {}
     parallel = run is not None and run.workers > 1 and folder is not None
@@ -101,23 +111,26 @@ def label_docs(docs: Any, existing: Any, model: Any, model_name: str,
             continue
         embedding = preload_vectors(cache_root, model, part) or embedding
         P[start:start + CHUNK] = model.predict_proba(part["text"].tolist())
-    themes = model.themes_of(P)
-    fresh = pd.DataFrame({
-        "uid": new["uid"].to_numpy(), "community": new["community"].to_numpy(),
-        "created_at": new["created_at"].to_numpy(), "themes": themes,
-        "scores": [list(zip(model.theme_ids, row.astype(np.float32).tolist())) for row in P],
-        "model": model_name})
-    if len(keep):
-        keep = keep.assign(scores=[list(s.items()) if isinstance(s, dict) else list(s) for s in keep["scores"]])
-        keep = keep.assign(themes=[list(t) for t in keep["themes"]])
-    combined = pd.concat([keep, fresh], ignore_index=True) if len(keep) else fresh
-    combined = combined.sort_values("uid").reset_index(drop=True)
-    table = pa.Table.from_pandas(combined[[f.name for f in DOC_THEMES_SCHEMA]], schema=DOC_THEMES_SCHEMA,
-                                 preserve_index=False)
-    summary = {"docs": int(len(combined)), "scored_now": int(len(new)), "kept": int(len(keep)),
-               "usable_from": docs.attrs.get("usable_from"),
-               "dropped": 0 if existing is None else int(len(existing) - len(keep)), "embedding": embedding}
-    return combined, table, summary
+    table = pa.concat_tables([keep, fresh_rows(new_table, P, model, model_name)])
+    table = table.take(pc.sort_indices(table, sort_keys=[("uid", "ascending")]))
+    summary = {"docs": table.num_rows, "scored_now": len(new), "kept": keep.num_rows, "usable_from": USABLE_FROM,
+               "dropped": 0 if existing is None else int(existing.num_rows - keep.num_rows), "embedding": embedding}
+    return table, summary
+
+
+def fresh_rows(docs: pa.Table, P: np.ndarray, model: Any, model_name: str) -> pa.Table:
+    """doc_themes rows of newly scored docs: themes (``model.decide``, in theme order) and scores maps."""
+    n, ids = len(P), np.asarray(model.theme_ids, dtype=object)
+    decisions = np.asarray(model.decide(P), dtype=bool).reshape(n, len(ids))
+    rows, columns = np.nonzero(decisions)
+    themes = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(decisions.sum(axis=1))]), pa.int32()),
+                                      pa.array(ids[columns], pa.string()))
+    scores = pa.MapArray.from_arrays(pa.array(np.arange(0, n * len(ids) + 1, len(ids)), pa.int32()),
+                                     pa.array(np.tile(ids, n), pa.string()),
+                                     pa.array(P.astype(np.float32).ravel(), pa.float32()))
+    return pa.table({"uid": docs.column("uid"), "community": docs.column("community"),
+                     "created_at": docs.column("created_at"), "themes": themes, "scores": scores,
+                     "model": pa.array([model_name] * n, pa.string())}).cast(DOC_THEMES_SCHEMA)
 
 
 def preload_vectors(cache_root: Path, model: Any, docs: Any, *, run: RunInfo | None = None,
@@ -188,91 +201,101 @@ def score_slice(folder: str, cache_dir: str | None, cache_root: str, uids: list[
     return model.predict_proba(texts)
 
 
-def score_matrix(doc_themes: Any, theme_ids: list[str]) -> np.ndarray:
-    """Per-doc probabilities (docs x themes) from doc_themes' ``scores`` maps."""
-    out = np.zeros((len(doc_themes), len(theme_ids)))
-    index = {t: i for i, t in enumerate(theme_ids)}
-    for row, scores in enumerate(doc_themes["scores"]):
-        for theme, value in (scores.items() if isinstance(scores, dict) else scores):
-            if theme in index:
-                out[row, index[theme]] = value
-    return out
+def as_doc_themes(doc_themes: Any) -> pa.Table:
+    """doc_themes as Arrow: a table as it is, or a DataFrame (scores as maps or lists of (theme, p) pairs)."""
+    if isinstance(doc_themes, pa.Table):
+        return doc_themes
+    frame = doc_themes.copy()
+    frame["scores"] = [list(s.items()) if isinstance(s, dict) else list(s) for s in frame["scores"]]
+    frame["themes"] = [list(t) for t in frame["themes"]]
+    frame["model"] = frame["model"] if "model" in frame else ""
+    frame["uid"] = frame["uid"] if "uid" in frame else [str(i) for i in range(len(frame))]
+    return pa.Table.from_pandas(frame[[f.name for f in DOC_THEMES_SCHEMA]], schema=DOC_THEMES_SCHEMA,
+                                preserve_index=False)
 
 
 def theme_prevalence(doc_themes: Any, theme_ids: list[str], labels: dict[str, str], unit: str, *,
                      prevalence: Any = None, f1: dict[str, float] | None = None, floor: float = 0.5,
                      level: float = 0.95, seed: int = 0, model_name: str = "") -> pa.Table:
     """Each theme's share of usable docs per window and community: a quantification estimate (``method``)
-    with an interval over docs and the classifier's measured error, and the theme's CV F1 and reliability."""
-    import pandas as pd
-
-    from edumine.models.themes.calibration import estimate
-    from edumine.windows import window_label, window_starts
+    with an interval over docs and the classifier's measured error, and the theme's CV F1 and reliability.
+    Every group is computed here; the stage recomputes only the changed ones (``prevalence_update``)."""
+    from edumine.models.themes.prevalence import doc_groups, merge_rows, prevalence_rows
+    from edumine.tables import THEME_PREVALENCE
 
     if len(doc_themes) == 0:
-        return pa.Table.from_pandas(pd.DataFrame({c: pd.Series(dtype=t) for c, t in PREVALENCE_TYPES.items()}),
-                                    preserve_index=False)
+        return THEME_PREVALENCE.empty_table()
     from edumine.models.themes.calibration import ZERO_SHOT, PrevalenceModel
 
-    prevalence = prevalence or PrevalenceModel(method=ZERO_SHOT)
-    f1 = f1 or {}
-    frame = doc_themes[["community", "created_at", "themes"]].reset_index(drop=True)
-    starts = window_starts(pd.to_datetime(frame["created_at"], utc=True).dt.tz_localize(None), unit)
-    frame["window_start"] = np.asarray(starts)
-    decisions = np.array([[t in set(ts) for t in theme_ids] for ts in frame["themes"]], dtype=bool)
-    P = score_matrix(doc_themes.reset_index(drop=True), theme_ids)
-    rows = []
-    for number, ((start, community), group) in enumerate(frame.groupby(["window_start", "community"], sort=True)):
-        index = group.index.to_numpy()
-        day = pd.Timestamp(start).date()
-        share, low, high = estimate(P[index], decisions[index], prevalence, level=level, seed=seed + number)
-        counted = decisions[index].sum(axis=0)
-        for column, theme in enumerate(theme_ids):
-            score = f1.get(theme, float("nan"))
-            rows.append({"window_start": day, "window_label": window_label(day, unit),
-                         "community": community, "theme": theme, "theme_label": labels.get(theme, theme),
-                         "docs": len(index), "theme_docs": int(counted[column]), "share": float(share[column]),
-                         "share_low": float(low[column]), "share_high": float(high[column]), "model": model_name,
-                         "method": prevalence.method, "f1": score,
-                         "reliable": bool(prevalence.method != ZERO_SHOT and score == score and score >= floor)})
-    table = pd.DataFrame(rows).sort_values(["window_start", "community", "theme"]).reset_index(drop=True)
-    table = table.astype({"docs": "int64", "theme_docs": "int64", "f1": "float64", "reliable": "bool"})
-    return pa.Table.from_pandas(table[PREVALENCE_COLUMNS], preserve_index=False)
+    table = as_doc_themes(doc_themes)
+    groups = doc_groups(table, unit)
+    rows = prevalence_rows(table, groups, np.arange(len(groups.table)), theme_ids, labels, unit,
+                           prevalence=prevalence or PrevalenceModel(method=ZERO_SHOT), f1=f1 or {}, floor=floor,
+                           level=level, seed=seed, model_name=model_name)
+    return merge_rows(None, rows, groups.table.iloc[:0])
+
+
+def prevalence_update(inputs: Any, doc_themes: pa.Table, theme_ids: list[str], labels: dict[str, str], unit: str,
+                      *, prevalence: Any, f1: dict[str, float], floor: float, level: float, seed: int,
+                      model_name: str) -> tuple[pa.Table, pa.Table, dict[str, Any]]:
+    """(theme_prevalence, theme_windows, summary): the groups whose docs changed since the last run (or all,
+    with a new model or settings, or without the last run's state) are computed, the others' rows kept."""
+    from edumine.models.themes.prevalence import (doc_groups, group_fingerprints, merge_rows, plan_groups,
+                                                  prevalence_basis, prevalence_rows)
+    from edumine.tables import THEME_WINDOWS
+
+    basis = prevalence_basis(model_name=model_name, method=prevalence.method, labels=labels, f1=f1, floor=floor,
+                             level=level, seed=seed, unit=unit)
+    groups = doc_groups(doc_themes, unit)
+    state = group_fingerprints(doc_themes, groups, basis)
+    stored = inputs["theme_windows"].read() if inputs["theme_prevalence"].exists() else None
+    old_rows = inputs["theme_prevalence"].read() if stored is not None and stored.num_rows else None
+    plan = plan_groups(None if stored is None else stored.to_pandas(), state, old_rows)
+    fresh = prevalence_rows(doc_themes, groups, plan.recompute, theme_ids, labels, unit, prevalence=prevalence,
+                            f1=f1, floor=floor, level=level, seed=seed, model_name=model_name)
+    table = merge_rows(old_rows, fresh, plan.keep)
+    windows = pa.Table.from_pandas(state.assign(window_start=state["window_start"].dt.date), schema=THEME_WINDOWS,
+                                   preserve_index=False)
+    return table, windows, {"groups": len(state), "groups_recomputed": len(plan.recompute),
+                            "groups_kept": len(plan.keep), "plan": plan.reason}
 
 
 def run_themes(inputs: Any, settings: ThemesConfig, run: RunInfo) -> StageResult:
+    import pyarrow.compute as pc
+
     from edumine.models.themes.classifier import load_or_train
 
     settings = settings.with_stores(inputs["models/themes"].path, inputs["cache/texts"].path)
     model, folder, trained = load_or_train(settings)
-    existing = inputs["doc_themes"].read()
-    combined, doc_themes, summary = label_docs(usable_docs(inputs["docs"], settings.kinds),
-                                               None if existing is None else existing.to_pandas(),
-                                               model, folder.name, inputs["cache/embeddings"].path,
-                                               run=run, folder=folder)
+    doc_themes, summary = label_docs(usable_doc_table(inputs["docs"], settings.kinds), inputs["doc_themes"].read(),
+                                     model, folder.name, inputs["cache/embeddings"].path, run=run, folder=folder)
     labels = {t.id: t.display for t in model.codebook.themes}
     evaluation = model.info.get("evaluation") or {}
     f1 = {t: m["f1"] for t, m in evaluation.get("per_theme", {}).items()}
     estimator = model.prevalence_model(settings.prevalence_method)
-    prevalence = theme_prevalence(combined, model.theme_ids, labels, run.windows_unit, prevalence=estimator,
-                                  f1=f1, floor=settings.reliability_floor, level=settings.interval_level,
-                                  seed=settings.seed, model_name=folder.name)
+    prevalence, windows, plan = prevalence_update(
+        inputs, doc_themes, model.theme_ids, labels, run.windows_unit, prevalence=estimator, f1=f1,
+        floor=settings.reliability_floor, level=settings.interval_level, seed=settings.seed,
+        model_name=folder.name)
     scores = {
         "model": folder.name, "cv_macro_f1": evaluation.get("macro_f1"), "cv_micro_f1": evaluation.get("micro_f1"),
         "cv_per_theme_f1": {t: m["f1"] for t, m in evaluation.get("per_theme", {}).items()},
         "n_labelled": model.info.get("n_labelled"), "method": estimator.method, "calibrated": model.calibrated,
         "unreliable": sorted(t for t in model.theme_ids if not f1.get(t, 0.0) >= settings.reliability_floor)}
-    shares = {t: round(float(np.mean([t in set(ts) for ts in combined["themes"]])), 4) if len(combined) else 0.0
+    flagged = pc.value_counts(pc.list_flatten(doc_themes.column("themes"))).to_pylist() if doc_themes.num_rows else []
+    counts = {item["values"]: item["counts"] for item in flagged}
+    shares = {t: round(counts.get(t, 0) / doc_themes.num_rows, 4) if doc_themes.num_rows else 0.0
               for t in model.theme_ids}
     return StageResult(
-        outputs={"doc_themes": Output(doc_themes), "theme_prevalence": Output(prevalence)},
+        outputs={"doc_themes": Output(doc_themes), "theme_prevalence": Output(prevalence),
+                 "theme_windows": Output(windows)},
         summary={**summary, "model": folder.name, "model_card": str(folder / "model_card.md"),
-                 "trained_now": trained, "prevalence_rows": prevalence.num_rows, "share_overall": shares,
-                 "method": estimator.method},
+                 "trained_now": trained, "prevalence_rows": prevalence.num_rows, "prevalence": plan,
+                 "share_overall": shares, "method": estimator.method},
         scores=scores)
 
 
 STAGE = registry.stages.register("themes")(
-    Stage("themes", run=run_themes, inputs=("docs",), outputs=("doc_themes", "theme_prevalence"),
+    Stage("themes", run=run_themes, inputs=("docs",), outputs=("doc_themes", "theme_prevalence", "theme_windows"),
           caches=("models/themes", "cache/texts", "cache/embeddings"), section="themes",
           description="SDL themes per doc and their prevalence per window"))
