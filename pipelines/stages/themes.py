@@ -12,6 +12,11 @@ again). Writes, through the runner:
   classifier's cross-validated error rates; ``zero-shot`` for a model without labels), share_low,
   share_high (interval over docs and over the classifier's measured error), model, method, f1 (the
   theme's cross-validated F1), reliable (f1 >= ``themes.reliability_floor``).
+  Incremental: each (window, community) group's bootstrap is seeded by its key, so its rows depend on its own
+  docs only; groups whose docs did not change since the last run keep their rows
+  (``models/themes/prevalence.py``).
+- ``theme_windows``: per group its docs, a fingerprint of their uids and the basis (model and settings): the
+  state the next run compares with.
 
 Trained models live in the lake's ``models/themes`` artefact (``themes.model_dir`` overrides it), keyed by
 what they were trained on; vectors of label texts in ``cache/texts``. Models on a MiniLM backend read the
