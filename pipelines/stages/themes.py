@@ -125,17 +125,17 @@ def label_docs(docs: pa.Table, existing: pa.Table | None, model: Any, model_name
 
 def fresh_rows(docs: pa.Table, P: np.ndarray, model: Any, model_name: str) -> pa.Table:
     """doc_themes rows of newly scored docs: themes (``model.decide``, in theme order) and scores maps."""
-    n, ids = len(P), np.asarray(model.theme_ids, dtype=object)
-    decisions = np.asarray(model.decide(P), dtype=bool).reshape(n, len(ids))
-    rows, columns = np.nonzero(decisions)
+    n, k, ids = len(P), len(model.theme_ids), pa.array(model.theme_ids, pa.string())
+    decisions = np.asarray(model.decide(P), dtype=bool).reshape(n, k)
+    _, columns = np.nonzero(decisions)  # row-major: each doc's themes in theme order
     themes = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(decisions.sum(axis=1))]), pa.int32()),
-                                      pa.array(ids[columns], pa.string()))
-    scores = pa.MapArray.from_arrays(pa.array(np.arange(0, n * len(ids) + 1, len(ids)), pa.int32()),
-                                     pa.array(np.tile(ids, n), pa.string()),
+                                      ids.take(pa.array(columns, pa.int64())))
+    scores = pa.MapArray.from_arrays(pa.array(np.arange(0, n * k + 1, k), pa.int32()),
+                                     ids.take(pa.array(np.tile(np.arange(k, dtype=np.int64), n))),
                                      pa.array(P.astype(np.float32).ravel(), pa.float32()))
     return pa.table({"uid": docs.column("uid"), "community": docs.column("community"),
                      "created_at": docs.column("created_at"), "themes": themes, "scores": scores,
-                     "model": pa.array([model_name] * n, pa.string())}).cast(DOC_THEMES_SCHEMA)
+                     "model": pa.repeat(pa.scalar(model_name, pa.string()), n)}).cast(DOC_THEMES_SCHEMA)
 
 
 def preload_vectors(cache_root: Path, model: Any, docs: Any, *, run: RunInfo | None = None,
