@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from edumine import registry
 from edumine.models.themes.config import ThemesConfig
+from edumine.progress import Progress, phase
 from edumine.stages import Output, RunInfo, Stage, StageResult
 
 log = logging.getLogger(__name__)
@@ -93,27 +94,31 @@ def label_docs(docs: Any, existing: Any, model: Any, model_name: str,
     P = np.zeros((len(new), len(model.theme_ids)))
     embedding: dict[str, Any] = {}
     parallel = run is not None and run.workers > 1 and folder is not None
-    for start in range(0, len(new), CHUNK):
-        part = new.iloc[start:start + CHUNK]
-        if parallel:
-            embedding = preload_vectors(cache_root, model, part, run=run, remember=False) or embedding
-            P[start:start + CHUNK] = score_on_workers(run, folder, model, part, cache_root)
-            continue
-        embedding = preload_vectors(cache_root, model, part) or embedding
-        P[start:start + CHUNK] = model.predict_proba(part["text"].tolist())
-    themes = model.themes_of(P)
-    fresh = pd.DataFrame({
-        "uid": new["uid"].to_numpy(), "community": new["community"].to_numpy(),
-        "created_at": new["created_at"].to_numpy(), "themes": themes,
-        "scores": [list(zip(model.theme_ids, row.astype(np.float32).tolist())) for row in P],
-        "model": model_name})
-    if len(keep):
-        keep = keep.assign(scores=[list(s.items()) if isinstance(s, dict) else list(s) for s in keep["scores"]])
-        keep = keep.assign(themes=[list(t) for t in keep["themes"]])
-    combined = pd.concat([keep, fresh], ignore_index=True) if len(keep) else fresh
-    combined = combined.sort_values("uid").reset_index(drop=True)
-    table = pa.Table.from_pandas(combined[[f.name for f in DOC_THEMES_SCHEMA]], schema=DOC_THEMES_SCHEMA,
-                                 preserve_index=False)
+    # per chunk of CHUNK docs: their vectors (embedding's own progress line inside) and their scores
+    with Progress(f"themes: scoring ({model_name})", total=len(new), logger=log) as progress:
+        for start in range(0, len(new), CHUNK):
+            part = new.iloc[start:start + CHUNK]
+            if parallel:
+                embedding = preload_vectors(cache_root, model, part, run=run, remember=False) or embedding
+                P[start:start + CHUNK] = score_on_workers(run, folder, model, part, cache_root)
+            else:
+                embedding = preload_vectors(cache_root, model, part) or embedding
+                P[start:start + CHUNK] = model.predict_proba(part["text"].tolist())
+            progress.advance(len(part))
+    with phase("themes: doc_themes table", len(new) + len(keep), logger=log):
+        themes = model.themes_of(P)
+        fresh = pd.DataFrame({
+            "uid": new["uid"].to_numpy(), "community": new["community"].to_numpy(),
+            "created_at": new["created_at"].to_numpy(), "themes": themes,
+            "scores": [list(zip(model.theme_ids, row.astype(np.float32).tolist())) for row in P],
+            "model": model_name})
+        if len(keep):
+            keep = keep.assign(scores=[list(s.items()) if isinstance(s, dict) else list(s) for s in keep["scores"]])
+            keep = keep.assign(themes=[list(t) for t in keep["themes"]])
+        combined = pd.concat([keep, fresh], ignore_index=True) if len(keep) else fresh
+        combined = combined.sort_values("uid").reset_index(drop=True)
+        table = pa.Table.from_pandas(combined[[f.name for f in DOC_THEMES_SCHEMA]], schema=DOC_THEMES_SCHEMA,
+                                     preserve_index=False)
     summary = {"docs": int(len(combined)), "scored_now": int(len(new)), "kept": int(len(keep)),
                "usable_from": docs.attrs.get("usable_from"),
                "dropped": 0 if existing is None else int(len(existing) - len(keep)), "embedding": embedding}
@@ -217,24 +222,29 @@ def theme_prevalence(doc_themes: Any, theme_ids: list[str], labels: dict[str, st
     prevalence = prevalence or PrevalenceModel(method=ZERO_SHOT)
     f1 = f1 or {}
     frame = doc_themes[["community", "created_at", "themes"]].reset_index(drop=True)
-    starts = window_starts(pd.to_datetime(frame["created_at"], utc=True).dt.tz_localize(None), unit)
-    frame["window_start"] = np.asarray(starts)
-    decisions = np.array([[t in set(ts) for t in theme_ids] for ts in frame["themes"]], dtype=bool)
-    P = score_matrix(doc_themes.reset_index(drop=True), theme_ids)
+    with phase("themes: windows, decisions and scores per doc", len(frame), logger=log):
+        starts = window_starts(pd.to_datetime(frame["created_at"], utc=True).dt.tz_localize(None), unit)
+        frame["window_start"] = np.asarray(starts)
+        decisions = np.array([[t in set(ts) for t in theme_ids] for ts in frame["themes"]], dtype=bool)
+        P = score_matrix(doc_themes.reset_index(drop=True), theme_ids)
     rows = []
-    for number, ((start, community), group) in enumerate(frame.groupby(["window_start", "community"], sort=True)):
-        index = group.index.to_numpy()
-        day = pd.Timestamp(start).date()
-        share, low, high = estimate(P[index], decisions[index], prevalence, level=level, seed=seed + number)
-        counted = decisions[index].sum(axis=0)
-        for column, theme in enumerate(theme_ids):
-            score = f1.get(theme, float("nan"))
-            rows.append({"window_start": day, "window_label": window_label(day, unit),
-                         "community": community, "theme": theme, "theme_label": labels.get(theme, theme),
-                         "docs": len(index), "theme_docs": int(counted[column]), "share": float(share[column]),
-                         "share_low": float(low[column]), "share_high": float(high[column]), "model": model_name,
-                         "method": prevalence.method, "f1": score,
-                         "reliable": bool(prevalence.method != ZERO_SHOT and score == score and score >= floor)})
+    groups = frame.groupby(["window_start", "community"], sort=True)
+    with Progress("themes: prevalence per window and community", total=groups.ngroups, unit="groups",
+                  logger=log) as progress:
+        for number, ((start, community), group) in enumerate(groups):
+            index = group.index.to_numpy()
+            day = pd.Timestamp(start).date()
+            share, low, high = estimate(P[index], decisions[index], prevalence, level=level, seed=seed + number)
+            counted = decisions[index].sum(axis=0)
+            for column, theme in enumerate(theme_ids):
+                score = f1.get(theme, float("nan"))
+                rows.append({"window_start": day, "window_label": window_label(day, unit),
+                             "community": community, "theme": theme, "theme_label": labels.get(theme, theme),
+                             "docs": len(index), "theme_docs": int(counted[column]), "share": float(share[column]),
+                             "share_low": float(low[column]), "share_high": float(high[column]),
+                             "model": model_name, "method": prevalence.method, "f1": score,
+                             "reliable": bool(prevalence.method != ZERO_SHOT and score == score and score >= floor)})
+            progress.advance(1)
     table = pd.DataFrame(rows).sort_values(["window_start", "community", "theme"]).reset_index(drop=True)
     table = table.astype({"docs": "int64", "theme_docs": "int64", "f1": "float64", "reliable": "bool"})
     return pa.Table.from_pandas(table[PREVALENCE_COLUMNS], preserve_index=False)
@@ -262,8 +272,9 @@ def run_themes(inputs: Any, settings: ThemesConfig, run: RunInfo) -> StageResult
         "cv_per_theme_f1": {t: m["f1"] for t, m in evaluation.get("per_theme", {}).items()},
         "n_labelled": model.info.get("n_labelled"), "method": estimator.method, "calibrated": model.calibrated,
         "unreliable": sorted(t for t in model.theme_ids if not f1.get(t, 0.0) >= settings.reliability_floor)}
-    shares = {t: round(float(np.mean([t in set(ts) for ts in combined["themes"]])), 4) if len(combined) else 0.0
-              for t in model.theme_ids}
+    with phase("themes: overall shares", len(combined), logger=log):
+        shares = {t: round(float(np.mean([t in set(ts) for ts in combined["themes"]])), 4) if len(combined) else 0.0
+                  for t in model.theme_ids}
     return StageResult(
         outputs={"doc_themes": Output(doc_themes), "theme_prevalence": Output(prevalence)},
         summary={**summary, "model": folder.name, "model_card": str(folder / "model_card.md"),
