@@ -47,7 +47,8 @@ def run_log(tmp_path_factory: pytest.TempPathFactory) -> dict:
         logger.setLevel(level)
     lines = [record.getMessage() for record in records]
     summaries = {m["what"]: m for m in map(SUMMARY.match, lines) if m}
-    return {"ctx": ctx, "lines": lines, "summaries": summaries}
+    loggers = {SUMMARY.match(r.getMessage())["what"]: r.name for r in records if SUMMARY.match(r.getMessage())}
+    return {"ctx": ctx, "lines": lines, "summaries": summaries, "loggers": loggers}
 
 
 def summary_of(run_log: dict, prefix: str) -> re.Match:
@@ -86,6 +87,12 @@ def test_each_long_phase_logs_count_and_rate(run_log: dict, prefix: str, unit: s
     if not prefix.startswith(("topics: nearest", "topics: NPMI", "lineage: matching", "themes: scoring",
                               "themes: prevalence", "metrics: reply", "store:")):  # loops: a bar / periodic lines
         assert any(line.startswith(match["what"] + f": {match['count']} {unit} ...") for line in run_log["lines"])
+
+
+def test_progress_lines_reach_prefect(run_log: dict) -> None:
+    """Prefect forwards the ``edumine`` loggers (pipelines/prefect_env.py): every progress line is on one."""
+    assert run_log["loggers"] and all(name.startswith("edumine.") for name in run_log["loggers"].values()), \
+        run_log["loggers"]
 
 
 def test_counts_are_the_stages_own(run_log: dict) -> None:
