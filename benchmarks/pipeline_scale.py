@@ -170,10 +170,18 @@ def stage_rows(manifest: dict[str, Any], records: int) -> list[dict[str, Any]]:
     return rows
 
 
+def block_name(result: dict[str, Any]) -> str:
+    """The docs block of this N (and of these overrides: a non-default config gets a block of its own)."""
+    overrides = result.get("overrides") or []
+    return f"pipeline-scale {result['n']}" + (f" ({', '.join(overrides)})" if overrides else "")
+
+
 def markdown(result: dict[str, Any]) -> str:
-    n = result["n"]
-    lines = [f"<!-- pipeline-scale {n} start (written by benchmarks/pipeline_scale.py) -->",
-             f"### {n:,} contributions ({result['records']['post']:,} posts, {result['records']['comment']:,} "
+    n, name = result["n"], block_name(result)
+    overrides = result.get("overrides") or []
+    setting = f", config overrides {', '.join(f'`{item}`' for item in overrides)}" if overrides else ""
+    lines = [f"<!-- {name} start (written by benchmarks/pipeline_scale.py) -->",
+             f"### {n:,} contributions{setting} ({result['records']['post']:,} posts, {result['records']['comment']:,} "
              f"comments, {result['records']['copies']} copies), {result['date']}", "",
              "| stage | seconds | docs/s | peak RSS after the stage (MiB) |", "|---|---:|---:|---:|"]
     for row in result["stages"]:
@@ -193,7 +201,7 @@ def markdown(result: dict[str, Any]) -> str:
               f"- load average (1, 5, 15 min) before {result['load_before']}, after {result['load_after']}; "
               f"{os.cpu_count()} CPUs; commit `{result['commit']}`",
               f"- command: `{result['command']}`",
-              f"<!-- pipeline-scale {n} end -->"]
+              f"<!-- {name} end -->"]
     return "\n".join(lines) + "\n"
 
 
@@ -273,7 +281,7 @@ def nightly_markdown(result: dict[str, Any]) -> str:
 
 def update_block(path: Path, block: str, marker: str) -> None:
     text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    pattern = re.compile(rf"<!-- {marker} start .*?<!-- {marker} end -->\n", re.DOTALL)
+    pattern = re.compile(rf"<!-- {re.escape(marker)} start .*?<!-- {re.escape(marker)} end -->\n", re.DOTALL)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
     path.write_text(text, encoding="utf-8")
 
@@ -298,6 +306,9 @@ def main() -> None:
     parser.add_argument("--nightly", type=float, default=None, metavar="SHARE",
                         help="hold back the newest SHARE of the records (e.g. 0.01), time a full run over the "
                              "rest, then a second run that collects the held-back records (module docstring)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override passed to `edumine run --set` (e.g. themes.classifier=...): the "
+                             "table then is not the default config's, and its heading says so")
     parser.add_argument("--task-runner", choices=("default", "dask"), default="default",
                         help="dask: the heavy stages' partitions on a local Dask cluster of EDUMINE_DASK_WORKERS "
                              "(default: CPU count) processes (benchmarks/dask_speedup.py puts both side by side)")
@@ -331,7 +342,8 @@ def main() -> None:
     env = dict(os.environ, EDUMINE_PSEUDONYM_KEY=os.environ.get("EDUMINE_PSEUDONYM_KEY", "edumine-benchmark-key"),
                PREFECT_HOME=str(run_dir / "prefect"))
     command = [str(ROOT / ".venv" / "bin" / "edumine"), "run", "--config", str(config),
-               *(["--task-runner", args.task_runner] if args.task_runner != "default" else [])]
+               *(["--task-runner", args.task_runner] if args.task_runner != "default" else []),
+               *[part for item in args.overrides for part in ("--set", item)]]
     if args.prefect_server:  # started and waited for outside the timing, stopped when this script exits
         env["PREFECT_API_URL"] = running_prefect_server(env)
 
@@ -374,7 +386,7 @@ def main() -> None:
     report = lake / "report.html"
     result: dict[str, Any] = {
         "n": args.n, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
-        "command": shown_command,
+        "command": shown_command, "overrides": args.overrides,
         "measured_command": f"/usr/bin/time -v {shlex.join(command)}",
         "records": counts, "load_before": first["load_before"], "load_after": first["load_after"],
         "process": first["process"],
@@ -388,10 +400,11 @@ def main() -> None:
         "outputs": manifest["outputs"],
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"pipeline-{args.n}.json"
+    variant = "".join(f"-{item.split('=', 1)[-1]}" for item in args.overrides)
+    path = args.out / f"pipeline-{args.n}{variant}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     if not args.no_docs:
-        update_block(args.docs, markdown(result), f"pipeline-scale {args.n}")
+        update_block(args.docs, markdown(result), block_name(result))
     sys.stdout.write(markdown(result))
 
 

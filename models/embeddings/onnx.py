@@ -106,8 +106,11 @@ class MiniLMOnnxEmbedder(Embedder):
 
     def params(self) -> dict[str, Any]:
         # "alone": int8 vectors are computed one text per call (see encode); vectors cached before were not.
+        # "one_thread": each text on one thread. ONNX Runtime's intra-op threads split a long text's products
+        # differently per core count (last-bit differences, up to 5e-8), so vectors cached before depended on the
+        # machine; these do not.
         return {"max_seq_length": self.max_seq_length, "quantize": self.quantize, "head_tail": self.head_tail,
-                "export": EXPORT_VERSION, **({"alone": True} if self.quantize else {})}
+                "export": EXPORT_VERSION, **({"alone": True, "one_thread": True} if self.quantize else {})}
 
     def _folder(self) -> Path:
         root = Path(self.artefact_dir) if self.artefact_dir else default_onnx_dir()
