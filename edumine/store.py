@@ -24,6 +24,7 @@ from typing import Any
 
 from edumine.errors import EdumineError
 from edumine.faults import kill_point
+from edumine.progress import Progress
 from edumine.schema import UTC
 
 log = logging.getLogger(__name__)
@@ -222,21 +223,24 @@ def build_store(lake_root: str | Path, *, run_id: str | None = None, out: str | 
             contents.append(("runs", "table", con.execute("SELECT count(*) FROM runs").fetchone()[0],
                              str((root / "runs").resolve()), None))
             missing = []
-            for name in SUMMARY_TABLES:
-                if not _has_parquet(root / name):
-                    con.execute(f'DROP TABLE IF EXISTS "{name}"')
-                    missing.append(name)
-                    continue
-                signature = source_signature(root / name)
-                if previous.get(name, (None, 0))[0] == signature:
-                    rows = previous[name][1]
-                    kept.append(name)
-                else:
-                    con.execute(f'DROP TABLE IF EXISTS "{name}"')
-                    con.execute(f'CREATE TABLE "{name}" AS {catalog_select(con, root, name)}')
-                    rows = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
-                    replaced.append(name)
-                contents.append((name, "table", rows, str((root / name).resolve()), signature))
+            with Progress("store: summary tables", total=len(SUMMARY_TABLES), unit="tables", logger=log) as progress:
+                for name in SUMMARY_TABLES:
+                    if not _has_parquet(root / name):
+                        con.execute(f'DROP TABLE IF EXISTS "{name}"')
+                        missing.append(name)
+                        progress.advance(1)
+                        continue
+                    signature = source_signature(root / name)
+                    if previous.get(name, (None, 0))[0] == signature:
+                        rows = previous[name][1]
+                        kept.append(name)
+                    else:
+                        con.execute(f'DROP TABLE IF EXISTS "{name}"')
+                        con.execute(f'CREATE TABLE "{name}" AS {catalog_select(con, root, name)}')
+                        rows = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+                        replaced.append(name)
+                    contents.append((name, "table", rows, str((root / name).resolve()), signature))
+                    progress.advance(1)
             for name in LAKE_VIEWS:
                 if not _has_parquet(root / name):
                     missing.append(name)

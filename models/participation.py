@@ -14,12 +14,16 @@ that thread, whenever it was written. Definitions, one line each: ``docs/metrics
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from edumine.progress import Progress, phase
 from edumine.windows import all_windows, window_label, window_starts
+
+log = logging.getLogger(__name__)
 
 KEYS = ["platform", "community", "window_start"]
 RECORD_COLUMNS = ["uid", "kind", "parent_uid", "thread_uid", "author", "created_at", "platform", "community"]
@@ -67,22 +71,8 @@ def participation_metrics(records: pd.DataFrame, unit: str, *, spans: dict[tuple
     is_post = frame["kind"] == "post"
     is_comment = frame["kind"] == "comment"
 
-    out = _grid(frame, unit, spans)
-    out = out.join(frame.groupby(KEYS).size().rename("contributions"))
-    out = out.join(frame[is_post].groupby(KEYS).size().rename("posts"))
-    out = out.join(frame[is_comment].groupby(KEYS).size().rename("comments"))
-    out = out.join(frame[frame["author"].isna()].groupby(KEYS).size().rename("unknown_author_contributions"))
-    out = out.join(known.groupby(KEYS)["author"].nunique().rename("contributors"))
-    out = out.join(known[known["kind"] == "post"].groupby(KEYS)["author"].nunique().rename("posters"))
-    out = out.join(known[known["kind"] == "comment"].groupby(KEYS)["author"].nunique().rename("responders"))
-
-    first = known.groupby(["platform", "community", "author"])["window_start"].transform("min")
-    new = known[known["window_start"] == first]
-    out = out.join(new.groupby(KEYS)["author"].nunique().rename("new_contributors"))
-    per_person = known.groupby(KEYS + ["author"]).size()
-    out = out.join((per_person == 1).groupby(level=KEYS).sum().rename("one_time_contributors"))
-
-    out = out.join(_thread_metrics(frame))
+    with phase("metrics: activity counts and threads", len(frame), logger=log):
+        out = _counts(frame, known, is_post, is_comment, unit, spans)
     # A community without any comment in the lake had its comments not collected (a posts-only source):
     # its thread metrics are unknown, not zero.
     if with_comments is None:
@@ -98,6 +88,27 @@ def participation_metrics(records: pd.DataFrame, unit: str, *, spans: dict[tuple
     out = out.reset_index()
     out["window_label"] = [window_label(start, unit) for start in out["window_start"]]
     return out.loc[:, COLUMNS].sort_values(["window_start", "platform", "community"], ignore_index=True)
+
+
+def _counts(frame: pd.DataFrame, known: pd.DataFrame, is_post: Any, is_comment: Any, unit: str,
+            spans: dict[tuple[str, str], tuple] | None) -> pd.DataFrame:
+    """The window grid with the activity counts and thread metrics joined."""
+    out = _grid(frame, unit, spans)
+    out = out.join(frame.groupby(KEYS).size().rename("contributions"))
+    out = out.join(frame[is_post].groupby(KEYS).size().rename("posts"))
+    out = out.join(frame[is_comment].groupby(KEYS).size().rename("comments"))
+    out = out.join(frame[frame["author"].isna()].groupby(KEYS).size().rename("unknown_author_contributions"))
+    out = out.join(known.groupby(KEYS)["author"].nunique().rename("contributors"))
+    out = out.join(known[known["kind"] == "post"].groupby(KEYS)["author"].nunique().rename("posters"))
+    out = out.join(known[known["kind"] == "comment"].groupby(KEYS)["author"].nunique().rename("responders"))
+
+    first = known.groupby(["platform", "community", "author"])["window_start"].transform("min")
+    new = known[known["window_start"] == first]
+    out = out.join(new.groupby(KEYS)["author"].nunique().rename("new_contributors"))
+    per_person = known.groupby(KEYS + ["author"]).size()
+    out = out.join((per_person == 1).groupby(level=KEYS).sum().rename("one_time_contributors"))
+
+    return out.join(_thread_metrics(frame))
 
 
 def _empty() -> pd.DataFrame:
@@ -157,14 +168,18 @@ def _reply_network(frame: pd.DataFrame) -> pd.DataFrame:
     ties = comments.merge(parents, left_on="parent_uid", right_on="uid")
     ties = ties[ties["author"] != ties["parent_author"]].drop_duplicates(KEYS + ["author", "parent_author"])
     rows = {}
-    for key, group in ties.groupby(KEYS):
-        graph = nx.DiGraph()
-        graph.add_edges_from(zip(group["author"], group["parent_author"]))
-        nodes, edges = graph.number_of_nodes(), graph.number_of_edges()
-        rows[key] = {"reply_nodes": nodes, "reply_ties": edges,
-                     "mean_degree": sum(d for _, d in graph.degree()) / nodes,
-                     "reciprocity": float(nx.reciprocity(graph)),
-                     "transitivity": float(nx.transitivity(graph.to_undirected()))}
+    groups = ties.groupby(KEYS)
+    with Progress("metrics: reply networks per window and community", total=groups.ngroups, unit="groups",
+                  logger=log) as progress:
+        for key, group in groups:
+            graph = nx.DiGraph()
+            graph.add_edges_from(zip(group["author"], group["parent_author"]))
+            nodes, edges = graph.number_of_nodes(), graph.number_of_edges()
+            rows[key] = {"reply_nodes": nodes, "reply_ties": edges,
+                         "mean_degree": sum(d for _, d in graph.degree()) / nodes,
+                         "reciprocity": float(nx.reciprocity(graph)),
+                         "transitivity": float(nx.transitivity(graph.to_undirected()))}
+            progress.advance(1)
     columns = ["reply_nodes", "reply_ties", "mean_degree", "reciprocity", "transitivity"]
     if not rows:
         return pd.DataFrame(columns=columns, index=pd.MultiIndex.from_tuples([], names=KEYS))

@@ -27,6 +27,7 @@ from edumine.manifest import code_version, library_versions, new_run_id, write_j
 from edumine.migrations import migrate_lake
 from edumine.miners.ingest import SourceReport, ingest_source
 from edumine.privacy import Pseudonymiser, load_key
+from edumine.progress import log_rate, phase
 from edumine.schema import UTC
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ def collect_source(ctx: RunContext, index: int) -> SourceReport:
     records = sum(item.get("records", 0) for item in ctx.inputs)
     if records and ctx.timings.get("collect"):
         ctx.docs_per_s["collect"] = round(records / ctx.timings["collect"], 1)
+        log_rate(log, "stage collect", records, "records", ctx.timings["collect"])  # all sources so far
     write_manifest(ctx, status="running")
     return report
 
@@ -250,6 +252,7 @@ def run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
     docs, seconds = summary.get("docs"), ctx.timings.get(stage.name)
     if isinstance(docs, int) and docs and seconds:
         ctx.docs_per_s[stage.name] = round(docs / seconds, 1)
+        log_rate(log, f"stage {stage.name}", docs, "docs", seconds)  # the manifest's docs_per_s, in the run log
     write_manifest(ctx, status="running")
     kill_point(f"stage.{stage.name}.after")
     return summary
@@ -312,7 +315,9 @@ def write_outputs(lake: Lake, stage: Any, result: Any) -> dict[str, Any]:
         if name not in stage.outputs and name not in stage.caches:
             raise ValueError(f"stage {stage.name!r} returned {name!r}, which it does not declare as an output")
         if isinstance(output, Artefact):
+            started = time.perf_counter()
             path, built = lake.write_artefact(name, output.relative, output.build, file=output.file)
+            log.info("%s: wrote %s in %.1f s", stage.name, name, time.perf_counter() - started)
             if output.pointer is not None:
                 relative, data = output.pointer
                 from edumine.integrity import seal_digest
@@ -334,7 +339,14 @@ def write_outputs(lake: Lake, stage: Any, result: Any) -> dict[str, Any]:
                         removed += 1
             written[name] = {"partitions_written": count, "partitions_removed": removed}
         else:
-            written[name] = lake.write(name, output.data, mode=output.mode, key=output.key, schema=output.schema)
+            rows = getattr(output.data, "num_rows", None)  # an Arrow table; a DataFrame has a shape
+            rows = len(output.data) if rows is None and hasattr(output.data, "shape") else rows
+            if rows is None:
+                written[name] = lake.write(name, output.data, mode=output.mode, key=output.key, schema=output.schema)
+            else:
+                with phase(f"{stage.name}: writing {name}", rows, unit="rows", logger=log):
+                    written[name] = lake.write(name, output.data, mode=output.mode, key=output.key,
+                                               schema=output.schema)
         kill_point(f"{stage.name}.write")
     return written
 

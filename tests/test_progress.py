@@ -56,3 +56,54 @@ def test_embedding_shows_its_progress_in_steps_with_the_same_vectors(tmp_path, c
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("embedding (embeddings.tfidf_svd.v1)")]
     assert lines and lines[-1].startswith("embedding (embeddings.tfidf_svd.v1): 300 docs in") and \
         lines[-1].endswith("docs/s)")
+
+
+def test_phase_logs_before_and_after_with_duration_and_rate(caplog: pytest.LogCaptureFixture) -> None:
+    from edumine.progress import phase
+
+    caplog.set_level(logging.INFO, logger="edumine.progress")
+    with phase("topics: k-means fit", 12_345):
+        pass
+    with phase("lineage: prevalence intervals", 40, unit="topic-windows"):
+        pass
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "topics: k-means fit: 12,345 docs ..."
+    assert lines[1].startswith("topics: k-means fit: 12,345 docs in 0 s (") and lines[1].endswith(" docs/s)")
+    assert lines[3].startswith("lineage: prevalence intervals: 40 topic-windows in 0 s (") and \
+        lines[3].endswith(" topic-windows/s)")
+
+
+def test_phase_says_nothing_after_a_failure(caplog: pytest.LogCaptureFixture) -> None:
+    from edumine.progress import phase
+
+    caplog.set_level(logging.INFO, logger="edumine.progress")
+    with pytest.raises(ValueError):
+        with phase("store: build", 3, unit="tables"):
+            raise ValueError("boom")
+    assert [r.getMessage() for r in caplog.records] == ["store: build: 3 tables ..."]
+
+
+def test_nested_progress_shares_one_display_on_a_terminal(monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Scoring themes embeds inside its own progress: the inner bar is a line of the outer display (rich before
+    14.1 refuses a second live display), and the display closes with the outer one."""
+    import io
+    import sys
+
+    import edumine.progress as progress_module
+
+    monkeypatch.setattr(sys, "stderr", type("Tty", (io.StringIO,), {"isatty": lambda self: True})())
+    caplog.set_level(logging.INFO, logger="edumine.progress")
+    with Progress("themes: scoring", total=4) as outer:
+        display = progress_module._display["bar"]
+        assert display is not None
+        for _ in range(2):
+            with Progress("embedding", total=10, unit="docs") as inner:
+                assert progress_module._display["bar"] is display and len(display.tasks) == 2
+                inner.advance(10)
+            assert len(display.tasks) == 1
+            outer.advance(2)
+        assert display.tasks[0].completed == 4 and display.tasks[0].fields["unit"] == "docs"
+    assert progress_module._display == {"bar": None, "users": 0}
+    assert [r.getMessage().split(" in ")[0] for r in caplog.records] == \
+        ["embedding: 10 docs", "embedding: 10 docs", "themes: scoring: 4 docs"]

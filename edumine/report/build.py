@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import sys
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -153,11 +154,14 @@ def _write_atomic(target: Path, page: str) -> None:
 
 
 def _guard(name: str, build: Any, default: Any) -> Any:
+    started = time.perf_counter()
     try:
-        return build()
+        built = build()
     except Exception:  # noqa: BLE001  (one broken section must not cost the whole report)
         log.exception("report section %s failed", name)
         return default
+    log.info("report: %s built in %.1f s", name, time.perf_counter() - started)
+    return built
 
 
 def _guard_section(key: str, title: str, build: Any) -> Section:

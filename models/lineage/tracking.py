@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from edumine import registry
+from edumine.progress import Progress, phase
 from edumine.stats import bootstrap_share_interval
 from edumine.windows import window_label, window_starts
 
@@ -150,12 +151,17 @@ class WindowLineage:
         membership = sp.csr_matrix((np.ones(len(pairs)), (pairs[:, 1], pairs[:, 0])),
                                    shape=(len(classes), len(docs)))
         all_rows = np.flatnonzero(classes["community"].to_numpy() == ALL_SCOPE)
-        self.centroids_ = None if embeddings is None else self._centroids(np.asarray(embeddings, np.float64),
-                                                                          membership, center)
+        self.centroids_ = None
+        if embeddings is not None:
+            with phase("lineage: topic centroids per window", len(docs), logger=log):
+                self.centroids_ = self._centroids(np.asarray(embeddings, np.float64), membership, center)
         # Terms are only needed when they weigh in (no embeddings, or a weight below one).
-        self.ctfidf_ = None if self.centroids_ is not None and self.embedding_weight >= 1 else \
-            self._ctfidf(docs["lemmas"].fillna("").tolist(), membership, all_rows)
-        self.topics_ = self._prevalence(classes, prevalence)
+        self.ctfidf_ = None
+        if self.centroids_ is None or self.embedding_weight < 1:
+            with phase("lineage: c-TF-IDF per window", len(docs), logger=log):
+                self.ctfidf_ = self._ctfidf(docs["lemmas"].fillna("").tolist(), membership, all_rows)
+        with phase("lineage: prevalence intervals", len(classes), unit="topic-windows", logger=log):
+            self.topics_ = self._prevalence(classes, prevalence)
         self._match_all()
         return self
 
@@ -193,16 +199,22 @@ class WindowLineage:
         edges: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         topics = self.topics_
-        for community, rows in topics.groupby("community", sort=True):
-            windows = rows[rows["window_docs"] >= self.min_window_docs].groupby("window_start", sort=True)
-            previous: _Scope | None = None
-            for start, group in windows:
-                tracked = group[group["tracked"]]
-                current = _Scope(start, tracked["topic_id"].to_numpy(), tracked.index.to_numpy(),
-                                 tracked["present"].to_numpy())
-                if previous is not None:
-                    self._match_pair(community, previous, current, edges, events)
-                previous = current
+        compared = topics[topics["window_docs"] >= self.min_window_docs]
+        # pairs of consecutive windows in each scope: windows per scope less one
+        pairs = int((compared.groupby("community")["window_start"].nunique() - 1).clip(lower=0).sum())
+        with Progress("lineage: matching topics of consecutive windows", total=pairs, unit="window pairs",
+                      logger=log) as progress:
+            for community, rows in topics.groupby("community", sort=True):
+                windows = rows[rows["window_docs"] >= self.min_window_docs].groupby("window_start", sort=True)
+                previous: _Scope | None = None
+                for start, group in windows:
+                    tracked = group[group["tracked"]]
+                    current = _Scope(start, tracked["topic_id"].to_numpy(), tracked.index.to_numpy(),
+                                     tracked["present"].to_numpy())
+                    if previous is not None:
+                        self._match_pair(community, previous, current, edges, events)
+                        progress.advance(1)
+                    previous = current
         edge_columns = ["community", "from_window", "from_window_start", "from_topic", "to_window",
                         "to_window_start", "to_topic", "similarity"]
         self.lineage_ = pd.DataFrame(edges, columns=edge_columns)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from edumine.progress import Progress
 from edumine.tables import THEME_PREVALENCE, THEME_WINDOWS
+
+log = logging.getLogger(__name__)
 
 BASIS_VERSION = "theme-prevalence.v2"  # v2: per-group seeds from the group's key (v1: its position)
 GROUP_KEY = ["window_start", "community"]
@@ -142,27 +146,30 @@ def prevalence_rows(doc_themes: pa.Table, groups: Groups, which: np.ndarray, the
     scores = [f1.get(theme, float("nan")) for theme in theme_ids]
     reliable = [bool(prevalence.method != ZERO_SHOT and s == s and s >= floor) for s in scores]
     start = 0
-    for g, index in zip(which, members):
-        rows = slice(start, start + len(index))
-        start += len(index)
-        day = pd.Timestamp(groups.table["window_start"].iloc[g]).date()
-        community = groups.table["community"].iloc[g]
-        share, low, high = estimate(P[rows], decisions[rows], prevalence, level=level,
-                                    seed=group_seed(seed, day, community))
-        columns["window_start"] += [day] * k
-        columns["window_label"] += [window_label(day, unit)] * k
-        columns["community"] += [community] * k
-        columns["theme"] += theme_ids
-        columns["theme_label"] += [labels.get(t, t) for t in theme_ids]
-        columns["docs"] += [len(index)] * k
-        columns["theme_docs"] += decisions[rows].sum(axis=0).astype(np.int64).tolist()
-        columns["share"] += np.asarray(share, dtype=float).tolist()
-        columns["share_low"] += np.asarray(low, dtype=float).tolist()
-        columns["share_high"] += np.asarray(high, dtype=float).tolist()
-        columns["model"] += [model_name] * k
-        columns["method"] += [prevalence.method] * k
-        columns["f1"] += scores
-        columns["reliable"] += reliable
+    with Progress("themes: prevalence per window and community", total=len(which), unit="groups",
+                  logger=log) as progress:
+        for g, index in zip(which, members):
+            rows = slice(start, start + len(index))
+            start += len(index)
+            day = pd.Timestamp(groups.table["window_start"].iloc[g]).date()
+            community = groups.table["community"].iloc[g]
+            share, low, high = estimate(P[rows], decisions[rows], prevalence, level=level,
+                                        seed=group_seed(seed, day, community))
+            columns["window_start"] += [day] * k
+            columns["window_label"] += [window_label(day, unit)] * k
+            columns["community"] += [community] * k
+            columns["theme"] += theme_ids
+            columns["theme_label"] += [labels.get(t, t) for t in theme_ids]
+            columns["docs"] += [len(index)] * k
+            columns["theme_docs"] += decisions[rows].sum(axis=0).astype(np.int64).tolist()
+            columns["share"] += np.asarray(share, dtype=float).tolist()
+            columns["share_low"] += np.asarray(low, dtype=float).tolist()
+            columns["share_high"] += np.asarray(high, dtype=float).tolist()
+            columns["model"] += [model_name] * k
+            columns["method"] += [prevalence.method] * k
+            columns["f1"] += scores
+            columns["reliable"] += reliable
+            progress.advance(1)
     return pa.table(columns, schema=THEME_PREVALENCE)
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from edumine.progress import phase
 from edumine.registry import topic_clusterings
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,9 @@ class TrimmedKMeans:
     def fit(self, X: np.ndarray, y: Any = None) -> TrimmedKMeans:
         from sklearn.cluster import MiniBatchKMeans
 
-        self.kmeans_ = MiniBatchKMeans(n_clusters=self.n_clusters, n_init=3, batch_size=4096,
-                                       random_state=self.random_state).fit(X)
+        with phase(f"topics: k-means fit (k={self.n_clusters})", len(X), logger=log):
+            self.kmeans_ = MiniBatchKMeans(n_clusters=self.n_clusters, n_init=3, batch_size=4096,
+                                           random_state=self.random_state).fit(X)
         labels = self.kmeans_.labels_.astype(np.int64)
         centers = self.kmeans_.cluster_centers_
         distance = np.empty(len(X), dtype=X.dtype)
@@ -117,10 +119,11 @@ class TrimmedGMM:
     def fit(self, X: np.ndarray, y: Any = None) -> TrimmedGMM:
         from sklearn.mixture import GaussianMixture
 
-        self.gmm_ = GaussianMixture(n_components=self.n_clusters, covariance_type=self.covariance_type,
-                                    reg_covar=self.reg_covar, max_iter=100, init_params="k-means++",
-                                    random_state=self.random_state).fit(X)
-        posterior = self.gmm_.predict_proba(X)
+        with phase(f"topics: Gaussian mixture fit (k={self.n_clusters})", len(X), logger=log):
+            self.gmm_ = GaussianMixture(n_components=self.n_clusters, covariance_type=self.covariance_type,
+                                        reg_covar=self.reg_covar, max_iter=100, init_params="k-means++",
+                                        random_state=self.random_state).fit(X)
+            posterior = self.gmm_.predict_proba(X)
         labels = posterior.argmax(axis=1).astype(np.int64)
         self.probabilities_ = posterior[np.arange(len(X)), labels].astype(np.float32)
         # log-density of each doc under its own component (the mixture weight left out: a small component's

@@ -88,9 +88,10 @@ def _incidence(texts: Sequence[Sequence[str]], vocab: dict[str, int], window_siz
 
 
 def _cooccurrence(texts: Iterable[Sequence[str]], vocab: dict[str, int],
-                  window_size: int | None) -> tuple[np.ndarray, int]:
+                  window_size: int | None, progress: Any = None) -> tuple[np.ndarray, int]:
     """Windows holding each pair of words (the diagonal: each word), and the number of windows, summed over
-    chunks of CHUNK_DOCS texts (counts are integers, so the sum is exact whatever the chunking)."""
+    chunks of CHUNK_DOCS texts (counts are integers, so the sum is exact whatever the chunking). ``progress``
+    (an ``edumine.progress.Progress``) advances per chunk."""
     co = np.zeros((len(vocab), len(vocab)), dtype=np.float64)
     n_windows = 0
     iterator = iter(texts)
@@ -98,6 +99,8 @@ def _cooccurrence(texts: Iterable[Sequence[str]], vocab: dict[str, int],
         matrix, windows = _incidence(chunk, vocab, window_size)
         co += (matrix.T @ matrix).toarray()
         n_windows += windows
+        if progress is not None:
+            progress.advance(len(chunk))
     return co, n_windows
 
 
@@ -113,15 +116,16 @@ class Cooccurrence:
     window_size: int | None
 
     @classmethod
-    def count(cls, words: Iterable[str], texts: Iterable[Sequence[str]], window_size: int | None) -> Cooccurrence:
+    def count(cls, words: Iterable[str], texts: Iterable[Sequence[str]], window_size: int | None,
+              progress: Any = None) -> Cooccurrence:
         words = sorted(set(words))
         counted = _Counted(texts)
-        co, n_windows = _cooccurrence(counted, {word: i for i, word in enumerate(words)}, window_size)
+        co, n_windows = _cooccurrence(counted, {word: i for i, word in enumerate(words)}, window_size, progress)
         return cls(words, co, n_windows, counted.n, window_size)
 
-    def add(self, texts: Iterable[Sequence[str]]) -> Cooccurrence:
+    def add(self, texts: Iterable[Sequence[str]], progress: Any = None) -> Cooccurrence:
         """These counts plus those of ``texts`` (new documents), as a new object."""
-        other = Cooccurrence.count(self.words, texts, self.window_size)
+        other = Cooccurrence.count(self.words, texts, self.window_size, progress)
         return Cooccurrence(self.words, self.co + other.co, self.n_windows + other.n_windows,
                             self.docs + other.docs, self.window_size)
 

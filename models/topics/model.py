@@ -30,6 +30,7 @@ from edumine.models.topics.catchall import GivenClusters, catchall_topics, topic
 from edumine.models.topics.clustering import (AUTO_CLUSTERS, K_CRITERIA, TrimmedGMM, TrimmedKMeans,  # noqa: F401
                                               auto_clusters, clustering_for, select_k_by_fit, select_k_by_npmi)
 from edumine.models.topics.params import TopicModelParams, resolve_params
+from edumine.progress import Progress, phase
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +74,18 @@ def topic_matrix(model: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def nearest_topics(vectors: np.ndarray, matrix: np.ndarray, ids: np.ndarray, rows: np.ndarray | None = None,
-                   block: int = 32_768) -> tuple[np.ndarray, np.ndarray]:
+                   block: int = 32_768, description: str = "topics: nearest topic") -> tuple[np.ndarray, np.ndarray]:
     """Nearest topic id and its cosine for unit-length ``vectors`` (only ``rows`` of them, if given), in
-    blocks: a million docs by 500 topics at once would take 2 GB."""
+    blocks: a million docs by 500 topics at once would take 2 GB. Progress (docs/s) per block."""
     rows = np.arange(len(vectors)) if rows is None else np.asarray(rows)
     best = np.full(len(rows), -1, dtype=np.int64)
     score = np.zeros(len(rows), dtype=np.float32)
-    for start in range(0, len(rows) if len(ids) else 0, block):
-        sims = vectors[rows[start: start + block]] @ matrix.T
-        best[start: start + block] = ids[sims.argmax(axis=1)]
-        score[start: start + block] = sims.max(axis=1)
+    with Progress(description, total=len(rows), logger=log) as progress:
+        for start in range(0, len(rows) if len(ids) else 0, block):
+            sims = vectors[rows[start: start + block]] @ matrix.T
+            best[start: start + block] = ids[sims.argmax(axis=1)]
+            score[start: start + block] = sims.max(axis=1)
+            progress.advance(len(sims))
     return best, score
 
 
@@ -172,11 +175,12 @@ class TopicModel:
         if n_clusters not in clustering.criteria:
             raise ValueError(f"n_clusters {n_clusters!r} does not apply to {self.clustering}; it takes "
                              f"{', '.join(clustering.criteria) or 'no criterion'}")
-        if n_clusters == "npmi":
-            k, self.k_scores_ = select_k_by_npmi(self, lemmas, embeddings)
-        else:
-            k, self.k_scores_ = select_k_by_fit(vectors, n_clusters, lambda k: clustering.build(len(vectors), k),
-                                                self.random_state)
+        with phase(f"topics: choosing k by {n_clusters}", len(lemmas), logger=log):
+            if n_clusters == "npmi":
+                k, self.k_scores_ = select_k_by_npmi(self, lemmas, embeddings)
+            else:
+                k, self.k_scores_ = select_k_by_fit(vectors, n_clusters,
+                                                    lambda k: clustering.build(len(vectors), k), self.random_state)
         log.info("topics: k = %d by %s (%s)", k, n_clusters, self.k_scores_)
         return k
 
@@ -233,26 +237,29 @@ class TopicModel:
         n_docs = len(lemmas)
         clusterer = self._clusterer(n_docs, self.n_clusters_)
         model = self._bertopic(n_docs, self._reducer(n_docs), clusterer)
-        topics, probabilities = model.fit_transform(lemmas, embeddings=vectors)
+        with phase(f"topics: BERTopic fit ({self.reduction} reduction, {self.clustering})", n_docs, logger=log):
+            topics, probabilities = model.fit_transform(lemmas, embeddings=vectors)
         # A mixture's soft assignment: a core doc's probability is its posterior for its component.
         posterior = clusterer.probabilities_ if isinstance(clusterer, TrimmedGMM) else None
         topics = np.asarray(topics)
         catchall = np.zeros(n_docs, dtype=bool)
         self.catchall_centroids_ = np.zeros((0, vectors.shape[1]), dtype=np.float32)
         if self.catchall_coverage_ > 0:
-            model, topics, catchall = self._drop_catchalls(model, lemmas, vectors, topics)
+            with phase("topics: catch-all check", n_docs, logger=log):
+                model, topics, catchall = self._drop_catchalls(model, lemmas, vectors, topics)
             probabilities = None if catchall.any() else probabilities
         core = topics != -1
         if self.outliers == "nearest":
             topics = assign_to_nearest(vectors, topics, *topic_matrix(model), self.outlier_threshold_)
             topics[catchall] = -1
         elif self.outliers != "none" and (topics == -1).any():
-            topics = np.asarray(model.reduce_outliers(lemmas, list(topics), strategy=self.outliers,
-                                                      embeddings=vectors, threshold=self.outlier_threshold_))
-            topics[catchall] = -1
-            model.update_topics(lemmas, topics=list(topics), vectorizer_model=model.vectorizer_model,
-                                ctfidf_model=model.ctfidf_model, top_n_words=max(self.top_n_words, 25))
-            self._refresh_topic_embeddings(model, vectors, topics)
+            with phase(f"topics: outliers by {self.outliers}", n_docs, logger=log):
+                topics = np.asarray(model.reduce_outliers(lemmas, list(topics), strategy=self.outliers,
+                                                          embeddings=vectors, threshold=self.outlier_threshold_))
+                topics[catchall] = -1
+                model.update_topics(lemmas, topics=list(topics), vectorizer_model=model.vectorizer_model,
+                                    ctfidf_model=model.ctfidf_model, top_n_words=max(self.top_n_words, 25))
+                self._refresh_topic_embeddings(model, vectors, topics)
             core = topics != -1
         self.model_ = model
         self.topics_ = topics

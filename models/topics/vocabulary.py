@@ -14,6 +14,8 @@ from typing import Any
 
 from sklearn.feature_extraction.text import CountVectorizer
 
+from edumine.progress import phase
+
 log = logging.getLogger(__name__)
 
 
@@ -25,4 +27,5 @@ class TopicVocabulary(CountVectorizer):
             log.warning("topics: only %d topic documents, too few for min_df=%d and max_df=%s; using %s",
                         n_topics, self.min_df, self.max_df, relaxed)
             self.set_params(**relaxed)
-        return super().fit_transform(raw_documents, y)
+        with phase("topics: vocabulary (one document per topic)", n_topics, unit="topics", logger=log):
+            return super().fit_transform(raw_documents, y)

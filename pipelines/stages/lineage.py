@@ -28,6 +28,7 @@ from pydantic import Field
 
 from edumine import registry
 from edumine.config import StrictModel
+from edumine.progress import phase
 from edumine.stages import Output, RunInfo, Stage, StageResult
 
 log = logging.getLogger(__name__)
@@ -241,7 +242,10 @@ def run_lineage(inputs: Any, config: LineageConfig, run: RunInfo) -> StageResult
     # there is no pair to plan, yet the fit still needs the corpus (regression: it was fitted on no docs).
     subset = frame if plan.full else \
         frame[np.isin(starts, np.array(sorted(plan.windows), dtype=np.int64))].reset_index(drop=True)
-    vectors = cached_embeddings(models, inputs["cache/embeddings"], subset) if config.use_embeddings else None
+    vectors = None
+    if config.use_embeddings:
+        with phase("lineage: reading cached embeddings", len(subset), logger=log):
+            vectors = cached_embeddings(models, inputs["cache/embeddings"], subset)
     if vectors is None and config.use_embeddings and not by_terms and len(subset):
         # Some vectors are missing: topics are compared by terms, whose idf spans all windows: all of them.
         plan, subset = plan_units(None, fingerprints, config.min_window_docs), frame
@@ -251,7 +255,8 @@ def run_lineage(inputs: Any, config: LineageConfig, run: RunInfo) -> StageResult
     if plan.recompute or plan.full or old_lineage is None or old_events is None:
         prevalence = inputs["topic_prevalence"].read()
         prevalence = None if prevalence is None else prevalence.to_pandas()
-        model = make_lineage(config, run.windows_unit).fit(subset, vectors, prevalence, center=center)
+        with phase(f"lineage: tracking topics across windows ({plan.reason})", len(subset), logger=log):
+            model = make_lineage(config, run.windows_unit).fit(subset, vectors, prevalence, center=center)
         fresh_lineage, fresh_events = lineage_tables(model)
     else:  # no window changed: the stored rows are the result
         fresh_lineage, fresh_events = old_lineage.slice(0, 0), old_events.slice(0, 0)

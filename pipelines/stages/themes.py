@@ -36,6 +36,7 @@ import pyarrow as pa
 
 from edumine import registry
 from edumine.models.themes.config import ThemesConfig
+from edumine.progress import Progress, phase
 from edumine.stages import Output, RunInfo, Stage, StageResult
 
 log = logging.getLogger(__name__)
@@ -108,16 +109,20 @@ def label_docs(docs: pa.Table, existing: pa.Table | None, model: Any, model_name
     P = np.zeros((len(new), len(model.theme_ids)))
     embedding: dict[str, Any] = {}
     parallel = run is not None and run.workers > 1 and folder is not None
-    for start in range(0, len(new), CHUNK):
-        part = new.iloc[start:start + CHUNK]
-        if parallel:
-            embedding = preload_vectors(cache_root, model, part, run=run, remember=False) or embedding
-            P[start:start + CHUNK] = score_on_workers(run, folder, model, part, cache_root)
-            continue
-        embedding = preload_vectors(cache_root, model, part) or embedding
-        P[start:start + CHUNK] = model.predict_proba(part["text"].tolist())
-    table = pa.concat_tables([keep, fresh_rows(new_table, P, model, model_name)])
-    table = table.take(pc.sort_indices(table, sort_keys=[("uid", "ascending")]))
+    # per chunk of CHUNK docs: their vectors (embedding's own progress line inside) and their scores
+    with Progress(f"themes: scoring ({model_name})", total=len(new), logger=log) as progress:
+        for start in range(0, len(new), CHUNK):
+            part = new.iloc[start:start + CHUNK]
+            if parallel:
+                embedding = preload_vectors(cache_root, model, part, run=run, remember=False) or embedding
+                P[start:start + CHUNK] = score_on_workers(run, folder, model, part, cache_root)
+            else:
+                embedding = preload_vectors(cache_root, model, part) or embedding
+                P[start:start + CHUNK] = model.predict_proba(part["text"].tolist())
+            progress.advance(len(part))
+    with phase("themes: doc_themes table", len(new) + keep.num_rows, logger=log):
+        table = pa.concat_tables([keep, fresh_rows(new_table, P, model, model_name)])
+        table = table.take(pc.sort_indices(table, sort_keys=[("uid", "ascending")]))
     summary = {"docs": table.num_rows, "scored_now": len(new), "kept": keep.num_rows, "usable_from": USABLE_FROM,
                "dropped": 0 if existing is None else int(existing.num_rows - keep.num_rows), "embedding": embedding}
     return table, summary
@@ -287,10 +292,12 @@ def run_themes(inputs: Any, settings: ThemesConfig, run: RunInfo) -> StageResult
         "cv_per_theme_f1": {t: m["f1"] for t, m in evaluation.get("per_theme", {}).items()},
         "n_labelled": model.info.get("n_labelled"), "method": estimator.method, "calibrated": model.calibrated,
         "unreliable": sorted(t for t in model.theme_ids if not f1.get(t, 0.0) >= settings.reliability_floor)}
-    flagged = pc.value_counts(pc.list_flatten(doc_themes.column("themes"))).to_pylist() if doc_themes.num_rows else []
-    counts = {item["values"]: item["counts"] for item in flagged}
-    shares = {t: round(counts.get(t, 0) / doc_themes.num_rows, 4) if doc_themes.num_rows else 0.0
-              for t in model.theme_ids}
+    with phase("themes: overall shares", doc_themes.num_rows, logger=log):
+        flagged = pc.value_counts(pc.list_flatten(doc_themes.column("themes"))).to_pylist() \
+            if doc_themes.num_rows else []
+        counts = {item["values"]: item["counts"] for item in flagged}
+        shares = {t: round(counts.get(t, 0) / doc_themes.num_rows, 4) if doc_themes.num_rows else 0.0
+                  for t in model.theme_ids}
     return StageResult(
         outputs={"doc_themes": Output(doc_themes), "theme_prevalence": Output(prevalence),
                  "theme_windows": Output(windows)},

@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 from edumine import registry
 from edumine.config import StrictModel
 from edumine.models.topics.params import TopicModelParams
+from edumine.progress import Progress, phase
 from edumine.stages import Artefact, Output, RunInfo, Stage, StageResult
 
 log = logging.getLogger(__name__)
@@ -212,11 +213,13 @@ def npmi_counts(prior: Any, info: dict[str, Any], uids: list[str], lemmas: list[
             fresh = [row for row, uid in enumerate(uids) if uid not in known]
             if old.window_size == config.npmi_window and old.covers(top_words, NPMI_TOP_N) \
                     and old.docs == len(known) == len(uids) - len(fresh):
-                return (old.add(analyzer(lemmas[row]) for row in fresh),
-                        f"the last run's counts plus {len(fresh)} new docs")
+                with Progress("topics: NPMI counts (new docs)", total=len(fresh), logger=log) as progress:
+                    added = old.add((analyzer(lemmas[row]) for row in fresh), progress)
+                return added, f"the last run's counts plus {len(fresh)} new docs"
     words = {word for topic in top_words for word in topic[:NPMI_TOP_N]}
-    return (Cooccurrence.count(words, (analyzer(text) for text in lemmas), config.npmi_window),
-            f"counted over all {len(uids)} docs")
+    with Progress("topics: NPMI counts", total=len(lemmas), logger=log) as progress:
+        counted = Cooccurrence.count(words, (analyzer(text) for text in lemmas), config.npmi_window, progress)
+    return counted, f"counted over all {len(uids)} docs"
 
 
 def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
@@ -251,10 +254,11 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     started = time.perf_counter()
     # Refit or nightly update, topic ids stable across runs (lineage.update, lineage.stable_ids; docs/lineage.md).
     prior = previous_state(inputs)
-    model, state = fit_or_update(TopicModel(**config.model_params()), uids, lemmas, vectors,
-                                 state=prior, settings=run.sections["lineage"],
-                                 outlier_threshold=config.resolved().outlier_threshold, run_id=run.run_id,
-                                 config_hash=hash_config(config), embedding_key=embedding_info["key"])
+    with phase("topics: model (refit or nightly update)", len(uids), logger=log):
+        model, state = fit_or_update(TopicModel(**config.model_params()), uids, lemmas, vectors,
+                                     state=prior, settings=run.sections["lineage"],
+                                     outlier_threshold=config.resolved().outlier_threshold, run_id=run.run_id,
+                                     config_hash=hash_config(config), embedding_key=embedding_info["key"])
     timings["fit"] = time.perf_counter() - started
     kill_point("topics.fit")
 
@@ -283,13 +287,15 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     del vectors  # the raw vectors are cached on disk; 1 GB at a million docs
     closeness = model._cosine_to_topic(normalised, topics)
     del normalised
-    reps = representative(model, inputs["docs"], uids, closeness, config.n_representative)
+    with phase("topics: representative docs", len(ids), unit="topics", logger=log):
+        reps = representative(model, inputs["docs"], uids, closeness, config.n_representative)
     sizes = {t: int(np.sum(topics == t)) for t in ids}
     vectorizer = model.model_.vectorizer_model
     core_rows = np.flatnonzero(model.core_)  # coverage is over core docs: only they are counted
-    counts = vectorizer.transform([lemmas[row] for row in core_rows])
-    coverage = label_coverage(counts, vectorizer.vocabulary_, {t: [w for w, _ in top[t][:4]] for t in real_ids},
-                              np.asarray(topics)[core_rows], np.ones(len(core_rows), dtype=bool))
+    with phase("topics: label coverage", len(core_rows), logger=log):
+        counts = vectorizer.transform([lemmas[row] for row in core_rows])
+        coverage = label_coverage(counts, vectorizer.vocabulary_, {t: [w for w, _ in top[t][:4]] for t in real_ids},
+                                  np.asarray(topics)[core_rows], np.ones(len(core_rows), dtype=bool))
     run_id = run.run_id
     topics_table = pa.table({
         "topic_id": pa.array(ids, pa.int64()),
@@ -303,16 +309,18 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
         "representative_uids": [reps[t][1] for t in ids],
         "run_id": [run_id] * len(ids),
     })
-    start_dates = starts.astype("datetime64[D]").astype(object)
-    doc_topics = pa.table({
-        "uid": pa.array(uids, pa.string()), "topic_id": pa.array(topics, pa.int64()),
-        "probability": pa.array(model.probabilities_, pa.float32()),
-        "core": pa.array(model.core_, pa.bool_()), "community": communities,
-        "window_start": pa.array(start_dates, pa.date32()),
-        "window_label": [window_label(d, unit) for d in start_dates], "run_id": [run_id] * len(uids),
-    })
-    prevalence = pa.table(prevalence_table(starts, communities, topics, ids, unit,
-                                           resamples=config.bootstrap_resamples, seed=config.random_state))
+    with phase("topics: doc_topics table", len(uids), logger=log):
+        start_dates = starts.astype("datetime64[D]").astype(object)
+        doc_topics = pa.table({
+            "uid": pa.array(uids, pa.string()), "topic_id": pa.array(topics, pa.int64()),
+            "probability": pa.array(model.probabilities_, pa.float32()),
+            "core": pa.array(model.core_, pa.bool_()), "community": communities,
+            "window_start": pa.array(start_dates, pa.date32()),
+            "window_label": [window_label(d, unit) for d in start_dates], "run_id": [run_id] * len(uids),
+        })
+    with phase("topics: prevalence per window and community (bootstrap intervals)", len(uids), logger=log):
+        prevalence = pa.table(prevalence_table(starts, communities, topics, ids, unit,
+                                               resamples=config.bootstrap_resamples, seed=config.random_state))
     prevalence = prevalence.append_column("run_id", pa.array([run_id] * prevalence.num_rows, pa.string()))
     cache_root = embedding_cache_root(config, inputs["cache/embeddings"])
     manifest = {
