@@ -5,6 +5,8 @@
 Corpora (from the real posts of ../shared/corpora, collected once by topics_benchmark.base_records):
 
 - ``real10k`` / ``real100k``: benchmarks/scaled_corpus.py at 10,000 / 100,000 records;
+- ``demo``: every real post and comment of the four corpora, in uid order (what `make demo`'s topic stage models:
+  10,786 usable docs, the corpus of issue 17's table);
 - ``top0913``: the 2009-13 all-time top posts of six communities (community = subreddit: the AMI target);
 - ``teaching1718``: r/teaching, 2017-07 .. 2018-06.
 
@@ -39,7 +41,7 @@ OUT = ROOT / "benchmarks" / "out"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 log = logging.getLogger("fair_corpus")
 
-CORPORA = ("real10k", "real100k", "top0913", "teaching1718")
+CORPORA = ("real10k", "real100k", "demo", "top0913", "teaching1718")
 
 
 def _records(name: str) -> list[dict[str, Any]]:
@@ -51,6 +53,8 @@ def _records(name: str) -> list[dict[str, Any]]:
         return list(scaled_records(base, 10_000))
     if name == "real100k":
         return list(scaled_records(base, 100_000))
+    if name == "demo":  # every real record, as `make demo`'s topic stage reads them (issue 17's table: 10,786 usable)
+        return list(base)
     if name == "top0913":
         return [r for r in base if r["created_at"][:4] <= "2013"]
     if name == "teaching1718":
