@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,9 +45,12 @@ def _edumine_run(work: Path, kill_at: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, EDUMINE_PSEUDONYM_KEY=TEST_KEY, PREFECT_HOME=str(work / "prefect"), EDUMINE_KILL_AT=kill_at)
     env.pop("PREFECT_API_URL", None)
     # Output to files, not pipes: a server left running would hold a pipe open and the wait would never end.
+    # SIGINT back to its default in the child: a test run started in the background by a shell without job control
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler (the INT case ran to the end).
     with open(work / "stdout", "w") as out, open(work / "stderr", "w") as err:
         code = subprocess.run([sys.executable, "-m", "edumine.cli", "run", "--config", str(work / "config.yaml")],
-                              cwd=ROOT, env=env, stdout=out, stderr=err, timeout=600).returncode
+                              cwd=ROOT, env=env, stdout=out, stderr=err, timeout=600,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)).returncode
     return subprocess.CompletedProcess([], code, (work / "stdout").read_text(), (work / "stderr").read_text())
 
 
