@@ -128,7 +128,7 @@ def _minilm_onnx_fp32(data: dict[str, Any]) -> tuple[np.ndarray, float]:
     3x faster here, for corpora where the torch encoder would take most of an hour. The seconds charged are
     still sentence-transformers' own, one thread per doc, from the torch chunks encoded before (at least 500
     docs in ``seconds_per_doc.json``), so a peer's time is what its default encoder costs."""
-    from edumine.models.embeddings.backends import EmbeddingCache, embed_with_cache, make_embedder
+    from edumine.models.embeddings.backends import embed_with_cache, make_embedder
 
     torch_key = make_embedder("embeddings.minilm.v1", bf16=False, threads=1).key
     rate_path = OUT / "cache" / "embeddings" / torch_key / "seconds_per_doc.json"
@@ -140,7 +140,6 @@ def _minilm_onnx_fp32(data: dict[str, Any]) -> tuple[np.ndarray, float]:
     hashes = [hashlib.blake2b(t.encode(), digest_size=8).hexdigest() for t in data["text"]]
     matrix, info = embed_with_cache(embedder, OUT / "cache" / "embeddings", list(data["uid"]), hashes,
                                     list(data["text"]), batch=2_000)
-    assert EmbeddingCache(OUT / "cache" / "embeddings", embedder.key).folder.exists()
     per_doc = timings["seconds"] / timings["docs"]
     log.info("minilm (ONNX fp32) %s: %s; charged at sentence-transformers' %.1f docs/s per thread (%d docs timed)",
              data["name"], info, 1 / per_doc, timings["docs"])

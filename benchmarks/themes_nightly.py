@@ -1,7 +1,7 @@
 """The theme stage's cost on a nightly run (+1 % newest contributions) against a full run, at N contributions.
 
     nice -n 19 .venv/bin/python benchmarks/themes_nightly.py --n 20000 [--share 0.01] [--classifier NAME]
-        [--repeat 3] [--work /tmp/themes-nightly] [--label after] [--set eval_folds=0 ...]
+        [--repeat 3] [--work data/cache/themes-nightly] [--label after] [--set eval_folds=0 ...]
 
 The real-based corpus of benchmarks/pipeline_scale.py (``scaled_forest``, posts and comments with their reply
 structure) is split by created_at: the newest ``share`` is held back. In this process: preprocess and themes
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.01)
     parser.add_argument("--classifier", default=None)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/themes-nightly"))
+    parser.add_argument("--work", type=Path, default=ROOT / "data" / "cache" / "themes-nightly")
     parser.add_argument("--label", default="run")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a themes setting (YAML value), e.g. eval_folds=0 to train the model faster")
