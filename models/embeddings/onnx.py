@@ -188,24 +188,12 @@ class MiniLMOnnxEmbedder(Embedder):
             for i in order:
                 out[i] = _mean_pooled(session, [ids[i]])[0]
             return out
-        queue = iter(order[::-1].tolist())  # longest first: the lanes finish together
-        lock = threading.Lock()
-
-        def lane() -> None:
-            while True:
-                with lock:
-                    i = next(queue, None)
-                if i is None:
-                    return
-                out[i] = _mean_pooled(session, [ids[i]])[0]
-
         from concurrent.futures import ThreadPoolExecutor
 
+        longest_first = order[::-1]  # the lanes finish together
         with ThreadPoolExecutor(lanes, thread_name_prefix="minilm-onnx") as pool:
-            for future in [pool.submit(lane) for _ in range(lanes)]:
-                future.result()
+            out[longest_first] = list(pool.map(lambda i: _mean_pooled(session, [ids[i]])[0], longest_first))
         return out
-
 
 def _mean_pooled(session: Any, rows: list[list[int]]) -> np.ndarray:
     """Mean of the last hidden states over each row's word pieces (rows padded to the longest)."""
