@@ -19,6 +19,8 @@ seconds the encoding took, so every variant and seed reuses them and the timing 
   usable doc, through edumine's ``EmbeddingCache`` under benchmarks/out/cache (keyed by uid and text hash:
   the three real corpora share their posts, so each post is encoded once). The seconds are the corpus's
   docs times the measured seconds per doc.
+- ``int8``: the theme stage's encoder (MiniLM int8 ONNX with the default classifier's parameters), the
+  vectors the topic stage shares with it; the seconds are this encoding's wall time on every CPU.
 - ``tfidf``: ``embeddings.tfidf_svd.v1`` with the topic stage's parameters, fitted on the corpus.
 """
 
@@ -105,6 +107,8 @@ def vectors(name: str, model: str, workers: int = 1, engine: str = "torch") -> t
             embedder = make_embedder("embeddings.tfidf_svd.v1", **settings.params)
             matrix = embedder.fit(data["lemmas"]).encode(data["lemmas"])
             seconds = time.perf_counter() - started
+        elif model == "int8":
+            matrix, seconds = _theme_encoder(data)
         elif model == "static":
             # The theme option's encoder (embeddings.static_minilm.v1 over the text the theme stage reads): the
             # vectors a topic stage would share with it. Its one-off build is not counted, only the encoding.
@@ -116,10 +120,29 @@ def vectors(name: str, model: str, workers: int = 1, engine: str = "torch") -> t
             matrix = embedder.encode(list(data["text"]))
             seconds = time.perf_counter() - started
         else:
-            raise SystemExit(f"unknown vectors {model!r}; use minilm, tfidf or static")
+            raise SystemExit(f"unknown vectors {model!r}; use minilm, tfidf, int8 or static")
         np.savez(path, vectors=matrix.astype(np.float32), seconds=np.float64(seconds))
     with np.load(path) as stored:
         return stored["vectors"], float(stored["seconds"])
+
+
+def _theme_encoder(data: dict[str, Any]) -> tuple[np.ndarray, float]:
+    """The theme stage's own vectors: its default classifier's encoder (``embeddings.minilm_onnx.v1``, int8,
+    with the classifier's parameters) over the clean text, on every CPU as the stage runs it. These are the
+    vectors a topic stage shares with the theme stage; the seconds are this encoding's wall time."""
+    from edumine.models.embeddings.backends import embed_with_cache, make_embedder
+    from edumine.models.themes.config import ThemesConfig
+    from edumine.models.topics.shared_vectors import theme_encoder
+
+    name, params = theme_encoder(ThemesConfig())
+    embedder = make_embedder(name, **params)
+    hashes = [hashlib.blake2b(t.encode(), digest_size=8).hexdigest() for t in data["text"]]
+    started = time.perf_counter()
+    matrix, info = embed_with_cache(embedder, OUT / "cache" / "embeddings", list(data["uid"]), hashes,
+                                    list(data["text"]), batch=2_000)
+    seconds = time.perf_counter() - started
+    log.info("theme encoder %s over %s: %s, %.0f s", name, data["name"], info, seconds)
+    return matrix, seconds
 
 
 def _minilm_onnx_fp32(data: dict[str, Any]) -> tuple[np.ndarray, float]:
@@ -208,7 +231,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", nargs="+", default=["real10k"], choices=CORPORA)
-    parser.add_argument("--vectors", nargs="*", default=[], choices=["minilm", "tfidf"])
+    parser.add_argument("--vectors", nargs="*", default=[], choices=["minilm", "tfidf", "int8"])
     parser.add_argument("--workers", type=int, default=1,
                         help="processes encoding MiniLM chunks side by side (each on one thread; the cost per doc "
                              "that the benchmark charges is unchanged)")

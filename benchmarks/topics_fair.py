@@ -19,7 +19,8 @@ same way (``score``):
   ``--minilm-docs-per-s``) plus the fit, and the fit alone; peak RSS of the process.
 
 Models: ``edumine[:option=value,...]`` (TopicModel with TopicsConfig's defaults and the given changes;
-``vectors=tfidf|minilm|static|concat|concat_static``; ``static`` is the theme option's static MiniLM), ``bertopic`` (BERTopic's default: MiniLM, UMAP(15, 5, cosine),
+``vectors=tfidf|minilm|int8|static|concat|concat_int8|concat_static``; ``int8`` is the theme stage's own
+encoder, ``static`` the theme option's static MiniLM), ``bertopic`` (BERTopic's default: MiniLM, UMAP(15, 5, cosine),
 HDBSCAN(10); CountVectorizer(min_df=2) over the lemmas), ``keynmf`` and ``gmm`` (turftopic 0.28 defaults
 with the MiniLM encoder and the same vectorizer, 100 topics as in issue 17; installed with ``pip install
 --target .turf --no-deps turftopic==0.28.0 igraph==0.11.9 texttable==1.7.2 pillow==13.0.0``, see
@@ -93,7 +94,7 @@ def parse_options(spec: str) -> tuple[str, dict[str, Any]]:
 def load_vectors(corpus: str, which: str) -> tuple[np.ndarray, float]:
     from fair_corpus import vectors
 
-    concats = {"concat": ("tfidf", "minilm"), "concat_static": ("tfidf", "static")}
+    concats = {"concat": ("tfidf", "minilm"), "concat_static": ("tfidf", "static"), "concat_int8": ("tfidf", "int8")}
     if which not in concats:
         return vectors(corpus, which)
     parts = [vectors(corpus, name) for name in concats[which]]

@@ -168,7 +168,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         problems = [_problem(error, model, data) for error in exc.errors()] + problems
     if problems:
         raise ConfigError(origin, sorted(dict.fromkeys(problems), key=lambda p: _path_order(p[0])))
+    resolve_defaults(config, data)
     return resolve_paths(config, base_dir or Path.cwd())
+
+
+def resolve_defaults(config: ConfigBase, data: dict[str, Any]) -> None:
+    """Defaults that depend on other sections: a section with ``resolve_defaults(config, given)`` sets them,
+    ``given`` being what the config file and overrides gave for that section (so a value set on purpose is
+    never replaced). The resolved values are what the run manifest records."""
+    for name in registry.config_sections.names():
+        hook = getattr(getattr(config, name, None), "resolve_defaults", None)
+        if callable(hook):
+            given = data.get(name)
+            hook(config, given if isinstance(given, dict) else {})
 
 
 def _path_order(path: str) -> list[Any]:

@@ -8,8 +8,9 @@ from that stage's cache, not encoded again, and a rerun embeds only new docs. No
 concatenation's own key.
 
 On the fair benchmark (docs/topics.md) TF-IDF+SVD over the lemmas next to MiniLM over the clean text gave
-the most coherent topics and the best agreement with the community of origin; TF-IDF alone is the default
-because MiniLM costs ~50 docs/s of CPU unless the theme stage pays for it.
+the most coherent topics and the best agreement with the community of origin. It is the topic stage's default
+whenever the theme stage embeds with MiniLM (``models/topics/shared_vectors.py``), with that encoder as its
+second part; without parts given, the parts are ``DEFAULT_PARTS``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from edumine.models.embeddings.backends import Embedder, EmbeddingCache, embed_with_cache, embedders, make_embedder
+from edumine.models.embeddings.backends import (Embedder, EmbeddingCache, embed_with_cache, embedders,
+                                                keep_fitted_state, make_embedder)
 
 DEFAULT_PARTS: list[dict[str, Any]] = [
     {"backend": "embeddings.tfidf_svd.v1", "params": {"ngram_max": 1}},
@@ -53,20 +55,35 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
 
 
+def part_folder(folder: Path, index: int) -> Path:
+    """Where part ``index``'s fitted state is kept beside a saved model (``keep_parts_state``)."""
+    return Path(folder) / f"part-{index}"
+
+
 def embed_parts_with_cache(embedder: ConcatEmbedder, cache_root: Path, uids: list[str], hashes: list[str],
-                           lemmas: list[str], texts: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+                           lemmas: list[str], texts: list[str], *, state_sources: tuple[Path, ...] = (),
+                           map: Any = None, workers: int = 1) -> tuple[np.ndarray, dict[str, Any]]:
     """The concatenated vectors, each part through ``embed_with_cache`` (its own key, shared with any stage
-    that uses the same backend and parameters)."""
+    that uses the same backend and parameters). ``state_sources``: folders a saved model kept its parts'
+    fitted state in (``keep_parts_state``); ``map``/``workers`` as for ``embed_with_cache``."""
     pieces, infos = [], []
-    for part in embedder.embedders:
+    for index, part in enumerate(embedder.embedders):
         inputs = lemmas if part.uses == "lemmas" else texts
-        vectors, info = embed_with_cache(part, cache_root, uids, hashes, inputs)
+        vectors, info = embed_with_cache(part, cache_root, uids, hashes, inputs, map=map, workers=workers,
+                                         state_sources=tuple(part_folder(s, index) for s in state_sources))
         pieces.append(_unit(vectors))
         infos.append(info)
     return np.hstack(pieces), {"backend": embedder.name, "key": embedder.key,
                                "embedded": max(i["embedded"] for i in infos),
                                "from_cache": min(i["from_cache"] for i in infos),
                                "seconds": round(sum(i["seconds"] for i in infos), 2), "parts": infos}
+
+
+def keep_parts_state(embedder: ConcatEmbedder, cache_root: Path, folder: Path) -> None:
+    """Copy each fitted part's state from its cache into ``folder/part-<i>`` (beside a saved model), which
+    ``embed_parts_with_cache``'s ``state_sources`` restores a lost cache from."""
+    for index, part in enumerate(embedder.embedders):
+        keep_fitted_state(part, cache_root, part_folder(folder, index))
 
 
 def cached_by_keys(cache_root: Path, keys: list[str], uids: list[str],

@@ -62,6 +62,17 @@ class TopicsConfig(TopicModelParams):
     npmi_window: Optional[int] = Field(10, description="sliding window of NPMI (gensim's c_npmi: 10); null: docs")
     bootstrap_resamples: int = Field(2000, ge=100)
 
+    def resolve_defaults(self, config: Any, given: dict[str, Any]) -> None:
+        """No backend or params given: TF-IDF+SVD next to the theme stage's encoder where it has a contextual
+        one, else TF-IDF+SVD alone (``models/topics/shared_vectors.py``)."""
+        embeddings = given.get("embeddings")
+        if isinstance(embeddings, dict) and ({"backend", "params"} & set(embeddings)):
+            return
+        from edumine.models.topics.shared_vectors import default_embeddings
+
+        chosen = default_embeddings(getattr(config, "themes", None))
+        self.embeddings = EmbeddingsConfig(**chosen, cache_dir=self.embeddings.cache_dir)
+
 
 def read_usable_docs(docs: Any, kinds: list[str]) -> Any:
     """Usable docs of the given kinds with their community, sorted by uid (a stable order for the fit).
@@ -128,13 +139,13 @@ def embed_docs(config: TopicsConfig, inputs: Any, table: Any, uids: list[str], l
     embedder = stage_embedder(config)
     cache_root = embedding_cache_root(config, inputs["cache/embeddings"])
     hashes = table["text_hash"].to_pylist()
-    if isinstance(embedder, ConcatEmbedder):
-        return embed_parts_with_cache(embedder, cache_root, uids, hashes, lemmas,
-                                      read_texts_in_order(inputs["docs"], uids))
-    texts = lemmas if embedder.uses == "lemmas" else read_texts_in_order(inputs["docs"], uids)
     folder = intact_latest_model(inputs["models/topics"])
     saved = (folder / EMBEDDER_STATE,) if folder is not None else ()  # a damaged copy is never loaded
     workers = {} if run is None else {"map": run.map, "workers": run.workers}  # encoding on Dask workers
+    if isinstance(embedder, ConcatEmbedder):
+        return embed_parts_with_cache(embedder, cache_root, uids, hashes, lemmas,
+                                      read_texts_in_order(inputs["docs"], uids), state_sources=saved, **workers)
+    texts = lemmas if embedder.uses == "lemmas" else read_texts_in_order(inputs["docs"], uids)
     return embed_with_cache(embedder, cache_root, uids, hashes, texts, state_sources=saved, **workers)
 
 
@@ -334,13 +345,16 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
 
     def save_model(folder: Path) -> None:
         from edumine.models.embeddings.backends import keep_fitted_state
+        from edumine.models.embeddings.concat import ConcatEmbedder, keep_parts_state
         from edumine.models.topics.ids_rebuild import save_copies
 
         model.save(folder, manifest)
         cooccurrence.save(folder / NPMI_COUNTS)
         # The vectors the model was fitted on are only reproducible with the fitted embedding state: a copy
         # stays with the model (a lost cache is then rebuilt, not refitted on another corpus).
-        keep_fitted_state(stage_embedder(config), cache_root, folder / EMBEDDER_STATE)
+        embedder = stage_embedder(config)
+        keep = keep_parts_state if isinstance(embedder, ConcatEmbedder) else keep_fitted_state
+        keep(embedder, cache_root, folder / EMBEDDER_STATE)
         # The registry and history as of this model: what a lost topic_ids is rebuilt from (ids_rebuild.py).
         save_copies(folder, {"topic_ids": state.registry if state.registry is not None else prior.registry,
                              "topic_id_history": state.history if state.history is not None else prior.history,
