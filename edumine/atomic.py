@@ -1,5 +1,5 @@
-"""Atomic writes the lake's writers share: a stream of Arrow pieces to one Parquet file, directory fsync, and
-the key match of an upsert (``Lake.write``)."""
+"""Atomic writes the lake's writers share: one Parquet file, a stream of Arrow pieces to one Parquet file,
+directory fsync, removing a partition, and the key match of an upsert (``Lake.write``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,37 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+
+def write_parquet_atomic(table: pa.Table, path: Path, *, durable: bool = True) -> None:
+    """Write ``table`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    ``durable=False`` skips the fsyncs and uses cheaper compression, for files a crash makes worthless.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
+    try:
+        pq.write_table(table, tmp, compression="zstd" if durable else "lz4", write_page_checksum=durable)
+        if durable:
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if durable:
+        fsync_dir(path.parent)
+
+
+def remove_partition(target: Path) -> None:
+    """Remove a partition's file and the folders it leaves empty (a partition whose last row moved away)."""
+    target.unlink(missing_ok=True)
+    folder = target.parent
+    for _ in range(3):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+        folder = folder.parent
 
 
 def write_stream_atomic(tables: Any, path: Path, *, schema: Any = None) -> None:

@@ -16,13 +16,9 @@ import logging
 import os
 import shutil
 import uuid
-from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -30,17 +26,16 @@ import pyarrow.parquet as pq
 
 from edumine import catalog
 from edumine.errors import LakeBusyError
-from edumine.atomic import fsync_dir, _key_in, write_stream_atomic  # noqa: F401
-from edumine.faults import kill_point
-from edumine.merge import MergeCounts, merge_versions, plan_moves, stored_elsewhere  # noqa: F401
-from edumine.schema import FILE_SCHEMA, PARTITION_FIELDS, POSTS_SCHEMA, QUARANTINE_SCHEMA, UTC
+from edumine.atomic import (_key_in, fsync_dir, remove_partition, write_parquet_atomic,  # noqa: F401
+                            write_stream_atomic)
+from edumine.lake_writers import PART_FILE, PartitionKey, PostsWriter, QuarantineWriter, partition_dir  # noqa: F401
+from edumine.merge import MergeCounts  # noqa: F401
+from edumine.schema import FILE_SCHEMA, PARTITION_FIELDS, POSTS_SCHEMA
 
 log = logging.getLogger(__name__)
-PART_FILE = "part-0.parquet"
 # Reads verify the page checksums every durable file carries (edumine/integrity.py): a garbled page is an
 # error naming the file, never silently different values.
 _VERIFY = {"fragment_scan_options": ds.ParquetFragmentScanOptions(page_checksum_verification=True)}
-PartitionKey = tuple[str, str, str]  # platform, community, month
 
 
 class Lake:
@@ -271,224 +266,3 @@ class Lake:
         return 0 if dataset is None else dataset.count_rows()
 
 
-def write_parquet_atomic(table: pa.Table, path: Path, *, durable: bool = True) -> None:
-    """Write ``table`` to ``path`` so that readers see the old file or the whole new one, never a part.
-
-    ``durable=False`` skips the fsyncs and uses cheaper compression: for staging files, which a crash
-    makes worthless anyway.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
-    try:
-        pq.write_table(table, tmp, compression="zstd" if durable else "lz4", write_page_checksum=durable)
-        if durable:
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    if not durable:
-        return
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def partition_dir(root: Path, key: PartitionKey) -> Path:
-    platform, community, month = key
-    return root / f"platform={platform}" / f"community={community}" / f"month={month}"
-
-
-class PostsWriter:
-    """Buffers records, stages them in bounded chunks, and merges them into the lake on ``commit``."""
-
-    def __init__(self, lake: Lake, run_id: str, *, chunk_rows: int = 50_000) -> None:
-        self.lake = lake
-        self.chunk_rows = chunk_rows
-        self.stage_root = lake.staging / run_id / uuid.uuid4().hex[:8]
-        self._buffers: dict[PartitionKey, list[dict]] = defaultdict(list)
-        self._buffered = 0
-        self._chunks = 0
-        self._staged: set[PartitionKey] = set()
-        self._tables: list[pa.Table] = []  # batches given by add_table, not yet staged
-
-    def add(self, record: dict, key: PartitionKey) -> None:
-        self._buffers[key].append(record)
-        self._buffered += 1
-        if self._buffered >= self.chunk_rows:
-            self._flush()
-
-    def add_table(self, table: pa.Table) -> None:
-        """Records already as a table: FILE_SCHEMA's columns and the partition columns (platform, community,
-        month). Rows of one partition keep their order, as with ``add``."""
-        self._tables.append(table)
-        self._buffered += table.num_rows
-        if self._buffered >= self.chunk_rows:
-            self._flush()
-
-    def _flush_tables(self) -> None:
-        table = pa.concat_tables(self._tables)
-        self._tables.clear()
-        if not table.num_rows:
-            return
-        keys = pa.table({"p": table["platform"], "c": table["community"], "m": table["month"],
-                         "i": pa.array(np.arange(table.num_rows))})
-        order = pc.sort_indices(keys, sort_keys=[("p", "ascending"), ("c", "ascending"), ("m", "ascending"),
-                                                 ("i", "ascending")])
-        table = table.combine_chunks().take(order)  # a take over many chunks costs several times more
-        codes = [table[name].combine_chunks().dictionary_encode() for name in ("platform", "community", "month")]
-        indices = [code.indices.to_numpy() for code in codes]
-        change = np.zeros(table.num_rows, dtype=bool)
-        change[0] = True
-        for values in indices:
-            change[1:] |= values[1:] != values[:-1]
-        starts = np.flatnonzero(change).tolist() + [table.num_rows]
-        files = table.select(FILE_SCHEMA.names)
-        for start, end in zip(starts[:-1], starts[1:]):
-            key = tuple(code.dictionary[int(values[start])].as_py() for code, values in zip(codes, indices))
-            write_parquet_atomic(files.slice(start, end - start),
-                                 partition_dir(self.stage_root, key) / f"chunk-{self._chunks:05d}.parquet",
-                                 durable=False)
-            self._staged.add(key)
-            kill_point("collect.staging")
-
-    def _flush(self) -> None:
-        if self._tables:
-            self._flush_tables()
-        for key, rows in self._buffers.items():
-            write_parquet_atomic(pa.Table.from_pylist(rows, schema=FILE_SCHEMA),
-                                 partition_dir(self.stage_root, key) / f"chunk-{self._chunks:05d}.parquet",
-                                 durable=False)
-            self._staged.add(key)
-            kill_point("collect.staging")
-        self._chunks += 1
-        self._buffers.clear()
-        self._buffered = 0
-
-    def _incoming(self, key: PartitionKey, columns: list[str] | None = None) -> pa.Table:
-        parts = []
-        if key in self._staged:
-            schema = FILE_SCHEMA if columns is None else pa.schema([FILE_SCHEMA.field(c) for c in columns])
-            parts += [pq.read_table(chunk, schema=schema)
-                      for chunk in sorted(partition_dir(self.stage_root, key).glob("chunk-*.parquet"))]
-        if self._buffers.get(key):
-            table = pa.Table.from_pylist(self._buffers[key], schema=FILE_SCHEMA)
-            parts.append(table if columns is None else table.select(columns))
-        return pa.concat_tables(parts)
-
-    def commit(self) -> MergeCounts:
-        """Merge every touched partition into the lake; returns what changed.
-
-        One row per uid across the whole lake: a uid whose versions (stored or incoming) sit in more than one
-        partition (a later retrieval says another month or community) is merged in the partition of its
-        winning version and leaves the others. Partitions that gain rows are written before those that lose
-        them, so a kill in between leaves a duplicate that the next merge of the uid resolves, never a loss.
-        """
-        total = MergeCounts()
-        if self._tables:
-            self._flush()
-        keys = sorted(self._staged | set(self._buffers))
-        moves = plan_moves(self.lake, self._incoming, keys)
-        routed: dict[PartitionKey, list[pa.Table]] = defaultdict(list)  # versions merged in another partition
-        leaving: dict[PartitionKey, set[str]] = defaultdict(set)
-        if moves:
-            for key in keys:
-                table = self._incoming(key)
-                away = [(uid, k) for uid, k in moves.items() if k != key]
-                for dest in {k for _, k in away}:
-                    uids = [uid for uid, k in away if k == dest]
-                    picked = table.filter(pc.is_in(table["uid"], value_set=pa.array(uids, pa.string())))
-                    if picked.num_rows:
-                        routed[dest].append(picked)
-            for key, rows in stored_elsewhere(self.lake, moves).items():
-                for dest in {moves[u] for u in rows["uid"].to_pylist()} - {key}:
-                    uids = [u for u in rows["uid"].to_pylist() if moves[u] == dest]
-                    routed[dest].append(rows.filter(pc.is_in(rows["uid"], value_set=pa.array(uids, pa.string()))))
-                    leaving[key].update(uids)
-        for key in sorted(set(keys) | set(routed)):
-            incoming = self._incoming(key) if key in keys else None
-            if incoming is not None and moves:
-                stay = [uid for uid, k in moves.items() if k != key]
-                incoming = incoming.filter(pc.invert(pc.is_in(incoming["uid"], value_set=pa.array(stay, pa.string()))))
-            target = partition_dir(self.lake.posts, key) / PART_FILE
-            existing = pq.read_table(target, schema=FILE_SCHEMA) if target.exists() else None
-            moved_in = [t for t in routed.get(key, []) if t.num_rows]
-            moved_stored = [t for t in moved_in if "_stored" in t.schema.names]
-            moved_new = [t for t in moved_in if "_stored" not in t.schema.names]
-            if moved_stored:
-                existing = pa.concat_tables(([existing] if existing is not None else []) +
-                                            [t.drop_columns(["_stored"]) for t in moved_stored])
-            parts = ([incoming] if incoming is not None else []) + moved_new
-            if not parts:
-                continue
-            merged, counts = merge_versions(existing, pa.concat_tables(parts))
-            if counts.partitions_rewritten or moved_stored:
-                write_parquet_atomic(merged, target)
-                counts.partitions_rewritten = 1
-            total += counts
-            kill_point("merge")
-        for key, uids in sorted(leaving.items()):
-            target = partition_dir(self.lake.posts, key) / PART_FILE
-            table = pq.read_table(target, schema=FILE_SCHEMA)
-            kept = table.filter(pc.invert(pc.is_in(table["uid"], value_set=pa.array(sorted(uids), pa.string()))))
-            if kept.num_rows:
-                write_parquet_atomic(kept, target)
-            else:
-                remove_partition(target)
-            total.partitions_rewritten += 1
-        shutil.rmtree(self.stage_root, ignore_errors=True)
-        for parent in (self.stage_root.parent, self.lake.staging):
-            try:
-                parent.rmdir()
-            except OSError:
-                pass  # not empty: another source of this run is still staging
-        self._buffers.clear()
-        self._staged.clear()
-        self._buffered = 0
-        return total
-
-def remove_partition(target: Path) -> None:
-    """Remove a partition's file and the folders it leaves empty (a partition whose last row moved away)."""
-    target.unlink(missing_ok=True)
-    folder = target.parent
-    for _ in range(3):
-        try:
-            folder.rmdir()
-        except OSError:
-            break
-        folder = folder.parent
-
-
-@dataclass
-class QuarantineWriter:
-    """Collects records that could not be read, with the reason, for ``<lake>/quarantine/<run_id>/``."""
-
-    lake: Lake
-    run_id: str
-    source: str
-    rows: list[dict] = field(default_factory=list)
-    by_reason: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    _parts: int = 0
-
-    def add(self, location: str, reason: str, detail: str, excerpt: str) -> None:
-        self.by_reason[reason] += 1
-        self.rows.append({"run_id": self.run_id, "source": self.source, "location": location,
-                          "reason": reason, "detail": detail[:500], "excerpt": excerpt,
-                          "quarantined_at": datetime.now(UTC)})
-        if len(self.rows) >= 20_000:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        name = f"{_safe_name(self.source)}-{self._parts:04d}.parquet"
-        write_parquet_atomic(pa.Table.from_pylist(self.rows, schema=QUARANTINE_SCHEMA),
-                             self.lake.quarantine / self.run_id / name)
-        self._parts += 1
-        self.rows.clear()
-
-
-def _safe_name(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)

@@ -46,40 +46,44 @@ def version_rank(table: pa.Table) -> tuple[pa.Array, pa.Array]:
 
 
 def merge_versions(existing: pa.Table | None, incoming: pa.Table) -> tuple[pa.Table, MergeCounts]:
-    """One row per uid: the newest truth wins (``version_rank``), ties keep the stored row, deletion is sticky."""
+    """One row per uid: the newest truth wins (``version_rank``), ties keep the stored row, deletion is sticky.
+    The rows come out by (created_at, uid). Only key columns are sorted and taken; the whole table is taken once."""
     n_old = 0 if existing is None else existing.num_rows
     combined = incoming if existing is None else pa.concat_tables([existing, incoming])
-    combined = combined.combine_chunks()  # the takes below cost several times more over many chunks
-    combined = combined.append_column("_order", pa.array(np.arange(combined.num_rows)))
+    combined = combined.combine_chunks()  # a take over many chunks costs several times more
     real, retrieved = version_rank(combined)
-    keys = pa.table({"uid": combined["uid"], "real": real, "retrieved": retrieved, "order": combined["_order"]})
+    keys = pa.table({"uid": combined["uid"], "real": real, "retrieved": retrieved,
+                     "order": pa.array(np.arange(combined.num_rows))})
     order = pc.sort_indices(keys, sort_keys=[("uid", "ascending"), ("real", "descending"),
                                              ("retrieved", "descending"), ("order", "ascending")])
     uids = combined["uid"].take(order)
     first = np.ones(len(uids), dtype=bool)
     if len(uids) > 1:
         first[1:] = pc.not_equal(uids.slice(1), uids.slice(0, len(uids) - 1)).to_numpy(zero_copy_only=False)
-    winners = combined.take(pc.filter(order, pa.array(first)))
+    first = pa.array(first)
+    winners = pc.filter(order, first)  # row numbers in ``combined``, by uid
+    by_time = pc.sort_indices(pa.table({"created_at": combined["created_at"].take(winners),
+                                        "uid": pc.filter(uids, first)}),
+                              sort_keys=[("created_at", "ascending"), ("uid", "ascending")])
+    rows = winners.take(by_time)
+    merged = combined.take(rows)
 
     deleted = pc.unique(pc.filter(combined["uid"], pc.fill_null(combined["is_deleted"], False)))
-    revive = pc.and_(pc.is_in(winners["uid"], value_set=deleted), pc.invert(pc.fill_null(winners["is_deleted"], False)))
+    revive = pc.and_(pc.is_in(merged["uid"], value_set=deleted), pc.invert(pc.fill_null(merged["is_deleted"], False)))
     sticky = pc.sum(revive).as_py() or 0
     if sticky:
-        winners = _clear_text(winners, revive)
+        merged = _clear_text(merged, revive)
 
-    winner_order = winners["_order"].to_numpy()
-    from_incoming = winner_order >= n_old
+    from_incoming = rows.to_numpy() >= n_old
     if existing is None:
-        was_stored = np.zeros(len(winners), dtype=bool)
+        was_stored = np.zeros(len(rows), dtype=bool)
     else:
-        was_stored = pc.is_in(winners["uid"], value_set=existing["uid"]).to_numpy(zero_copy_only=False)
+        was_stored = pc.is_in(merged["uid"], value_set=existing["uid"]).to_numpy(zero_copy_only=False)
     counts = MergeCounts(added=int(np.sum(from_incoming & ~was_stored)),
                          updated=int(np.sum(from_incoming & was_stored)))
     counts.duplicates = incoming.num_rows - counts.added - counts.updated
     changed = counts.added + counts.updated + sticky > 0
     counts.partitions_rewritten = int(changed)
-    merged = winners.drop_columns(["_order"])
-    merged = merged.take(pc.sort_indices(merged, sort_keys=[("created_at", "ascending"), ("uid", "ascending")]))
     return merged, counts
 
 
@@ -109,6 +113,8 @@ def plan_moves(lake: Any, incoming: Callable[..., pa.Table],
         return {}
     all_keys = list(keys)
     dataset = lake.posts_dataset()
+    if dataset is None and pc.count_distinct(fresh["uid"]).as_py() == fresh.num_rows:
+        return {}  # a first collection whose uids are all distinct: nothing sits in two partitions
     if dataset is not None:
         stored = dataset.to_table(columns=columns + ["platform", "community", "month"],
                                   filter=ds.field("uid").isin(pc.unique(fresh["uid"])))

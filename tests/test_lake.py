@@ -117,10 +117,10 @@ def test_killed_run_then_rerun_gives_the_same_rows_as_a_clean_run(tmp_path: Path
               f"'sources': [{{'kind': 'reddit.dumps.v1', 'paths': [{str(dump)!r}]}}]}}))")
     env = dict(os.environ, EDUMINE_PSEUDONYM_KEY=TEST_KEY)
     # Kill once while staging, once while merging partitions into the lake.
-    for marker in ("_staging", "posts"):
+    for marker, pattern in (("_staging", "chunk-*.arrow"), ("posts", "*.parquet")):
         proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env)
         deadline = time.time() + 60
-        while time.time() < deadline and not any((killed / marker).rglob("*.parquet")):
+        while time.time() < deadline and not any((killed / marker).rglob(pattern)):
             time.sleep(0.005)
         if marker == "posts":
             time.sleep(0.05)
