@@ -1,9 +1,9 @@
 """The Parquet lake: the only place stages read from and write to.
 
 ``<lake>/posts/platform=<p>/community=<c>/month=YYYY-MM/part-0.parquet`` holds exactly one file per
-partition. Collection stages new records on disk in bounded chunks (``_staging/<run_id>/``), then merges
-each touched partition with what is stored and replaces the partition's file atomically (write a hidden
-temporary file, fsync, ``os.replace``). So a run killed at any moment leaves every partition either as it
+partition. Collection (``PostsWriter``, edumine/lake_writers.py) stages new records on disk in bounded chunks
+(``_staging/<run_id>/``), then merges each touched partition with what is stored and replaces the partition's
+file atomically (write a hidden temporary file, fsync, ``os.replace``). So a run killed at any moment leaves every partition either as it
 was or fully merged, and a rerun converges to the same rows as a clean run. Merging keeps one row per
 ``uid``: the newest retrieval wins, ties keep the stored row (a second identical run adds 0 rows and
 rewrites nothing), and deletion is sticky: once any retrieval says a record was deleted, no text is kept.
