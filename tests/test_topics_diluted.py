@@ -95,7 +95,8 @@ def test_v3_with_the_second_check_off_is_v2(planted) -> None:  # noqa: ANN001
                           _fit("topics.kmeans.v3", lemmas, vectors).topics_)
 
 
-def test_a_saved_v3_model_sends_new_docs_near_its_diluted_topic_to_the_outliers(planted, tmp_path: Path) -> None:  # noqa: ANN001,E501
+def test_a_saved_v3_model_sends_new_docs_near_its_diluted_topic_to_the_outliers(  # noqa: ANN001
+        planted, tmp_path: Path) -> None:
     from edumine.models.topics.model import TopicModel, normalise
     from edumine.models.topics.update import IncrementalTopicUpdate
 

@@ -14,8 +14,8 @@ The bare names of configs and saved models written before the registry, ``kmeans
 registered too, as ``topics.kmeans.v1`` and ``topics.hdbscan.v1``: what they produced when they were written.
 
 The version defaults are for the knobs whose defaults changed with a version (``n_clusters``,
-``catchall_coverage``, ``assigned_coverage``, ``outlier_threshold``): the params model leaves them null, meaning "the clustering's
-default", and ``resolve_params`` fills them in; a value set in config always wins.
+``catchall_coverage``, ``assigned_coverage``, ``outlier_threshold``): the params model leaves them null,
+meaning "the clustering's default", and ``resolve_params`` fills them in; a value set in config always wins.
 
 ``n_clusters`` is a number, ``auto`` (the square root of the number of docs, 10 to 500) or a criterion that
 picks k from a small grid around √n (``K_GRID``): ``silhouette`` (cosine silhouette of the clusters on a

@@ -5,9 +5,9 @@ keyword defaults are read from it, and the topic stage's config section (``Topic
 the stage's own settings, so the estimator, the config and ``edumine config show`` cannot disagree
 (tests/test_topics_clustering.py checks it).
 
-``n_clusters``, ``catchall_coverage``, ``assigned_coverage`` and ``outlier_threshold`` default to null: the default of the chosen
-clustering version (edumine.models.topics.clustering), because those defaults changed between versions;
-``resolved()`` fills them in.
+``n_clusters``, ``catchall_coverage``, ``assigned_coverage`` and ``outlier_threshold`` default to null: the
+default of the chosen clustering version (edumine.models.topics.clustering), because those defaults changed
+between versions; ``resolved()`` fills them in.
 """
 
 from __future__ import annotations
