@@ -66,7 +66,8 @@ class GivenClusters:
         raise RuntimeError("GivenClusters only replays a fit; new docs go to the nearest topic embedding")
 
 
-def _refit_without(estimator: Any, model: Any, lemmas: list[str], vectors: np.ndarray, labels: np.ndarray) -> Any:
+def _refit_without(estimator: Any, model: Any, lemmas: list[str], vectors: np.ndarray,
+                   labels: np.ndarray) -> tuple[Any, np.ndarray]:
     """BERTopic's topic words and embeddings again for the clusters in ``labels`` (-1: outside every core);
     returns the new model and its topic per doc (BERTopic numbers the topics by size again)."""
     from bertopic.dimensionality import BaseDimensionalityReduction
