@@ -117,6 +117,7 @@ def run_edumine(data: dict[str, Any], corpus: str, seed: int, options: dict[str,
     index = {t: i for i, t in enumerate(ids)}
     topics = np.array([index.get(int(t), -1) for t in model.topics_])
     extra = {"catchall_docs_share": round(float(np.mean(getattr(model, "catchall_", [0]))), 4),
+             "diluted_docs_share": round(float(np.mean(getattr(model, "diluted_", [0]))), 4),
              "core_share": round(float(np.mean(model.core_)), 4), "k": int(model.n_clusters_),
              "k_scores": getattr(model, "k_scores_", None)}
     return {"words": words, "topics": topics, "embed_seconds": embed_seconds, "fit_seconds": fit,

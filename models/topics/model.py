@@ -6,7 +6,8 @@ name, edumine.models.topics.clustering), ``fit(lemmas, embeddings)`` learns ``mo
 instance), ``center_`` (the corpus mean vector subtracted from every embedding: without it, static model2vec
 vectors are so lopsided that BERTopic puts almost every post in one topic), ``n_clusters_`` (the k used),
 ``topics_``, ``core_``, ``catchall_`` (docs of the catch-all clusters that ``catchall_coverage`` sent to the
-outliers, edumine.models.topics.catchall), ``catchall_centroids_`` (those clusters' unit centroids, for
+outliers, and of the topics that ``assigned_coverage`` found diluted after nearest assignment, those in
+``diluted_``; edumine.models.topics.catchall), ``catchall_centroids_`` (those clusters' unit centroids, for
 nightly updates) and ``probabilities_``. ``random_state`` reaches every component. The vectorizer reads the
 lemmas (stop words, punctuation and contraction fragments already out), so topic words are content words.
 
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from edumine.models.topics.catchall import GivenClusters, catchall_topics, topic_coverage
+from edumine.models.topics.catchall import GivenClusters, drop_core_catchalls, drop_diluted_topics
 from edumine.models.topics.clustering import (AUTO_CLUSTERS, K_CRITERIA, TrimmedGMM, TrimmedKMeans,  # noqa: F401
                                               auto_clusters, clustering_for, select_k_by_fit, select_k_by_npmi)
 from edumine.models.topics.params import TopicModelParams, resolve_params
@@ -108,7 +109,8 @@ class TopicModel:
                  center: bool = _D.center, min_df: int = _D.min_df, max_df: float = _D.max_df,
                  ngram_max: int = _D.ngram_max, binary: bool = _D.binary, top_n_words: int = _D.top_n_words,
                  reduce_frequent_words: bool = _D.reduce_frequent_words, bm25_weighting: bool = _D.bm25_weighting,
-                 catchall_coverage: float | None = _D.catchall_coverage, outliers: str = _D.outliers,
+                 catchall_coverage: float | None = _D.catchall_coverage,
+                 assigned_coverage: float | None = _D.assigned_coverage, outliers: str = _D.outliers,
                  outlier_threshold: float | None = _D.outlier_threshold,
                  n_representative: int = _D.n_representative, random_state: int = _D.random_state) -> None:
         self.reduction = reduction
@@ -128,6 +130,7 @@ class TopicModel:
         self.reduce_frequent_words = reduce_frequent_words
         self.bm25_weighting = bm25_weighting
         self.catchall_coverage = catchall_coverage
+        self.assigned_coverage = assigned_coverage
         self.outliers = outliers
         self.outlier_threshold = outlier_threshold
         self.n_representative = n_representative
@@ -228,7 +231,7 @@ class TopicModel:
         if self.outliers not in OUTLIER_STRATEGIES:
             raise ValueError(f"unknown outlier strategy {self.outliers!r}; use one of {', '.join(OUTLIER_STRATEGIES)}")
         resolved = resolve_params(self.get_params())
-        self.catchall_coverage_ = resolved["catchall_coverage"]
+        self.catchall_coverage_, self.assigned_coverage_ = resolved["catchall_coverage"], resolved["assigned_coverage"]
         self.outlier_threshold_ = resolved["outlier_threshold"]
         self.center_ = embeddings.mean(axis=0).astype(np.float32) if self.center else None
         vectors = normalise(embeddings, self.center_)
@@ -246,8 +249,7 @@ class TopicModel:
         self.catchall_centroids_ = np.zeros((0, vectors.shape[1]), dtype=np.float32)
         if self.catchall_coverage_ > 0:
             with phase("topics: catch-all check", n_docs, logger=log):
-                model, topics, catchall = self._drop_catchalls(model, lemmas, vectors, topics)
-            probabilities = None if catchall.any() else probabilities
+                model, topics, catchall = drop_core_catchalls(self, model, lemmas, vectors, topics)
         core = topics != -1
         if self.outliers == "nearest":
             topics = assign_to_nearest(vectors, topics, *topic_matrix(model), self.outlier_threshold_)
@@ -261,6 +263,13 @@ class TopicModel:
                                     ctfidf_model=model.ctfidf_model, top_n_words=max(self.top_n_words, 25))
                 self._refresh_topic_embeddings(model, vectors, topics)
             core = topics != -1
+        self.diluted_ = np.zeros(n_docs, dtype=bool)  # docs the second check (assigned_coverage) moved
+        if self.assigned_coverage_ > 0 and self.outliers in ("none", "nearest"):
+            with phase("topics: catch-all check after assignment", n_docs, logger=log):
+                model, topics, core, self.diluted_ = drop_diluted_topics(self, model, lemmas, vectors, topics,
+                                                                         core, catchall)
+            catchall = catchall | self.diluted_
+        probabilities = None if catchall.any() else probabilities
         self.model_ = model
         self.topics_ = topics
         self.core_ = core
@@ -270,37 +279,6 @@ class TopicModel:
             self.probabilities_ = np.where(core, posterior, self.probabilities_).astype(np.float32)
         self.n_docs_ = n_docs
         return self
-
-    def _drop_catchalls(self, model: Any, lemmas: list[str], vectors: np.ndarray,
-                        topics: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
-        """Catch-all topics (label coverage under ``catchall_coverage``, edumine.models.topics.catchall) go to
-        the outliers with the non-core docs nearest them; the words and embeddings of the other topics are
-        computed again from their unchanged clusters."""
-        bad = catchall_topics(topic_coverage(model, lemmas, topics, topics != -1), self.catchall_coverage_)
-        catchall = np.isin(topics, bad)
-        if not bad:
-            return model, topics, catchall
-        matrix, ids = topic_matrix(model)
-        # Kept with the model: a nightly update sends new docs nearest a dropped catch-all to the outliers too.
-        self.catchall_centroids_ = matrix[np.isin(ids, bad)]
-        rows = np.flatnonzero(topics == -1)
-        nearest, score = nearest_topics(vectors, matrix, ids, rows)
-        catchall[rows[np.isin(nearest, bad) & (score >= self.outlier_threshold_)]] = True
-        kept = np.where(catchall, -1, topics)
-        good = sorted(set(kept.tolist()) - {-1})
-        if len(good) < 2:
-            log.warning("topics: %d of %d clusters are catch-alls; keeping them all", len(bad), len(ids))
-            self.catchall_centroids_ = matrix[:0]
-            return model, topics, np.zeros(len(topics), dtype=bool)
-        renumber = {old: new for new, old in enumerate(good)}
-        labels = np.array([renumber.get(t, -1) for t in kept.tolist()], dtype=np.int64)
-        log.info("topics: %d catch-all clusters (%d docs, %.1f%%) moved to the outliers", len(bad),
-                 int(catchall.sum()), 100 * catchall.mean())
-        from bertopic.dimensionality import BaseDimensionalityReduction
-
-        model = self._bertopic(len(lemmas), BaseDimensionalityReduction(), GivenClusters(labels))
-        topics, _ = model.fit_transform(lemmas, embeddings=vectors)
-        return model, np.asarray(topics), catchall
 
     @staticmethod
     def _refresh_topic_embeddings(model: Any, vectors: np.ndarray, topics: np.ndarray) -> None:
@@ -396,5 +374,6 @@ class TopicModel:
         applied = manifest.get("applied_params") or resolve_params(manifest["params"])
         model.n_clusters_ = applied.get("n_clusters")
         model.catchall_coverage_, model.outlier_threshold_ = applied["catchall_coverage"], applied["outlier_threshold"]
+        model.assigned_coverage_ = applied.get("assigned_coverage") or 0.0  # saved before topics.kmeans.v3: off
         model.manifest_ = manifest
         return model

@@ -5,9 +5,9 @@ keyword defaults are read from it, and the topic stage's config section (``Topic
 the stage's own settings, so the estimator, the config and ``edumine config show`` cannot disagree
 (tests/test_topics_clustering.py checks it).
 
-``n_clusters``, ``catchall_coverage`` and ``outlier_threshold`` default to null: the default of the chosen
-clustering version (edumine.models.topics.clustering), because those defaults changed between versions;
-``resolved()`` fills them in.
+``n_clusters``, ``catchall_coverage``, ``assigned_coverage`` and ``outlier_threshold`` default to null: the
+default of the chosen clustering version (edumine.models.topics.clustering), because those defaults changed
+between versions; ``resolved()`` fills them in.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydantic import Field
 
 from edumine.config import StrictModel
 
-DEFAULT_CLUSTERING = "topics.kmeans.v2"
+DEFAULT_CLUSTERING = "topics.kmeans.v3"
 
 
 class TopicModelParams(StrictModel):
@@ -30,7 +30,7 @@ class TopicModelParams(StrictModel):
     n_components: int = Field(10, ge=2)
     umap_neighbors: int = Field(15, ge=2)
     clustering: str = Field(DEFAULT_CLUSTERING, description="registered clustering, versioned "
-                            "(edumine.models.topics.clustering): topics.kmeans.v1|v2, topics.gmm.v1, "
+                            "(edumine.models.topics.clustering): topics.kmeans.v1|v2|v3, topics.gmm.v1, "
                             "topics.hdbscan.v1; the bare kmeans and hdbscan of older configs mean the v1s")
     n_clusters: Union[Annotated[int, Field(ge=2)], Literal["auto", "silhouette", "bic", "npmi"], None] = Field(
         None, description="topics for kmeans and gmm; auto: the square root of the number of docs, 10 to 500; "
@@ -59,6 +59,12 @@ class TopicModelParams(StrictModel):
                                       "docs go to the outliers before topics are ranked "
                                       "(edumine.models.topics.catchall); 0 keeps them; null: the clustering's "
                                       "default (0.3 from topics.kmeans.v2 on, 0 before)")
+    assigned_coverage: Optional[float] = Field(
+        None, ge=0, lt=1, description="the same check after outliers joined their nearest topic (outliers: "
+                                      "nearest or none), over all of a topic's docs: a topic under it goes to "
+                                      "the outliers with its docs and the rest are assigned again; 0 keeps "
+                                      "them; null: the clustering's default (0.2 from topics.kmeans.v3 on, 0 "
+                                      "before)")
     outliers: Literal["none", "nearest", "embeddings", "c-tf-idf", "distributions"] = Field(
         "nearest", description="docs outside every core: none: they stay outliers; nearest: each joins its "
                                "nearest topic if the cosine is at least outlier_threshold, topic words stay "
@@ -80,7 +86,7 @@ class TopicModelParams(StrictModel):
         return TopicModelParams(**resolve_params(self.model_params()))
 
 
-VERSIONED = ("n_clusters", "catchall_coverage", "outlier_threshold")
+VERSIONED = ("n_clusters", "catchall_coverage", "assigned_coverage", "outlier_threshold")
 
 
 def resolve_params(params: dict) -> dict:

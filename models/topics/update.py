@@ -12,7 +12,8 @@ added since the last refit exceed ``refit_new_share`` of the docs it saw) or upd
 1. each new doc goes to the topic whose embedding is nearest (cosine on the model's centred vectors,
    BERTopic's rule for a loaded model); a doc whose best cosine is below ``assign_min_similarity`` fits
    no topic and joins the outlier pool (``topic_id`` -1 for now). A doc nearer to a catch-all cluster that
-   the refit dropped (``TopicModel.catchall_centroids_``, edumine.models.topics.catchall) than to any topic,
+   the refit dropped (``TopicModel.catchall_centroids_``, edumine.models.topics.catchall; from
+   ``topics.kmeans.v3`` on also the topics its second check found diluted) than to any topic,
    at that cosine or more, is an outlier for good (``catchall_``): it is not pooled, so the spam series a
    refit dropped cannot come back as a new topic at night, nor take a stable id;
 2. when the pool holds ``pool_min_docs`` docs, HDBSCAN (scikit-learn) looks for dense groups of at least
