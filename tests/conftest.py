@@ -122,12 +122,24 @@ def default_sources(root: Path = CORPORA) -> list[dict]:
     return data["sources"]
 
 
-def make_config(lake: Path, sources: list[dict] | None = None, **sections: object):
-    """A validated config with the default corpora (or ``sources``) and a lake under ``lake``."""
+# The topic stage's default vectors (TF-IDF+SVD next to the theme stage's MiniLM) cost MiniLM encoding wherever a
+# test runs topics without the theme stage; tests of other behaviour pin TF-IDF+SVD to keep the suite within its
+# budget. tests/test_topic_vectors_default.py (and the default case of the spam regression test) run the
+# default choice itself (``default_vectors=True``).
+PINNED_VECTORS = {"backend": "embeddings.tfidf_svd.v1"}
+
+
+def make_config(lake: Path, sources: list[dict] | None = None, *, default_vectors: bool = False,
+                **sections: object):
+    """A validated config with the default corpora (or ``sources``) and a lake under ``lake``; topic vectors
+    pinned to TF-IDF+SVD unless ``topics.embeddings`` is given or ``default_vectors``."""
     from edumine.config import load_config
 
+    topics = dict(sections.pop("topics", None) or {})
+    if not default_vectors and "embeddings" not in topics:
+        topics["embeddings"] = dict(PINNED_VECTORS)
     data = {"lake": str(lake), "sources": sources if sources is not None else default_sources(),
-            "privacy": {"key_file": str(lake.parent / "pseudonym.key")}, **sections}
+            "privacy": {"key_file": str(lake.parent / "pseudonym.key")}, "topics": topics, **sections}
     return load_config(data=data)
 
 

@@ -18,13 +18,14 @@ TFIDF = {"backend": "embeddings.tfidf_svd.v1", "params": {"ngram_max": 1}}
 
 
 def _embeddings(tmp_path: Path, **sections: object) -> dict:
-    return make_config(tmp_path / "lake", RMHD, **sections).topics.embeddings.model_dump(mode="json")
+    config = make_config(tmp_path / "lake", RMHD, default_vectors=True, **sections)
+    return config.topics.embeddings.model_dump(mode="json")
 
 
 def test_by_default_topics_pair_tfidf_with_the_theme_stage_encoder(tmp_path: Path) -> None:
     from edumine.models.topics.shared_vectors import theme_encoder
 
-    config = make_config(tmp_path / "lake", RMHD)
+    config = make_config(tmp_path / "lake", RMHD, default_vectors=True)
     backend, params = theme_encoder(config.themes)
     assert backend == "embeddings.minilm_onnx.v1"
     chosen = config.topics.embeddings
@@ -57,7 +58,7 @@ def test_a_backend_or_params_given_on_purpose_are_kept(tmp_path: Path) -> None:
 def test_resolved_choice_is_what_the_run_manifest_records(tmp_path: Path) -> None:
     from edumine.config import config_as_dict, load_config
 
-    config = make_config(tmp_path / "lake", RMHD)
+    config = make_config(tmp_path / "lake", RMHD, default_vectors=True)
     recorded = config_as_dict(config)
     # Reloading the recorded config gives the same choice, given explicitly this time.
     again = load_config(data=recorded)
@@ -85,7 +86,7 @@ def test_topics_and_themes_encode_each_doc_once_and_a_lost_cache_keeps_its_state
               "eval_folds": 0, "threshold_folds": 2, "model_dir": str(tmp_path / "models"),
               "cache_dir": str(tmp_path / "texts")}
     lake = tmp_path / "lake"
-    config = make_config(lake, RMHD, themes=themes)
+    config = make_config(lake, RMHD, default_vectors=True, themes=themes)
     outputs = run_pipeline(config, only=["preprocess", "topics", "themes"]).outputs
     embedding, themed = outputs["topics"]["embedding"], outputs["themes"]
     assert embedding["backend"] == "embeddings.concat.v1"
@@ -103,7 +104,8 @@ def test_topics_and_themes_encode_each_doc_once_and_a_lost_cache_keeps_its_state
     before, _ = EmbeddingCache(cache, tfidf["key"]).get(*_uids_and_hashes(lake))
     shutil.rmtree(cache / tfidf["key"])
     shutil.rmtree(cache / tfidf["key"].rsplit("-", 1)[0])  # the fitted state too
-    again = run_pipeline(make_config(lake, RMHD, themes=themes), only=["topics"]).outputs["topics"]["embedding"]
+    config = make_config(lake, RMHD, default_vectors=True, themes=themes)
+    again = run_pipeline(config, only=["topics"]).outputs["topics"]["embedding"]
     assert again["parts"][0]["key"] == tfidf["key"] and again["parts"][0]["embedded"] == len(before)
     assert again["parts"][1]["embedded"] == 0
     after, _ = EmbeddingCache(cache, tfidf["key"]).get(*_uids_and_hashes(lake))

@@ -241,7 +241,7 @@ def test_no_spam_series_or_catchall_among_the_largest_topics(tmp_path, vectors) 
 
     lake = tmp_path / "lake"
     topics = {"bootstrap_resamples": 100, **({"embeddings": vectors} if vectors else {})}
-    config = make_config(lake, sources, topics=topics, windows={"unit": "month"})
+    config = make_config(lake, sources, default_vectors=vectors is None, topics=topics, windows={"unit": "month"})
     result = run_pipeline(config, only=["preprocess", "topics"])
     topics = pq.read_table(lake / "topics" / "part-0.parquet").to_pandas()
     largest = topics[topics.topic_id != -1].sort_values("size", ascending=False).head(10)
