@@ -14,11 +14,10 @@ The resolved config (in every run's manifest) names the backend and parts chosen
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-log = logging.getLogger(__name__)
-
+# The topic stage's TF-IDF+SVD: unigrams embed ~1.8x faster than the backend's own 1-2 grams at 10 k docs (~11x
+# at 100 k) at the same topic quality (docs/topics.md). Alone or as a concatenation's first part.
 TFIDF: dict[str, Any] = {"backend": "embeddings.tfidf_svd.v1", "params": {"ngram_max": 1}}
 
 # Encoders whose vectors next to TF-IDF+SVD made more coherent topics on the fair benchmark.
@@ -36,10 +35,10 @@ def theme_encoder(themes: Any) -> tuple[str, dict[str, Any]] | None:
 
 def default_embeddings(themes: Any | None) -> dict[str, Any]:
     """``topics.embeddings`` (backend and params) for a config that names none, given its ``themes`` section."""
+    tfidf = {"backend": TFIDF["backend"], "params": dict(TFIDF["params"])}
     spec = theme_encoder(themes) if themes is not None and themes.enabled else None
     if spec is None or spec[0] not in SHARES_WITH_TOPICS:
-        return {"backend": TFIDF["backend"], "params": dict(TFIDF["params"])}
+        return tfidf
     name, params = spec
     return {"backend": "embeddings.concat.v1",
-            "params": {"parts": [{"backend": TFIDF["backend"], "params": dict(TFIDF["params"])},
-                                 {"backend": name, "params": dict(params)}]}}
+            "params": {"parts": [tfidf, {"backend": name, "params": dict(params)}]}}

@@ -21,16 +21,15 @@ from pydantic import Field, model_validator
 from edumine import registry
 from edumine.config import StrictModel
 from edumine.models.topics.params import TopicModelParams
+from edumine.models.topics.shared_vectors import TFIDF
 from edumine.progress import Progress, phase
 from edumine.stages import Artefact, Output, RunInfo, Stage, StageResult
 
 log = logging.getLogger(__name__)
 
 
-# The stage's parameters for a backend when the config gives none (``params`` left out or null). Unigram
-# TF-IDF embeds ~1.8x faster than the backend's own 1-2 grams at 10 k docs (~11x at 100 k) at the same topic
-# quality (docs/topics.md).
-BACKEND_DEFAULT_PARAMS: dict[str, dict[str, Any]] = {"embeddings.tfidf_svd.v1": {"ngram_max": 1}}
+# The stage's parameters for a backend when the config gives none (``params`` left out or null).
+BACKEND_DEFAULT_PARAMS: dict[str, dict[str, Any]] = {TFIDF["backend"]: TFIDF["params"]}
 
 
 class EmbeddingsConfig(StrictModel):
