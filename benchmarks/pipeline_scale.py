@@ -22,6 +22,9 @@ written as two more dump files into the same folder (the source's glob picks the
 collection would) and a second ``edumine run`` on the same lake is timed the same way. Reported: both runs'
 per-stage seconds and whole-process figures, and the ratio nightly / full of the whole-process wall time and
 of each stage. JSON ``benchmarks/out/pipeline-nightly-N.json``, table ``pipeline-nightly N``.
+
+Nightly runs side by side without their full run: ``--snapshot DIR`` keeps the state the full run left,
+``--from-snapshot DIR`` times only a nightly run from it (benchmarks/pipeline_nightly.py).
 """
 
 from __future__ import annotations
@@ -243,40 +246,17 @@ def running_prefect_server(env: dict[str, str]) -> str:
     return server.api_url
 
 
-def split_newest(records: list[dict[str, Any]], share: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The records without their newest ``share`` (by created_at, then uid) and that newest share: what a
-    nightly collection brings is the newest contributions."""
-    ordered = sorted(records, key=lambda r: (r["created_at"], r["uid"]))
-    cut = len(ordered) - max(1, round(share * len(ordered)))
-    return ordered[:cut], ordered[cut:]
+def commit_label() -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    return commit + (" (with uncommitted changes)" if dirty else "")
 
 
-def nightly_markdown(result: dict[str, Any]) -> str:
-    n = result["n"]
-    full, nightly = result["full"], result["nightly"]
-    lines = [f"<!-- pipeline-nightly {n} start (written by benchmarks/pipeline_scale.py --nightly) -->",
-             f"### Nightly: {result['records_full']:,} contributions, then +{result['records_new']:,} "
-             f"({100 * result['share']:g} %), {result['date']}", "",
-             "| stage | full run (s) | nightly run (s) | nightly / full |", "|---|---:|---:|---:|"]
-    nightly_seconds = {row["stage"]: row["seconds"] for row in nightly["stages"]}
-    for row in full["stages"]:
-        other = nightly_seconds.get(row["stage"])
-        ratio = f"{other / row['seconds']:.3f}" if other is not None and row["seconds"] else ""
-        lines.append(f"| {row['stage']} | {row['seconds']:,.2f} | "
-                     f"{'' if other is None else f'{other:,.2f}'} | {ratio} |")
-    lines += ["",
-              f"- whole process (`/usr/bin/time -v`): full **{full['process']['wall_seconds']:,.1f} s** "
-              f"({full['process']['peak_rss_mb']:,} MiB peak), nightly **{nightly['process']['wall_seconds']:,.1f} s** "
-              f"({nightly['process']['peak_rss_mb']:,} MiB peak): **nightly / full = {result['ratio_wall']:.3f}**; "
-              f"sum of stages: {result['ratio_stages']:.3f}",
-              f"- topic update: {nightly['outputs'].get('topic_update', {}).get('mode')} "
-              f"({nightly['outputs'].get('topic_update', {}).get('reason')})",
-              f"- load average (1, 5, 15 min): full run before {full['load_before']}, after {full['load_after']}; "
-              f"nightly before {nightly['load_before']}, after {nightly['load_after']}; {os.cpu_count()} CPUs; "
-              f"commit `{result['commit']}`",
-              f"- command: `{result['command']}`",
-              f"<!-- pipeline-nightly {n} end -->"]
-    return "\n".join(lines) + "\n"
+def shown_command() -> str:
+    return (f"nice -n {os.nice(0)} " if os.nice(0) > 0 else "") + shlex.join(
+        [".venv/bin/python", "benchmarks/pipeline_scale.py", *sys.argv[1:]])
 
 
 def update_block(path: Path, block: str, marker: str) -> None:
@@ -312,8 +292,23 @@ def main() -> None:
     parser.add_argument("--task-runner", choices=("default", "dask"), default="default",
                         help="dask: the heavy stages' partitions on a local Dask cluster of EDUMINE_DASK_WORKERS "
                              "(default: CPU count) processes (benchmarks/dask_speedup.py puts both side by side)")
+    parser.add_argument("--snapshot", type=Path, default=None, metavar="DIR",
+                        help="with --nightly: keep the state after the full run in DIR (module docstring)")
+    parser.add_argument("--from-snapshot", type=Path, default=None, metavar="DIR",
+                        help="time only the nightly run, from a state kept with --snapshot")
+    parser.add_argument("--py-spy", type=Path, default=None, metavar="FILE",
+                        help="with --from-snapshot: profile the nightly run with py-spy (raw samples to FILE; "
+                             "the timing then includes the sampler's cost: for profiles, not for figures)")
     args = parser.parse_args()
+    if args.from_snapshot is not None:
+        from pipeline_nightly import nightly_from_snapshot
 
+        nightly_from_snapshot(args)
+        return
+    if args.snapshot is not None and args.nightly is None:
+        raise SystemExit("--snapshot keeps the state between a full and a nightly run: give --nightly too")
+
+    from pipeline_nightly import nightly_markdown, split_newest
     from scaled_corpus import scaled_forest
     from topics_benchmark import base_records
 
@@ -347,28 +342,24 @@ def main() -> None:
     if args.prefect_server:  # started and waited for outside the timing, stopped when this script exits
         env["PREFECT_API_URL"] = running_prefect_server(env)
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
-    commit += " (with uncommitted changes)" if dirty else ""
-    shown_command = (f"nice -n {os.nice(0)} " if os.nice(0) > 0 else "") + shlex.join(
-        [".venv/bin/python", "benchmarks/pipeline_scale.py", *sys.argv[1:]])
+    commit, shown = commit_label(), shown_command()
     first = timed_run(command, env, run_dir / "run.log", lake, sections)
     records = counts["post"] + counts["comment"]
+    if args.snapshot is not None:
+        from pipeline_nightly import run_figures, save_snapshot
+
+        save_snapshot(args.snapshot.resolve(), work, run_figures(first, records), held_back,
+                      {"n": args.n, "share": args.nightly, "commit": commit, "records_full": records,
+                       "overrides": args.overrides, "prefect_server": args.prefect_server, "disabled": args.disable})
     if nightly:
         new_counts = write_dumps(held_back, dumps, stem="nightly")
         second = timed_run(command, env, run_dir / "nightly.log", lake, sections)
-        runs = {}
-        for name, timed, n_records in (("full", first, records),
-                                       ("nightly", second, new_counts["post"] + new_counts["comment"])):
-            manifest = timed["manifest"]
-            runs[name] = {"process": timed["process"], "load_before": timed["load_before"],
-                          "load_after": timed["load_after"], "stages": stage_rows(manifest, n_records),
-                          "stage_seconds_total": round(sum(manifest["timings"].values()), 2),
-                          "outputs": manifest["outputs"]}
+        from pipeline_nightly import run_figures
+
+        runs = {"full": run_figures(first, records),
+                "nightly": run_figures(second, new_counts["post"] + new_counts["comment"])}
         result = {"n": args.n, "share": args.nightly, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                  "commit": commit, "command": shown_command, "measured_command": f"/usr/bin/time -v {shlex.join(command)}",
+                  "commit": commit, "command": shown, "measured_command": f"/usr/bin/time -v {shlex.join(command)}",
                   "records_full": records, "records_new": new_counts["post"] + new_counts["comment"],
                   "ratio_wall": runs["nightly"]["process"]["wall_seconds"] / runs["full"]["process"]["wall_seconds"],
                   "ratio_stages": runs["nightly"]["stage_seconds_total"] / runs["full"]["stage_seconds_total"],
@@ -386,7 +377,7 @@ def main() -> None:
     report = lake / "report.html"
     result: dict[str, Any] = {
         "n": args.n, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
-        "command": shown_command, "overrides": args.overrides,
+        "command": shown, "overrides": args.overrides,
         "measured_command": f"/usr/bin/time -v {shlex.join(command)}",
         "records": counts, "load_before": first["load_before"], "load_after": first["load_after"],
         "process": first["process"],
