@@ -249,8 +249,10 @@ class EmbeddingCache:
         if self._index is None:
             self._index = {}
             for number, path in enumerate(sorted(self.folder.glob("chunk-*.npz"))):
+                # Only the index is read here: a chunk's vectors are read when a doc of it is asked for
+                # (a nightly run asks for its new docs, whose vectors are in the newest chunks).
+                self._chunks.append(path)
                 with np.load(path, allow_pickle=False) as data:
-                    self._chunks.append(data["vectors"])
                     for row, pair in enumerate(zip(data["uids"].tolist(), data["hashes"].tolist())):
                         self._index[pair] = (number, row)
         return self._index

@@ -79,6 +79,19 @@ def embed_parts_with_cache(embedder: ConcatEmbedder, cache_root: Path, uids: lis
                                "seconds": round(sum(i["seconds"] for i in infos), 2), "parts": infos}
 
 
+def fitted_state_kept(embedder: Embedder, cache_root: Path, kept: Path | None) -> bool:
+    """Whether every part of ``embedder`` that needs fitting has its fitted state, in the cache or in ``kept``
+    (the folder a saved model keeps it in: ``keep_parts_state`` / ``keep_fitted_state``). Only then may a run
+    embed some docs alone: else the state would be fitted on those docs."""
+    concat = isinstance(embedder, ConcatEmbedder)
+    for index, part in enumerate(embedder.embedders if concat else [embedder]):
+        source = None if kept is None else part_folder(kept, index) if concat else kept
+        if part.needs_fit and not (part.load_state(Path(cache_root) / part.base_key)
+                                   or (source is not None and part.load_state(source))):
+            return False
+    return True
+
+
 def keep_parts_state(embedder: ConcatEmbedder, cache_root: Path, folder: Path) -> None:
     """Copy each fitted part's state from its cache into ``folder/part-<i>`` (beside a saved model), which
     ``embed_parts_with_cache``'s ``state_sources`` restores a lost cache from."""

@@ -14,6 +14,7 @@ exactly the score a recount over the whole corpus gives, at the cost of the new 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 EPSILON = 1e-12
 CHUNK_DOCS = 20_000  # texts turned into window incidence at a time: memory stays flat at a million docs
@@ -226,3 +229,37 @@ def label_coverage(counts: Any, vocabulary: dict[str, int], label_words: dict[in
             continue
         coverage[topic_id] = round(float(np.mean(counts[rows][:, columns].getnnz(axis=1) > 0)), 4)
     return coverage
+
+
+NPMI_COUNTS = "npmi_counts.npz"  # in a saved topic model: the co-occurrence counts its NPMI came from
+NPMI_TOP_N = 10
+
+
+def npmi_counts(prior: Any, info: dict[str, Any], uids: list[str], lemmas: list[str], analyzer: Any,
+                top_words: list[list[str]], window: int | None) -> tuple[Any, str]:
+    """The co-occurrence counts of the topics' top words over every doc of this run, and how they were got.
+
+    A nightly update adds the new docs' counts to those the last run saved with its model: the same integers a
+    recount gives, so the same NPMI (``models/topics/evaluation.py``). Recounted over all docs after a refit,
+    or when the saved counts do not fit (no file, another window, a top word they lack because the update
+    added a topic, or docs that left the corpus)."""
+    from edumine.progress import Progress
+
+    saved = prior.model_dir / NPMI_COUNTS if prior.model_dir is not None else None
+    if info.get("mode") == "incremental" and saved is not None and saved.is_file() and prior.doc_topics is not None:
+        try:
+            old = Cooccurrence.load(saved)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("topics: saved NPMI counts unreadable (%s); recounting", exc)
+        else:
+            known = set(prior.doc_topics["uid"].to_pylist())
+            fresh = [row for row, uid in enumerate(uids) if uid not in known]
+            if old.window_size == window and old.covers(top_words, NPMI_TOP_N) \
+                    and old.docs == len(known) == len(uids) - len(fresh):
+                with Progress("topics: NPMI counts (new docs)", total=len(fresh), logger=log) as progress:
+                    added = old.add((analyzer(lemmas[row]) for row in fresh), progress)
+                return added, f"the last run's counts plus {len(fresh)} new docs"
+    words = {word for topic in top_words for word in topic[:NPMI_TOP_N]}
+    with Progress("topics: NPMI counts", total=len(lemmas), logger=log) as progress:
+        counted = Cooccurrence.count(words, (analyzer(text) for text in lemmas), window, progress)
+    return counted, f"counted over all {len(uids)} docs"

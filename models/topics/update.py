@@ -113,6 +113,13 @@ def plan_update(history: pd.DataFrame | None, *, mode: str = "auto", config_hash
     return UpdatePlan("incremental", f"{max(added, 0)} docs added since the last refit")
 
 
+def planned(state: TopicState, update: Any, config_hash: str, n_docs: int) -> UpdatePlan:
+    """``plan_update`` for the last run's state and the ``lineage.update`` settings."""
+    return plan_update(state.updates, mode=update.mode, config_hash=config_hash,
+                       model_exists=state.model_dir is not None, n_docs=n_docs,
+                       refit_every_days=update.refit_every_days, refit_new_share=update.refit_new_share)
+
+
 def updates_table(stored: pd.DataFrame | None, row: dict[str, Any]) -> Any:
     """``topic_updates`` with one run's update (mode, reason, counts, new topics) appended (a row of the same
     run replaced)."""
@@ -302,10 +309,8 @@ def fit_or_update(estimator: Any, uids: list[str], lemmas: list[str], vectors: n
     from edumine.models.topics.model import normalise
 
     started = time.perf_counter()
-    update, stable = settings.update, settings.stable_ids
-    plan = plan_update(state.updates, mode=update.mode, config_hash=config_hash,
-                       model_exists=state.model_dir is not None, n_docs=len(uids),
-                       refit_every_days=update.refit_every_days, refit_new_share=update.refit_new_share)
+    stable = settings.stable_ids
+    plan = planned(state, settings.update, config_hash, len(uids))
     previous = None
     if plan.mode == "incremental":
         problem = incremental_state_problem(state)
@@ -324,6 +329,7 @@ def fit_or_update(estimator: Any, uids: list[str], lemmas: list[str], vectors: n
     info: dict[str, Any] = {"mode": plan.mode, "reason": plan.reason}
     registry = history = None
     if previous is None:
+        vectors = _every_vector(vectors)
         inner = estimator.fit(lemmas, vectors)
         mapping = {t: t for t in inner.topic_ids() if t >= 0}
         if stable.enabled:
@@ -368,15 +374,21 @@ def _update(state: TopicState, previous: Any, uids: list[str], lemmas: list[str]
     from edumine.models.topics.ids import StableTopicModel, add_stable_ids, remap, signatures_of
     from edumine.models.topics.model import normalise
 
+    from edumine.models.topics.nightly_vectors import DocVectors
+
     known, cores = _previous_assignments(state.doc_topics)
     pool = state.pool
     pooled_before = set(pool["uid"]) if pool is not None else set()
     fresh = np.array([uid not in known for uid in uids], dtype=bool)
     inner = previous.inner
+    # Only the new docs' vectors, and those of the docs the pool resolves (from the pool), are read when the
+    # last run kept its doc state (nightly_vectors.py); else every vector, as before.
+    lazy = vectors if isinstance(vectors, DocVectors) and vectors.partial else None
+    fresh_vectors = lazy.rows(np.flatnonzero(fresh)) if lazy is not None else _every_vector(vectors)[fresh]
     updater = IncrementalTopicUpdate(
         assign_min_similarity=assign_threshold(settings, outlier_threshold), pool_min_docs=settings.pool_min_docs,
         new_topic_min_docs=settings.new_topic_min_docs, merge_min_similarity=settings.merge_min_similarity,
-    ).fit(inner, [u for u, f in zip(uids, fresh) if f], [t for t, f in zip(lemmas, fresh) if f], vectors[fresh],
+    ).fit(inner, [u for u, f in zip(uids, fresh) if f], [t for t, f in zip(lemmas, fresh) if f], fresh_vectors,
           pool=pool)
     mapping = dict(previous.mapping)
     registry = history = None
@@ -387,8 +399,10 @@ def _update(state: TopicState, previous: Any, uids: list[str], lemmas: list[str]
         for row, uid in enumerate(uids):
             if uid in updater.resolved_:
                 inner_topics[row] = updater.resolved_[uid]
-        normalised = normalise(vectors, inner.center_)
-        signatures = signatures_of(inner, normalised, inner_topics, embedding_key)
+        rows = np.flatnonzero(inner_topics >= 0)  # only these docs count in a signature
+        normalised = lazy.normalised(rows, inner.center_, uids, pool) if lazy is not None \
+            else normalise(_every_vector(vectors)[rows], inner.center_)
+        signatures = signatures_of(inner, normalised, inner_topics[rows], embedding_key)
         keep = [i for i, t in enumerate(signatures.model_ids) if t in added]
         signatures.model_ids = [signatures.model_ids[i] for i in keep]
         signatures.terms = [signatures.terms[i] for i in keep]
@@ -407,12 +421,22 @@ def _update(state: TopicState, previous: Any, uids: list[str], lemmas: list[str]
     model.topics_ = topics
     # New and re-pooled docs were assigned by similarity: only docs of the last refit's cores stay core.
     model.core_ = np.array([uid in cores and uid not in updater.resolved_ for uid in uids], dtype=bool)
-    model.probabilities_ = _closeness(inner, normalise(vectors, inner.center_), remap(topics, model.inverse))
+    if lazy is not None:
+        model.probabilities_ = np.where(topics >= 0, lazy.closeness(topics, model._cosine_to_topic, inner.center_,
+                                                                    uids, pool), 0).astype(np.float32)
+    else:
+        model.probabilities_ = _closeness(inner, normalise(_every_vector(vectors), inner.center_),
+                                          remap(topics, model.inverse))
     new_topics = [{**t, "topic_id": model.mapping[t["topic_id"]]} for t in updater.new_topics_]
     return model, {"docs_new": int(fresh.sum()), "pooled": int(len(updater.pool_)),
                    "catchall": int(updater.catchall_.sum()),
                    "resolved_from_pool": int(len(set(updater.resolved_) & pooled_before)),
                    "new_topics": new_topics}, updater.pool_, registry, history
+
+
+def _every_vector(vectors: Any) -> np.ndarray:
+    """Every doc's vector: an array as given, or all of a ``DocVectors`` (read now if they were not)."""
+    return vectors.all() if hasattr(vectors, "all") and not isinstance(vectors, np.ndarray) else vectors
 
 
 def assign_threshold(update: Any, outlier_threshold: float) -> float:

@@ -22,7 +22,7 @@ from edumine import registry
 from edumine.config import StrictModel
 from edumine.models.topics.params import TopicModelParams
 from edumine.models.topics.shared_vectors import TFIDF
-from edumine.progress import Progress, phase
+from edumine.progress import phase
 from edumine.stages import Artefact, Output, RunInfo, Stage, StageResult
 
 log = logging.getLogger(__name__)
@@ -130,14 +130,13 @@ def latest_model(models: Any) -> tuple[Path | None, str | None]:
     return (folder if (folder / "manifest.json").exists() else None), pointer.get("run_id")
 
 
-def embed_docs(config: TopicsConfig, inputs: Any, table: Any, uids: list[str], lemmas: list[str],
+def embed_docs(config: TopicsConfig, inputs: Any, hashes: list[str], uids: list[str], lemmas: list[str],
                run: RunInfo | None = None) -> tuple[Any, dict[str, Any]]:
     from edumine.models.embeddings.backends import embed_with_cache
     from edumine.models.embeddings.concat import ConcatEmbedder, embed_parts_with_cache
 
     embedder = stage_embedder(config)
     cache_root = embedding_cache_root(config, inputs["cache/embeddings"])
-    hashes = table["text_hash"].to_pylist()
     folder = intact_latest_model(inputs["models/topics"])
     saved = (folder / EMBEDDER_STATE,) if folder is not None else ()  # a damaged copy is never loaded
     workers = {} if run is None else {"map": run.map, "workers": run.workers}  # encoding on Dask workers
@@ -146,6 +145,31 @@ def embed_docs(config: TopicsConfig, inputs: Any, table: Any, uids: list[str], l
                                       read_texts_in_order(inputs["docs"], uids), state_sources=saved, **workers)
     texts = lemmas if embedder.uses == "lemmas" else read_texts_in_order(inputs["docs"], uids)
     return embed_with_cache(embedder, cache_root, uids, hashes, texts, state_sources=saved, **workers)
+
+
+def doc_vectors(config: TopicsConfig, inputs: Any, prior: Any, run: RunInfo, uids: list[str], hashes: list[str],
+                lemmas: list[str]) -> Any:
+    """The docs' vectors for this run: at night only those of new or changed docs are read at first
+    (``models/topics/nightly_vectors.py``)."""
+    from edumine.config import hash_config
+    from edumine.models.embeddings.concat import fitted_state_kept
+    from edumine.models.topics.nightly_vectors import DocVectors, nightly_rows
+    from edumine.models.topics.update import planned
+
+    def embed(rows: Any) -> tuple[Any, dict[str, Any]]:
+        if rows is None:
+            return embed_docs(config, inputs, hashes, uids, lemmas, run)
+        pick = rows.tolist()
+        return embed_docs(config, inputs, [hashes[i] for i in pick], [uids[i] for i in pick],
+                          [lemmas[i] for i in pick], run)
+
+    plan = planned(prior, run.sections["lineage"].update, hash_config(config), len(uids))
+    nightly = nightly_rows(prior, plan.mode, uids, hashes) if plan.mode == "incremental" else None
+    folder = intact_latest_model(inputs["models/topics"])
+    if nightly is not None and not fitted_state_kept(stage_embedder(config), embedding_cache_root(
+            config, inputs["cache/embeddings"]), None if folder is None else folder / EMBEDDER_STATE):
+        nightly = None  # the new docs alone would fit the state
+    return DocVectors(embed, len(uids), nightly)
 
 
 def latest_seal(models: Any) -> str | None:
@@ -198,40 +222,6 @@ def previous_state(inputs: Any) -> Any:
                       registry=registry, history=history)
 
 
-NPMI_COUNTS = "npmi_counts.npz"  # in a saved topic model: the co-occurrence counts its NPMI came from
-NPMI_TOP_N = 10
-
-
-def npmi_counts(prior: Any, info: dict[str, Any], uids: list[str], lemmas: list[str], analyzer: Any,
-                top_words: list[list[str]], config: TopicsConfig) -> tuple[Any, str]:
-    """The co-occurrence counts of the topics' top words over every doc of this run, and how they were got.
-
-    A nightly update adds the new docs' counts to those the last run saved with its model: the same integers a
-    recount gives, so the same NPMI (``models/topics/evaluation.py``). Recounted over all docs after a refit,
-    or when the saved counts do not fit (no file, another window, a top word they lack because the update
-    added a topic, or docs that left the corpus)."""
-    from edumine.models.topics.evaluation import Cooccurrence
-
-    saved = prior.model_dir / NPMI_COUNTS if prior.model_dir is not None else None
-    if info.get("mode") == "incremental" and saved is not None and saved.is_file() and prior.doc_topics is not None:
-        try:
-            old = Cooccurrence.load(saved)
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("topics: saved NPMI counts unreadable (%s); recounting", exc)
-        else:
-            known = set(prior.doc_topics["uid"].to_pylist())
-            fresh = [row for row, uid in enumerate(uids) if uid not in known]
-            if old.window_size == config.npmi_window and old.covers(top_words, NPMI_TOP_N) \
-                    and old.docs == len(known) == len(uids) - len(fresh):
-                with Progress("topics: NPMI counts (new docs)", total=len(fresh), logger=log) as progress:
-                    added = old.add((analyzer(lemmas[row]) for row in fresh), progress)
-                return added, f"the last run's counts plus {len(fresh)} new docs"
-    words = {word for topic in top_words for word in topic[:NPMI_TOP_N]}
-    with Progress("topics: NPMI counts", total=len(lemmas), logger=log) as progress:
-        counted = Cooccurrence.count(words, (analyzer(text) for text in lemmas), config.npmi_window, progress)
-    return counted, f"counted over all {len(uids)} docs"
-
-
 def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     import numpy as np
     import pyarrow as pa
@@ -239,8 +229,10 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     from edumine.config import hash_config
     from edumine.faults import kill_point
     from edumine.manifest import library_versions
-    from edumine.models.topics.evaluation import label_coverage, mean_npmi, topic_diversity
-    from edumine.models.topics.model import TopicModel, normalise
+    from edumine.models.topics.evaluation import (NPMI_COUNTS, NPMI_TOP_N, label_coverage, mean_npmi, npmi_counts,
+                                                  topic_diversity)
+    from edumine.models.topics.model import TopicModel
+    from edumine.models.topics.nightly_vectors import kept_coverage, save_doc_state
     from edumine.models.topics.update import fit_or_update
     from edumine.models.topics.windows import prevalence_table
     from edumine.windows import window_label, window_starts
@@ -255,20 +247,22 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     communities = table["community"].to_pylist()
     starts = window_starts(table["created_at"], unit)
 
+    hashes = table["text_hash"].to_pylist()
+    del table  # what the stage needs is in Python lists now
+
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    vectors, embedding_info = embed_docs(config, inputs, table, uids, lemmas, run)
+    prior = previous_state(inputs)
+    vectors = doc_vectors(config, inputs, prior, run, uids, hashes, lemmas)
     timings["embed"] = time.perf_counter() - started
-    del table  # what the stage needs is in Python lists now
 
     started = time.perf_counter()
     # Refit or nightly update, topic ids stable across runs (lineage.update, lineage.stable_ids; docs/lineage.md).
-    prior = previous_state(inputs)
     with phase("topics: model (refit or nightly update)", len(uids), logger=log):
         model, state = fit_or_update(TopicModel(**config.model_params()), uids, lemmas, vectors,
                                      state=prior, settings=run.sections["lineage"],
                                      outlier_threshold=config.resolved().outlier_threshold, run_id=run.run_id,
-                                     config_hash=hash_config(config), embedding_key=embedding_info["key"])
+                                     config_hash=hash_config(config), embedding_key=vectors.info["key"])
     timings["fit"] = time.perf_counter() - started
     kill_point("topics.fit")
 
@@ -279,7 +273,7 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     top = {t: model.top_terms(t, 25) for t in ids}
     analyzer = model.model_.vectorizer_model.build_analyzer()
     top_words = [[w for w, _ in top[t]] for t in real_ids]
-    cooccurrence, npmi_counted = npmi_counts(prior, state.info, uids, lemmas, analyzer, top_words, config)
+    cooccurrence, npmi_counted = npmi_counts(prior, state.info, uids, lemmas, analyzer, top_words, config.npmi_window)
     scores = {
         "npmi": round(mean_npmi(cooccurrence.npmi_per_topic(top_words, top_n=NPMI_TOP_N)), 5),
         "diversity": round(topic_diversity(top_words, top_n=25), 5),
@@ -293,19 +287,26 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
     timings["evaluate"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    normalised = normalise(vectors, model.center_)
+    if vectors.partial and -1 in ids and not getattr(model.inner.model_, "_outliers", 1):
+        vectors.all()  # the outliers' closeness is to the last topic row then, which a new topic moves
+    # Every doc's closeness to its topic: at night the last run's for the docs the update did not touch.
+    closeness = vectors.closeness(topics, model._cosine_to_topic, model.center_, uids, prior.pool)
+    embedding_info, nightly = vectors.info, vectors.nightly
     del vectors  # the raw vectors are cached on disk; 1 GB at a million docs
-    closeness = model._cosine_to_topic(normalised, topics)
-    del normalised
     with phase("topics: representative docs", len(ids), unit="topics", logger=log):
         reps = representative(model, inputs["docs"], uids, closeness, config.n_representative)
     sizes = {t: int(np.sum(topics == t)) for t in ids}
-    vectorizer = model.model_.vectorizer_model
-    core_rows = np.flatnonzero(model.core_)  # coverage is over core docs: only they are counted
-    with phase("topics: label coverage", len(core_rows), logger=log):
-        counts = vectorizer.transform([lemmas[row] for row in core_rows])
-        coverage = label_coverage(counts, vectorizer.vocabulary_, {t: [w for w, _ in top[t][:4]] for t in real_ids},
-                                  np.asarray(topics)[core_rows], np.ones(len(core_rows), dtype=bool))
+    label_words = {t: [w for w, _ in top[t][:4]] for t in real_ids}
+    coverage = None if nightly is None or state.info["mode"] != "incremental" else kept_coverage(
+        inputs["topics"].read(columns=["topic_id", "top_terms", "label_coverage"]), prior.doc_topics, model.core_,
+        nightly["needed"], label_words)
+    if coverage is None:  # coverage is over core docs: only they are counted
+        vectorizer = model.model_.vectorizer_model
+        core_rows = np.flatnonzero(model.core_)
+        with phase("topics: label coverage", len(core_rows), logger=log):
+            counts = vectorizer.transform([lemmas[row] for row in core_rows])
+            coverage = label_coverage(counts, vectorizer.vocabulary_, label_words, np.asarray(topics)[core_rows],
+                                      np.ones(len(core_rows), dtype=bool))
     run_id = run.run_id
     topics_table = pa.table({
         "topic_id": pa.array(ids, pa.int64()),
@@ -349,6 +350,7 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
 
         model.save(folder, manifest)
         cooccurrence.save(folder / NPMI_COUNTS)
+        save_doc_state(folder, uids, hashes, closeness)  # what the next nightly run keeps of the old docs
         # The vectors the model was fitted on are only reproducible with the fitted embedding state: a copy
         # stays with the model (a lost cache is then rebuilt, not refitted on another corpus).
         embedder = stage_embedder(config)
