@@ -131,13 +131,14 @@ def latest_model(models: Any) -> tuple[Path | None, str | None]:
 
 
 def embed_docs(config: TopicsConfig, inputs: Any, hashes: list[str], uids: list[str], lemmas: list[str],
-               run: RunInfo | None = None) -> tuple[Any, dict[str, Any]]:
+               run: RunInfo | None = None, folder: Path | None | bool = False) -> tuple[Any, dict[str, Any]]:
+    """Vectors of these docs (``folder``: the intact latest model, when the caller has checked it already)."""
     from edumine.models.embeddings.backends import embed_with_cache
     from edumine.models.embeddings.concat import ConcatEmbedder, embed_parts_with_cache
 
     embedder = stage_embedder(config)
     cache_root = embedding_cache_root(config, inputs["cache/embeddings"])
-    folder = intact_latest_model(inputs["models/topics"])
+    folder = intact_latest_model(inputs["models/topics"]) if folder is False else folder
     saved = (folder / EMBEDDER_STATE,) if folder is not None else ()  # a damaged copy is never loaded
     workers = {} if run is None else {"map": run.map, "workers": run.workers}  # encoding on Dask workers
     if isinstance(embedder, ConcatEmbedder):
@@ -156,16 +157,17 @@ def doc_vectors(config: TopicsConfig, inputs: Any, prior: Any, run: RunInfo, uid
     from edumine.models.topics.nightly_vectors import DocVectors, nightly_rows
     from edumine.models.topics.update import planned
 
+    folder = intact_latest_model(inputs["models/topics"])  # checked once: its checksums cover megabytes
+
     def embed(rows: Any) -> tuple[Any, dict[str, Any]]:
         if rows is None:
-            return embed_docs(config, inputs, hashes, uids, lemmas, run)
+            return embed_docs(config, inputs, hashes, uids, lemmas, run, folder)
         pick = rows.tolist()
         return embed_docs(config, inputs, [hashes[i] for i in pick], [uids[i] for i in pick],
-                          [lemmas[i] for i in pick], run)
+                          [lemmas[i] for i in pick], run, folder)
 
     plan = planned(prior, run.sections["lineage"].update, hash_config(config), len(uids))
     nightly = nightly_rows(prior, plan.mode, uids, hashes) if plan.mode == "incremental" else None
-    folder = intact_latest_model(inputs["models/topics"])
     if nightly is not None and not fitted_state_kept(stage_embedder(config), embedding_cache_root(
             config, inputs["cache/embeddings"]), None if folder is None else folder / EMBEDDER_STATE):
         nightly = None  # the new docs alone would fit the state
