@@ -66,6 +66,26 @@ def test_tables_scores_and_readable_labels(runs) -> None:  # noqa: ANN001
     assert not (lake / "topic_windows").exists()  # no stage read it: no longer written
 
 
+def test_no_topic_is_mostly_ignored_link_posts_and_no_series_post_has_one(runs) -> None:  # noqa: ANN001
+    """The stage reads the link-post signals from the posts table at a refit (topics.kmeans.v4, docs/topics.md):
+    no topic's core is half ignored link posts, and no post of a spam series has a topic."""
+    import pyarrow as pa
+
+    from edumine.lake import Lake
+    from edumine.models.topics.link_dumps import COLUMNS, ignored_link_posts, series_sizes
+
+    lake, _, _, last = runs
+    assert last.outputs["topics"]["scores"]["link_dump_share"] > 0  # the last run refitted
+    posts = Lake(lake).read_posts(columns=list(COLUMNS))
+    ignored = set(posts["uid"].filter(ignored_link_posts(posts)).to_pylist())
+    series = set(posts["uid"].filter(pa.array(series_sizes(posts) >= 5)).to_pylist())
+    assigned = pq.read_table(lake / "doc_topics" / "part-0.parquet").to_pandas()
+    cores = assigned[assigned.core].assign(ignored=assigned.uid.isin(ignored)).groupby("topic_id").ignored
+    assert cores.max().any() and cores.mean().max() < 0.5  # some topics hold a few, none is half
+    in_series = assigned[assigned.uid.isin(series)]
+    assert len(in_series) >= 10 and (in_series.topic_id == -1).all()
+
+
 def test_same_config_and_data_give_identical_topics(runs) -> None:  # noqa: ANN001
     _, (_, first), (second_run, second), _ = runs
     assert first.select(["uid", "topic_id"]).equals(second.select(["uid", "topic_id"]))

@@ -187,6 +187,7 @@ def test_the_rule_on_real_posts_agrees_with_a_plain_reading(default_lake: Path) 
     assert np.array_equal(flags, plain.to_numpy()) and 100 < flags.sum() < 0.2 * (posts.kind == "post").sum()
 
 
+@pytest.mark.slow
 def test_no_topic_of_a_refit_is_mostly_ignored_link_posts(tmp_path: Path) -> None:
     """The stage reads the signals from the posts table: on a year of r/teaching's posts (TF-IDF vectors), no
     topic's core is half ignored link posts, no post of a spam series has a topic, and the run says what share
