@@ -22,6 +22,12 @@ seconds the encoding took, so every variant and seed reuses them and the timing 
 - ``int8``: the theme stage's encoder (MiniLM int8 ONNX with the default classifier's parameters), the
   vectors the topic stage shares with it; the seconds are this encoding's wall time on every CPU.
 - ``tfidf``: ``embeddings.tfidf_svd.v1`` with the topic stage's parameters, fitted on the corpus.
+
+``signals(data)``: per usable doc, the link-post signals (edumine.models.topics.link_dumps: an ignored link post,
+the size of its spam series) that the topic stage passes to ``TopicModel.fit`` from the posts table; a scaled
+copy (``<uid>#copy<k>``) has its real post's (its authors are the copy's own, so it has series of the same
+sizes). The real posts' signals are computed once from a scratch lake of the shared corpora
+(``benchmarks/out/signals-real.json``).
 """
 
 from __future__ import annotations
@@ -87,6 +93,37 @@ def corpus(name: str) -> dict[str, Any]:
             json.dump(data, handle)
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def signals(data: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Per usable doc of ``data`` (a ``corpus``): the link-post signals of ``TopicModel.fit`` (module docstring)."""
+    path = OUT / "signals-real.json"
+    if not path.exists():
+        import os
+        import tempfile
+
+        sys.path.insert(0, str(ROOT / "tests"))
+        os.environ.setdefault("EDUMINE_PSEUDONYM_KEY", "edumine-benchmark-key")
+        from conftest import make_config
+
+        from edumine.lake import Lake
+        from edumine.models.topics.link_dumps import COLUMNS, doc_signals
+        from edumine.pipelines.runner import run_collect
+
+        lake = Path(tempfile.mkdtemp()) / "lake"
+        run_collect(make_config(lake))
+        posts = Lake(lake).read_posts(columns=list(COLUMNS))
+        uids = posts["uid"].to_pylist()
+        found = doc_signals(posts, uids)
+        OUT.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"posts": len(uids), "ignored": [u for u, f in zip(uids, found["ignored"]) if f],
+                                    "series_size": {u: int(n) for u, n in zip(uids, found["series_size"]) if n}})
+                        + "\n")
+    stored = json.loads(path.read_text())
+    flagged, sizes = set(stored["ignored"]), stored["series_size"]
+    real = [uid.split("#copy")[0] for uid in data["uid"]]
+    return {"ignored": np.array([uid in flagged for uid in real], dtype=bool),
+            "series_size": np.array([sizes.get(uid, 0) for uid in real], dtype=np.int64)}
 
 
 def vectors(name: str, model: str, workers: int = 1, engine: str = "torch") -> tuple[np.ndarray, float]:
@@ -240,7 +277,10 @@ def main() -> None:
     args = parser.parse_args()
     for name in args.corpus:
         data = corpus(name)
-        log.info("%s: %d records, %d usable, reasons %s", name, data["records"], len(data["uid"]), data["reasons"])
+        found = signals(data)
+        log.info("%s: %d records, %d usable, reasons %s; %d ignored link posts, %d in a series of 5 or more", name,
+                 data["records"], len(data["uid"]), data["reasons"], int(found["ignored"].sum()),
+                 int((found["series_size"] >= 5).sum()))
         for model in args.vectors:
             matrix, seconds = vectors(name, model, args.workers, args.minilm_engine)
             log.info("%s %s: %s in %.1f s", name, model, matrix.shape, seconds)

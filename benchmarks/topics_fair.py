@@ -103,6 +103,8 @@ def load_vectors(corpus: str, which: str) -> tuple[np.ndarray, float]:
 
 
 def run_edumine(data: dict[str, Any], corpus: str, seed: int, options: dict[str, Any]) -> dict[str, Any]:
+    from fair_corpus import signals
+
     from edumine.models.topics.model import TopicModel
     from edumine.pipelines.stages.topics import TopicsConfig
 
@@ -110,7 +112,7 @@ def run_edumine(data: dict[str, Any], corpus: str, seed: int, options: dict[str,
     matrix, embed_seconds = load_vectors(corpus, which)
     params = {**TopicsConfig().model_params(), **options, "random_state": seed}
     started, cpu = time.perf_counter(), time.process_time()
-    model = TopicModel(**params).fit(data["lemmas"], matrix)
+    model = TopicModel(**params).fit(data["lemmas"], matrix, **signals(data))
     fit, cpu = time.perf_counter() - started, time.process_time() - cpu
     ids = [t for t in model.topic_ids() if t != -1]
     words = [[w for w, _ in model.top_terms(t, 25)] for t in ids]
@@ -118,6 +120,7 @@ def run_edumine(data: dict[str, Any], corpus: str, seed: int, options: dict[str,
     topics = np.array([index.get(int(t), -1) for t in model.topics_])
     extra = {"catchall_docs_share": round(float(np.mean(getattr(model, "catchall_", [0]))), 4),
              "diluted_docs_share": round(float(np.mean(getattr(model, "diluted_", [0]))), 4),
+             "link_dump_docs_share": round(float(np.mean(getattr(model, "link_dumps_", [0]))), 4),
              "core_share": round(float(np.mean(model.core_)), 4), "k": int(model.n_clusters_),
              "k_scores": getattr(model, "k_scores_", None)}
     return {"words": words, "topics": topics, "embed_seconds": embed_seconds, "fit_seconds": fit,

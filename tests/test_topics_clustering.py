@@ -56,18 +56,22 @@ def test_clustering_names_are_versioned_and_old_names_keep_their_defaults(tmp_pa
     from edumine.models.topics.params import resolve_params
     from edumine.registry import topic_clusterings
 
-    assert {"topics.kmeans.v1", "topics.kmeans.v2", "topics.kmeans.v3", "topics.gmm.v1", "topics.hdbscan.v1"} <= set(
-        topic_clusterings.names())
+    assert {"topics.kmeans.v1", "topics.kmeans.v2", "topics.kmeans.v3", "topics.kmeans.v4", "topics.gmm.v1",
+            "topics.hdbscan.v1"} <= set(topic_clusterings.names())
     assert topic_clusterings.get("kmeans") is topic_clusterings.get("topics.kmeans.v1")
     assert topic_clusterings.get("hdbscan") is topic_clusterings.get("topics.hdbscan.v1")
     def versioned(name: str, **given: object) -> dict:
         return {k: v for k, v in resolve_params({"clustering": name, **given}).items() if k != "clustering"}
 
-    before_17 = {"n_clusters": "auto", "catchall_coverage": 0.0, "assigned_coverage": 0.0, "outlier_threshold": 0.35}
+    before_17 = {"n_clusters": "auto", "catchall_coverage": 0.0, "assigned_coverage": 0.0, "link_dump_share": 0.0,
+                 "link_series_min_posts": 0, "outlier_threshold": 0.35}
     assert versioned("kmeans") == versioned("topics.kmeans.v1") == before_17
-    v2 = {"n_clusters": "auto", "catchall_coverage": 0.3, "assigned_coverage": 0.0, "outlier_threshold": 0.25}
+    v2 = {"n_clusters": "auto", "catchall_coverage": 0.3, "assigned_coverage": 0.0, "link_dump_share": 0.0,
+          "link_series_min_posts": 0, "outlier_threshold": 0.25}
     assert versioned("topics.kmeans.v2") == versioned("topics.gmm.v1") == v2
     assert versioned("topics.kmeans.v3") == {**v2, "assigned_coverage": 0.2}
+    assert versioned("topics.kmeans.v4") == {**v2, "assigned_coverage": 0.2, "link_dump_share": 0.5,
+                                              "link_series_min_posts": 5}
     assert versioned("topics.hdbscan.v1")["assigned_coverage"] == 0.0
     assert versioned("topics.kmeans.v2", catchall_coverage=0.0)["catchall_coverage"] == 0.0  # config wins
     with pytest.raises(ConfigError, match="topics.kmeans.v2"):

@@ -135,14 +135,14 @@ def test_a_model_saved_before_v3_loads_with_the_second_check_off(planted, tmp_pa
     assert TopicModel.load(tmp_path / "model").assigned_coverage_ == 0.0
 
 
-def test_v3_is_the_default_and_a_config_can_choose_v2(tmp_path: Path) -> None:
+def test_the_default_has_the_second_check_and_a_config_can_choose_v2(tmp_path: Path) -> None:
     from conftest import make_config
 
     from edumine.config import apply_overrides
     from edumine.models.topics.model import TopicModel
     from edumine.pipelines.stages.topics import TopicsConfig
 
-    assert TopicsConfig().clustering == TopicModel().clustering == "topics.kmeans.v3"
+    assert TopicsConfig().clustering == TopicModel().clustering == "topics.kmeans.v4"  # v3 and link dumps
     assert TopicsConfig().resolved().assigned_coverage == 0.2
     chosen = apply_overrides({"topics": {}}, ["topics.clustering=topics.kmeans.v2"])
     config = make_config(tmp_path / "lake", **chosen)

@@ -80,30 +80,48 @@ def _refit_without(estimator: Any, model: Any, lemmas: list[str], vectors: np.nd
     return model, np.asarray(topics)
 
 
-def drop_core_catchalls(estimator: Any, model: Any, lemmas: list[str], vectors: np.ndarray,
-                        topics: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
-    """Catch-all topics (label coverage over their cores under ``catchall_coverage_``) go to the outliers
-    with the non-core docs nearest them; the words and embeddings of the other topics are computed again
-    from their unchanged clusters. Sets ``estimator.catchall_centroids_``."""
+def drop_core_catchalls(estimator: Any, model: Any, lemmas: list[str], vectors: np.ndarray, topics: np.ndarray,
+                        ignored: np.ndarray | None = None,
+                        series: np.ndarray | None = None) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The docs of spam series (``series``), catch-all topics (label coverage over their cores under
+    ``catchall_coverage_``) and link dumps (at least ``link_dump_share_`` of their cores ``ignored``) go to the
+    outliers, with the non-core docs nearest a dropped topic; the words and embeddings of the other topics are
+    computed again from their clusters, series docs left out (edumine.models.topics.link_dumps). The checks
+    count a cluster without its series docs. Sets ``estimator.catchall_centroids_`` and
+    ``estimator.link_dumps_``."""
+    from edumine.models.topics.link_dumps import link_dump_topics
     from edumine.models.topics.model import nearest_topics, topic_matrix
 
-    bad = catchall_topics(topic_coverage(model, lemmas, topics, topics != -1), estimator.catchall_coverage_)
-    catchall = np.isin(topics, bad)
-    if not bad:
+    none = np.zeros(len(topics), dtype=bool)
+    series = none if series is None else np.asarray(series, dtype=bool)
+    core = (topics != -1) & ~series
+    bad = (catchall_topics(topic_coverage(model, lemmas, topics, core), estimator.catchall_coverage_)
+           if estimator.catchall_coverage_ > 0 else [])
+    dumps = link_dump_topics(none if ignored is None else ignored, topics, core,
+                             getattr(estimator, "link_dump_share_", 0.0))
+    bad = sorted(set(bad) | set(dumps))
+    catchall = np.isin(topics, bad) | series
+    estimator.link_dumps_ = none.copy()
+    if not catchall.any():
         return model, topics, catchall
     matrix, ids = topic_matrix(model)
     # Kept with the model: a nightly update sends new docs nearest a dropped catch-all to the outliers too.
     estimator.catchall_centroids_ = matrix[np.isin(ids, bad)]
     rows = np.flatnonzero(topics == -1)
     nearest, score = nearest_topics(vectors, matrix, ids, rows)
-    catchall[rows[np.isin(nearest, bad) & (score >= estimator.outlier_threshold_)]] = True
+    joined = np.isin(nearest, bad) & (score >= estimator.outlier_threshold_)
+    catchall[rows[joined]] = True
     kept = np.where(catchall, -1, topics)
     if len(set(kept.tolist()) - {-1}) < 2:
-        log.warning("topics: %d of %d clusters are catch-alls; keeping them all", len(bad), len(ids))
+        log.warning("topics: %d of %d clusters are catch-alls or link dumps, or spam series fill them; keeping "
+                    "them all", len(bad), len(ids))
         estimator.catchall_centroids_ = matrix[:0]
-        return model, topics, np.zeros(len(topics), dtype=bool)
-    log.info("topics: %d catch-all clusters (%d docs, %.1f%%) moved to the outliers", len(bad),
-             int(catchall.sum()), 100 * catchall.mean())
+        return model, topics, none.copy()
+    estimator.link_dumps_ = np.isin(topics, dumps) | series
+    estimator.link_dumps_[rows[joined & np.isin(nearest, dumps)]] = True
+    log.info("topics: %d catch-all clusters, %d link dumps and %d spam-series posts (%d docs in all, %.1f%%; "
+             "link dumps and series %d) moved to the outliers", len(set(bad) - set(dumps)), len(dumps),
+             int(series.sum()), int(catchall.sum()), 100 * catchall.mean(), int(estimator.link_dumps_.sum()))
     model, topics = _refit_without(estimator, model, lemmas, vectors, kept)
     return model, topics, catchall
 

@@ -2,20 +2,22 @@
 
 A behaviour change ships under a new name, so an old config keeps reproducing its topics:
 
-| name | what | defaults: k, catch-alls (core, assigned), threshold |
+| name | what | defaults: k, catch-alls (core, assigned), link dumps, series, threshold |
 |---|---|---|
-| ``topics.kmeans.v1`` | trimmed k-means (issue 7); catch-alls kept | √n, 0, 0, 0.35 |
-| ``topics.kmeans.v2`` | the same clusters; catch-all clusters to the outliers (issue 17) | √n, 0.3, 0, 0.25 |
-| ``topics.kmeans.v3`` | v2, and topics diluted by nearest assignment to the outliers too (issue 17) | √n, 0.3, 0.2, 0.25 |
-| ``topics.hdbscan.v1`` | HDBSCAN (the ``hdbscan`` library), BERTopic's own clusterer | -, 0, 0, 0.35 |
-| ``topics.gmm.v1`` | Gaussian mixture; soft assignments (a doc's probability: its posterior) | √n, 0.3, 0, 0.25 |
+| ``topics.kmeans.v1`` | trimmed k-means (issue 7); catch-alls kept | √n, 0, 0, 0, 0, 0.35 |
+| ``topics.kmeans.v2`` | the same clusters; catch-all clusters to the outliers (issue 17) | √n, 0.3, 0, 0, 0, 0.25 |
+| ``topics.kmeans.v3`` | v2, and topics diluted by nearest assignment to the outliers too (issue 17) | √n, 0.3, 0.2, 0, 0, 0.25 |
+| ``topics.kmeans.v4`` | v3, and link dumps and spam series to the outliers too (issue 17) | √n, 0.3, 0.2, 0.5, 5, 0.25 |
+| ``topics.hdbscan.v1`` | HDBSCAN (the ``hdbscan`` library), BERTopic's own clusterer | -, 0, 0, 0, 0, 0.35 |
+| ``topics.gmm.v1`` | Gaussian mixture; soft assignments (a doc's probability: its posterior) | √n, 0.3, 0, 0, 0, 0.25 |
 
 The bare names of configs and saved models written before the registry, ``kmeans`` and ``hdbscan``, are
 registered too, as ``topics.kmeans.v1`` and ``topics.hdbscan.v1``: what they produced when they were written.
 
 The version defaults are for the knobs whose defaults changed with a version (``n_clusters``,
-``catchall_coverage``, ``assigned_coverage``, ``outlier_threshold``): the params model leaves them null,
-meaning "the clustering's default", and ``resolve_params`` fills them in; a value set in config always wins.
+``catchall_coverage``, ``assigned_coverage``, ``link_dump_share``, ``link_series_min_posts``,
+``outlier_threshold``): the params model leaves them null, meaning "the clustering's default", and
+``resolve_params`` fills them in; a value set in config always wins.
 
 ``n_clusters`` is a number, ``auto`` (the square root of the number of docs, 10 to 500) or a criterion that
 picks k from a small grid around √n (``K_GRID``): ``silhouette`` (cosine silhouette of the clusters on a
@@ -216,6 +218,8 @@ class ClusteringParams(BaseModel):
     n_clusters: int | str = Field("auto", description="k, auto (√n) or a criterion: " + ", ".join(K_CRITERIA))
     catchall_coverage: float = 0.0
     assigned_coverage: float = 0.0
+    link_dump_share: float = 0.0
+    link_series_min_posts: int = 0
     outlier_threshold: float = 0.35
 
 
@@ -268,6 +272,19 @@ class KMeansV3(KMeansV2):
     assigned docs (label coverage under 0.2: a core that passed, diluted by the docs nearest it)."""
 
     Params = _V3Params
+
+
+class _V4Params(_V3Params):
+    link_dump_share: float = 0.5
+    link_series_min_posts: int = 5
+
+
+@topic_clusterings.register("topics.kmeans.v4")
+class KMeansV4(KMeansV3):
+    """``topics.kmeans.v3``, and clusters most of whose core docs are link posts the community ignored, and the
+    posts of spam series, go to the outliers with the catch-alls (edumine.models.topics.link_dumps)."""
+
+    Params = _V4Params
 
 
 @topic_clusterings.register("hdbscan")

@@ -6,9 +6,11 @@ name, edumine.models.topics.clustering), ``fit(lemmas, embeddings)`` learns ``mo
 instance), ``center_`` (the corpus mean vector subtracted from every embedding: without it, static model2vec
 vectors are so lopsided that BERTopic puts almost every post in one topic), ``n_clusters_`` (the k used),
 ``topics_``, ``core_``, ``catchall_`` (docs of the catch-all clusters that ``catchall_coverage`` sent to the
-outliers, and of the topics that ``assigned_coverage`` found diluted after nearest assignment, those in
-``diluted_``; edumine.models.topics.catchall), ``catchall_centroids_`` (those clusters' unit centroids, for
-nightly updates) and ``probabilities_``. ``random_state`` reaches every component. The vectorizer reads the
+outliers; of the link-dump clusters and spam series that ``link_dump_share`` and ``link_series_min_posts``
+sent there, those in ``link_dumps_``, edumine.models.topics.link_dumps; and of the topics that
+``assigned_coverage`` found diluted after nearest assignment, those in ``diluted_``;
+edumine.models.topics.catchall), ``catchall_centroids_`` (those clusters' unit centroids, for nightly updates)
+and ``probabilities_``. ``random_state`` reaches every component. The vectorizer reads the
 lemmas (stop words, punctuation and contraction fragments already out), so topic words are content words.
 
 ``save`` writes BERTopic's safetensors serialisation (topic embeddings, c-TF-IDF matrix and vocabulary)
@@ -110,7 +112,9 @@ class TopicModel:
                  ngram_max: int = _D.ngram_max, binary: bool = _D.binary, top_n_words: int = _D.top_n_words,
                  reduce_frequent_words: bool = _D.reduce_frequent_words, bm25_weighting: bool = _D.bm25_weighting,
                  catchall_coverage: float | None = _D.catchall_coverage,
-                 assigned_coverage: float | None = _D.assigned_coverage, outliers: str = _D.outliers,
+                 assigned_coverage: float | None = _D.assigned_coverage,
+                 link_dump_share: float | None = _D.link_dump_share,
+                 link_series_min_posts: int | None = _D.link_series_min_posts, outliers: str = _D.outliers,
                  outlier_threshold: float | None = _D.outlier_threshold,
                  n_representative: int = _D.n_representative, random_state: int = _D.random_state) -> None:
         self.reduction = reduction
@@ -131,6 +135,8 @@ class TopicModel:
         self.bm25_weighting = bm25_weighting
         self.catchall_coverage = catchall_coverage
         self.assigned_coverage = assigned_coverage
+        self.link_dump_share = link_dump_share
+        self.link_series_min_posts = link_series_min_posts
         self.outliers = outliers
         self.outlier_threshold = outlier_threshold
         self.n_representative = n_representative
@@ -223,7 +229,11 @@ class TopicModel:
             model._reduce_dimensionality = _no_reduction
         return model
 
-    def fit(self, lemmas: list[str], embeddings: np.ndarray) -> TopicModel:
+    def fit(self, lemmas: list[str], embeddings: np.ndarray, *, ignored: np.ndarray | None = None,
+            series_size: np.ndarray | None = None) -> TopicModel:
+        """``ignored``, ``series_size``: per doc, a link post the community ignored, and the size of the spam
+        series it is part of (0: none), from the posts table (edumine.models.topics.link_dumps); None: not
+        known, and nothing is a link dump or a series."""
         if len(lemmas) != len(embeddings):
             raise ValueError(f"{len(lemmas)} documents but {len(embeddings)} embeddings")
         if len(lemmas) < 10:
@@ -232,7 +242,11 @@ class TopicModel:
             raise ValueError(f"unknown outlier strategy {self.outliers!r}; use one of {', '.join(OUTLIER_STRATEGIES)}")
         resolved = resolve_params(self.get_params())
         self.catchall_coverage_, self.assigned_coverage_ = resolved["catchall_coverage"], resolved["assigned_coverage"]
-        self.outlier_threshold_ = resolved["outlier_threshold"]
+        self.outlier_threshold_, self.link_dump_share_ = resolved["outlier_threshold"], resolved["link_dump_share"]
+        self.link_series_min_posts_ = resolved["link_series_min_posts"]
+        ignored = np.zeros(len(lemmas), dtype=bool) if ignored is None else np.asarray(ignored, dtype=bool)
+        series = (np.zeros(len(lemmas), dtype=bool) if series_size is None or not self.link_series_min_posts_
+                  else np.asarray(series_size) >= self.link_series_min_posts_)
         self.center_ = embeddings.mean(axis=0).astype(np.float32) if self.center else None
         vectors = normalise(embeddings, self.center_)
         self.n_clusters_ = self._choose_k(lemmas, embeddings, vectors, resolved["n_clusters"])
@@ -247,9 +261,10 @@ class TopicModel:
         topics = np.asarray(topics)
         catchall = np.zeros(n_docs, dtype=bool)
         self.catchall_centroids_ = np.zeros((0, vectors.shape[1]), dtype=np.float32)
-        if self.catchall_coverage_ > 0:
-            with phase("topics: catch-all check", n_docs, logger=log):
-                model, topics, catchall = drop_core_catchalls(self, model, lemmas, vectors, topics)
+        self.link_dumps_ = np.zeros(n_docs, dtype=bool)  # docs the link-dump and series checks moved
+        if self.catchall_coverage_ > 0 or (self.link_dump_share_ > 0 and ignored.any()) or series.any():
+            with phase("topics: catch-all, link-dump and spam-series check", n_docs, logger=log):
+                model, topics, catchall = drop_core_catchalls(self, model, lemmas, vectors, topics, ignored, series)
         core = topics != -1
         if self.outliers == "nearest":
             topics = assign_to_nearest(vectors, topics, *topic_matrix(model), self.outlier_threshold_)
@@ -375,5 +390,7 @@ class TopicModel:
         model.n_clusters_ = applied.get("n_clusters")
         model.catchall_coverage_, model.outlier_threshold_ = applied["catchall_coverage"], applied["outlier_threshold"]
         model.assigned_coverage_ = applied.get("assigned_coverage") or 0.0  # saved before topics.kmeans.v3: off
+        model.link_dump_share_ = applied.get("link_dump_share") or 0.0  # saved before topics.kmeans.v4: off
+        model.link_series_min_posts_ = applied.get("link_series_min_posts") or 0
         model.manifest_ = manifest
         return model

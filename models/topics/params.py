@@ -5,9 +5,10 @@ keyword defaults are read from it, and the topic stage's config section (``Topic
 the stage's own settings, so the estimator, the config and ``edumine config show`` cannot disagree
 (tests/test_topics_clustering.py checks it).
 
-``n_clusters``, ``catchall_coverage``, ``assigned_coverage`` and ``outlier_threshold`` default to null: the
-default of the chosen clustering version (edumine.models.topics.clustering), because those defaults changed
-between versions; ``resolved()`` fills them in.
+``n_clusters``, ``catchall_coverage``, ``assigned_coverage``, ``link_dump_share``, ``link_series_min_posts``
+and ``outlier_threshold`` default to null: the default of the chosen clustering version
+(edumine.models.topics.clustering), because those defaults changed between versions; ``resolved()`` fills
+them in.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import Field
 
 from edumine.config import StrictModel
 
-DEFAULT_CLUSTERING = "topics.kmeans.v3"
+DEFAULT_CLUSTERING = "topics.kmeans.v4"
 
 
 class TopicModelParams(StrictModel):
@@ -30,7 +31,7 @@ class TopicModelParams(StrictModel):
     n_components: int = Field(10, ge=2)
     umap_neighbors: int = Field(15, ge=2)
     clustering: str = Field(DEFAULT_CLUSTERING, description="registered clustering, versioned "
-                            "(edumine.models.topics.clustering): topics.kmeans.v1|v2|v3, topics.gmm.v1, "
+                            "(edumine.models.topics.clustering): topics.kmeans.v1|v2|v3|v4, topics.gmm.v1, "
                             "topics.hdbscan.v1; the bare kmeans and hdbscan of older configs mean the v1s")
     n_clusters: Union[Annotated[int, Field(ge=2)], Literal["auto", "silhouette", "bic", "npmi"], None] = Field(
         None, description="topics for kmeans and gmm; auto: the square root of the number of docs, 10 to 500; "
@@ -65,6 +66,18 @@ class TopicModelParams(StrictModel):
                                       "the outliers with its docs and the rest are assigned again; 0 keeps "
                                       "them; null: the clustering's default (0.2 from topics.kmeans.v3 on, 0 "
                                       "before)")
+    link_dump_share: Optional[float] = Field(
+        None, ge=0, le=1, description="clusters in which at least this share of the core docs are link posts "
+                                      "the community ignored (no body, no comments, score 1 or less, engagement "
+                                      "known: edumine.models.topics.link_dumps) are link dumps or ad spam: they "
+                                      "go to the outliers like catch-alls; 0 keeps them; null: the clustering's "
+                                      "default (0.5 from topics.kmeans.v4 on, 0 before)")
+    link_series_min_posts: Optional[int] = Field(
+        None, ge=0, description="a link post whose author posted at least this many, none of which anyone took "
+                                "up (at most 1 comment and a score of 2 each, engagement known), is part of a "
+                                "spam series and goes to the outliers (edumine.models.topics.link_dumps); 0 "
+                                "keeps them; null: the clustering's default (5 from topics.kmeans.v4 on, 0 "
+                                "before)")
     outliers: Literal["none", "nearest", "embeddings", "c-tf-idf", "distributions"] = Field(
         "nearest", description="docs outside every core: none: they stay outliers; nearest: each joins its "
                                "nearest topic if the cosine is at least outlier_threshold, topic words stay "
@@ -86,7 +99,8 @@ class TopicModelParams(StrictModel):
         return TopicModelParams(**resolve_params(self.model_params()))
 
 
-VERSIONED = ("n_clusters", "catchall_coverage", "assigned_coverage", "outlier_threshold")
+VERSIONED = ("n_clusters", "catchall_coverage", "assigned_coverage", "link_dump_share", "link_series_min_posts",
+             "outlier_threshold")
 
 
 def resolve_params(params: dict) -> dict:

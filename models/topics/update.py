@@ -35,7 +35,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -297,11 +297,14 @@ def _previous_assignments(doc_topics: Any) -> tuple[dict[str, int], set[str]]:
 
 def fit_or_update(estimator: Any, uids: list[str], lemmas: list[str], vectors: np.ndarray, *,
                   state: TopicState, settings: Any, outlier_threshold: float, run_id: str, config_hash: str,
-                  embedding_key: str) -> tuple[Any, TopicTables]:
+                  embedding_key: str, fit_params: Callable[[], dict[str, Any]] | None = None,
+                  ) -> tuple[Any, TopicTables]:
     """The topic stage's model for this run, with stable topic ids: a full refit of ``estimator`` (its
     topics mapped to the ids of earlier runs), or a nightly update of the saved model with the docs that
     ``doc_topics`` does not hold yet. ``settings``: the ``lineage`` section (``update``, ``stable_ids``);
-    ``state``: what the last run left. Returns the model and the tables to write (nothing is written here)."""
+    ``state``: what the last run left; ``fit_params``: what a refit passes to ``estimator.fit`` besides the
+    docs (called only for a refit: ``ignored``, which reads the posts table). Returns the model and the
+    tables to write (nothing is written here)."""
     import time
 
     from edumine.integrity import REPAIRS, verify
@@ -330,7 +333,7 @@ def fit_or_update(estimator: Any, uids: list[str], lemmas: list[str], vectors: n
     registry = history = None
     if previous is None:
         vectors = _every_vector(vectors)
-        inner = estimator.fit(lemmas, vectors)
+        inner = estimator.fit(lemmas, vectors, **(fit_params() if fit_params is not None else {}))
         mapping = {t: t for t in inner.topic_ids() if t >= 0}
         if stable.enabled:
             signatures = signatures_of(inner, normalise(vectors, inner.center_), inner.topics_, embedding_key)

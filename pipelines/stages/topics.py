@@ -22,6 +22,7 @@ from edumine import registry
 from edumine.config import StrictModel
 from edumine.models.topics.params import TopicModelParams
 from edumine.models.topics.shared_vectors import TFIDF
+from edumine.models.topics.reads import read_doc_signals, read_texts, read_texts_in_order, read_usable_docs
 from edumine.progress import phase
 from edumine.stages import Artefact, Output, RunInfo, Stage, StageResult
 
@@ -71,36 +72,6 @@ class TopicsConfig(TopicModelParams):
 
         chosen = default_embeddings(getattr(config, "themes", None))
         self.embeddings = EmbeddingsConfig(**chosen, cache_dir=self.embeddings.cache_dir)
-
-
-def read_usable_docs(docs: Any, kinds: list[str]) -> Any:
-    """Usable docs of the given kinds with their community, sorted by uid (a stable order for the fit).
-    The clean text is left out: it is half the table at a million docs, and ``read_texts`` fetches the few
-    texts the stage shows. ``docs``: the runner's handle of the docs table."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    table = docs.read(columns=["uid", "kind", "created_at", "lemmas", "text_hash", "community"],
-                      filter=(pc.field("usable") == True) & pc.field("kind").isin(kinds))  # noqa: E712
-    if table is None:
-        return None
-    table = table.take(pc.sort_indices(table, sort_keys=[("uid", "ascending")]))
-    pa.default_memory_pool().release_unused()  # the unsorted copy's memory goes back to the system
-    return table
-
-
-def read_texts(docs: Any, uids: list[str]) -> dict[str, str]:
-    """Clean text of the given docs, by uid."""
-    import pyarrow.compute as pc
-
-    table = docs.read(columns=["uid", "text"], filter=pc.field("uid").isin(sorted(set(uids))))
-    return dict(zip(table["uid"].to_pylist(), table["text"].to_pylist()))
-
-
-def read_texts_in_order(docs: Any, uids: list[str]) -> list[str]:
-    """Clean texts for backends that embed text rather than lemmas, in the order of ``uids``."""
-    texts = read_texts(docs, uids)
-    return [texts[uid] for uid in uids]
 
 
 def embedding_cache_root(config: TopicsConfig, cache: Any) -> Path:
@@ -264,7 +235,8 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
         model, state = fit_or_update(TopicModel(**config.model_params()), uids, lemmas, vectors,
                                      state=prior, settings=run.sections["lineage"],
                                      outlier_threshold=config.resolved().outlier_threshold, run_id=run.run_id,
-                                     config_hash=hash_config(config), embedding_key=vectors.info["key"])
+                                     config_hash=hash_config(config), embedding_key=vectors.info["key"],
+                                     fit_params=lambda: read_doc_signals(inputs["posts"], uids))
     timings["fit"] = time.perf_counter() - started
     kill_point("topics.fit")
 
@@ -283,9 +255,10 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
         "outlier_share": round(float(np.mean(topics == -1)), 5),
         "docs": len(uids),
     }
-    catchall = getattr(getattr(model, "inner", model), "catchall_", None)
-    if catchall is not None and len(catchall) == len(uids):  # a refit: the share its catch-alls moved
-        scores["catchall_share"] = round(float(np.mean(catchall)), 5)
+    for score, moved in (("catchall_share", "catchall_"), ("link_dump_share", "link_dumps_")):
+        moved = getattr(getattr(model, "inner", model), moved, None)
+        if moved is not None and len(moved) == len(uids):  # a refit: the share its catch-alls (link dumps) moved
+            scores[score] = round(float(np.mean(moved)), 5)
     timings["evaluate"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -387,7 +360,7 @@ def run_topics(inputs: Any, config: TopicsConfig, run: RunInfo) -> StageResult:
 
 SECTION = registry.config_sections.register("topics")(TopicsConfig)
 STAGE = registry.stages.register("topics")(
-    Stage("topics", run=run_topics, inputs=("docs",), uses=("lineage",),
+    Stage("topics", run=run_topics, inputs=("docs", "posts"), uses=("lineage",),
           outputs=("topics", "doc_topics", "topic_prevalence", "topic_ids", "topic_id_history",
                    "topic_updates", "topic_outlier_pool", "models/topics"), caches=("cache/embeddings",),
           section="topics",
