@@ -92,6 +92,16 @@ def fitted_state_kept(embedder: Embedder, cache_root: Path, kept: Path | None) -
     return True
 
 
+def cache_holds(embedder: Embedder, cache_root: Path, uids: list[str], hashes: list[str]) -> bool:
+    """Whether the cache of every part of ``embedder`` (its fitted state loaded) holds these docs' vectors, from
+    its index alone (no vector is read): a run that reads some docs' vectors only rebuilds a lost cache first."""
+    for part in (embedder.embedders if isinstance(embedder, ConcatEmbedder) else [embedder]):
+        index = EmbeddingCache(cache_root, part.key)._load()
+        if any(pair not in index for pair in zip(uids, hashes)):
+            return False
+    return True
+
+
 def keep_parts_state(embedder: ConcatEmbedder, cache_root: Path, folder: Path) -> None:
     """Copy each fitted part's state from its cache into ``folder/part-<i>`` (beside a saved model), which
     ``embed_parts_with_cache``'s ``state_sources`` restores a lost cache from."""

@@ -123,8 +123,10 @@ def doc_vectors(config: TopicsConfig, inputs: Any, prior: Any, run: RunInfo, uid
                 lemmas: list[str]) -> Any:
     """The docs' vectors for this run: at night only those of new or changed docs are read at first
     (``models/topics/nightly_vectors.py``)."""
+    import numpy as np
+
     from edumine.config import hash_config
-    from edumine.models.embeddings.concat import fitted_state_kept
+    from edumine.models.embeddings.concat import cache_holds, fitted_state_kept
     from edumine.models.topics.nightly_vectors import DocVectors, nightly_rows
     from edumine.models.topics.update import planned
 
@@ -139,9 +141,14 @@ def doc_vectors(config: TopicsConfig, inputs: Any, prior: Any, run: RunInfo, uid
 
     plan = planned(prior, run.sections["lineage"].update, hash_config(config), len(uids))
     nightly = nightly_rows(prior, plan.mode, uids, hashes) if plan.mode == "incremental" else None
-    if nightly is not None and not fitted_state_kept(stage_embedder(config), embedding_cache_root(
-            config, inputs["cache/embeddings"]), None if folder is None else folder / EMBEDDER_STATE):
-        nightly = None  # the new docs alone would fit the state
+    if nightly is not None:
+        embedder, cache_root = stage_embedder(config), embedding_cache_root(config, inputs["cache/embeddings"])
+        if not fitted_state_kept(embedder, cache_root, None if folder is None else folder / EMBEDDER_STATE):
+            nightly = None  # the new docs alone would fit the state
+        else:  # a lost cache is rebuilt whole (lineage reads the old docs' vectors from it)
+            old = np.setdiff1d(np.arange(len(uids)), nightly["needed"])
+            if not cache_holds(embedder, cache_root, [uids[i] for i in old], [hashes[i] for i in old]):
+                nightly = None
     return DocVectors(embed, len(uids), nightly)
 
 
