@@ -19,14 +19,13 @@ added since the last refit exceed ``refit_new_share`` of the docs it saw) or upd
 2. when the pool holds ``pool_min_docs`` docs, HDBSCAN (scikit-learn) looks for dense groups of at least
    ``new_topic_min_docs`` in it; a group whose centroid is within ``merge_min_similarity`` of an existing
    topic joins that topic, any other becomes a new topic, added to the model (topic embedding, c-TF-IDF
-   row, top terms, label) as ``BERTopic.merge_models`` would add it. ``merge_models`` itself is not used:
+   row, top terms, label; ``models/topics/pool_topics.py``) as ``BERTopic.merge_models`` would add it. It is not used:
    for models without an outlier topic (k-means) it shifts every prediction by one (BERTopic 0.17.4,
    measured), and it drops the c-TF-IDF matrix that saving needs;
 3. what stays unclustered stays pooled for the next night.
 
 Learned: ``topics_`` / ``scores_`` / ``catchall_`` (for the new docs), ``resolved_`` (uid -> topic for pooled docs of
-earlier nights that now have a topic), ``pool_`` (the remaining pool), ``new_topics_`` (ids added, with
-their size and terms).
+earlier nights that now have a topic), ``pool_`` (the remaining pool), ``new_topics_`` (ids added, sizes, terms).
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from edumine.faults import kill_point
+from edumine.models.topics.pool_topics import add_topic, pool_table
 
 log = logging.getLogger(__name__)
 
@@ -131,16 +131,6 @@ def updates_table(stored: pd.DataFrame | None, row: dict[str, Any]) -> Any:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def pool_table(pool: pd.DataFrame) -> Any:
-    """The outlier pool as the ``topic_outlier_pool`` table."""
-    import pyarrow as pa
-
-    return pa.table({"uid": pa.array(pool["uid"].tolist(), pa.string()),
-                     "lemmas": pa.array(pool["lemmas"].tolist(), pa.string()),
-                     "vector": pa.array([np.asarray(v, np.float32).tolist() for v in pool["vector"]],
-                                        pa.list_(pa.float32()))})
-
-
 class IncrementalTopicUpdate:
     def __init__(self, *, assign_min_similarity: float = 0.3, pool_min_docs: int = 100,
                  new_topic_min_docs: int = 15, min_samples: int = 5, merge_min_similarity: float = 0.7,
@@ -220,49 +210,6 @@ class IncrementalTopicUpdate:
         self.pool_ = self.pool_[~hit].reset_index(drop=True)
         log.info("topic update: pool of %d: %d docs got a topic, %d new topics", len(hit), int(hit.sum()),
                  len(self.new_topics_))
-
-
-def _pool_terms(model: Any, docs: list[str], top_n: int) -> list[tuple[str, float]]:
-    """Top terms of a new topic by c-TF-IDF: its term frequencies times the model's idf (words the model
-    has never seen, such as a new tool's name, get the highest idf)."""
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    counts = CountVectorizer(token_pattern=r"\S+", lowercase=False).fit(docs)
-    tf = np.asarray(counts.transform(docs).sum(axis=0)).ravel().astype(np.float64)
-    vocabulary = counts.get_feature_names_out()
-    idf = np.ones(len(vocabulary))
-    bertopic = model.model_
-    known = getattr(getattr(bertopic, "vectorizer_model", None), "vocabulary_", None)
-    diag = getattr(getattr(bertopic, "ctfidf_model", None), "_idf_diag", None)
-    if known and diag is not None:
-        model_idf = np.asarray(diag.diagonal()).ravel()
-        idf = np.array([model_idf[known[w]] if w in known else model_idf.max() for w in vocabulary])
-    weight = tf / tf.sum() * idf
-    order = np.argsort(-weight, kind="stable")[:top_n]
-    return [(str(vocabulary[i]), float(weight[i])) for i in order]
-
-
-def add_topic(model: Any, centroid: np.ndarray, docs: list[str], *, top_n: int = 25) -> int:
-    """Add one topic to a fitted ``TopicModel``'s BERTopic model; returns its id. After this the model
-    assigns documents by cosine to topic embeddings (BERTopic's rule without a clustering model)."""
-    import scipy.sparse as sp
-    from bertopic.cluster import BaseCluster
-    from bertopic.dimensionality import BaseDimensionalityReduction
-
-    bertopic = model.bertopic_model()  # a model read without bertopic becomes a BERTopic before it changes
-    topic_id = max(int(t) for t in bertopic.get_topics()) + 1
-    bertopic.topic_embeddings_ = np.vstack([np.asarray(bertopic.topic_embeddings_, np.float32),
-                                            np.asarray(centroid, np.float32)[None, :]])
-    terms = _pool_terms(model, docs, top_n)
-    bertopic.topic_representations_[topic_id] = terms
-    bertopic.topic_labels_[topic_id] = f"{topic_id}_" + "_".join(w for w, _ in terms[:4])
-    bertopic.topic_sizes_[topic_id] = len(docs)
-    if getattr(bertopic, "c_tf_idf_", None) is not None:
-        row = bertopic.ctfidf_model.transform(bertopic.vectorizer_model.transform([" ".join(docs)]))
-        bertopic.c_tf_idf_ = sp.vstack([sp.csr_matrix(bertopic.c_tf_idf_), sp.csr_matrix(row)]).tocsr()
-    bertopic.umap_model = BaseDimensionalityReduction()
-    bertopic.hdbscan_model = BaseCluster()
-    return topic_id
 
 
 def incremental_state_problem(state: TopicState) -> str | None:
@@ -376,7 +323,6 @@ def _update(state: TopicState, previous: Any, uids: list[str], lemmas: list[str]
             embedding_key: str, settings: Any, outlier_threshold: float, run_id: str) -> tuple:
     from edumine.models.topics.ids import StableTopicModel, add_stable_ids, remap, signatures_of
     from edumine.models.topics.model import normalise
-
     from edumine.models.topics.nightly_vectors import DocVectors
 
     known, cores = _previous_assignments(state.doc_topics)
@@ -384,8 +330,7 @@ def _update(state: TopicState, previous: Any, uids: list[str], lemmas: list[str]
     pooled_before = set(pool["uid"]) if pool is not None else set()
     fresh = np.array([uid not in known for uid in uids], dtype=bool)
     inner = previous.inner
-    # Only the new docs' vectors, and those of the docs the pool resolves (from the pool), are read when the
-    # last run kept its doc state (nightly_vectors.py); else every vector, as before.
+    # Only the new docs' vectors (and the pool's) when the last run kept its doc state (nightly_vectors.py).
     lazy = vectors if isinstance(vectors, DocVectors) and vectors.partial else None
     fresh_vectors = lazy.rows(np.flatnonzero(fresh)) if lazy is not None else _every_vector(vectors)[fresh]
     updater = IncrementalTopicUpdate(
@@ -424,7 +369,7 @@ def _update(state: TopicState, previous: Any, uids: list[str], lemmas: list[str]
     model.topics_ = topics
     # New and re-pooled docs were assigned by similarity: only docs of the last refit's cores stay core.
     model.core_ = np.array([uid in cores and uid not in updater.resolved_ for uid in uids], dtype=bool)
-    if lazy is not None:
+    if lazy is not None:  # the last run's closeness of the docs the update did not touch
         model.probabilities_ = np.where(topics >= 0, lazy.closeness(topics, model._cosine_to_topic, inner.center_,
                                                                     uids, pool), 0).astype(np.float32)
     else:
@@ -437,8 +382,7 @@ def _update(state: TopicState, previous: Any, uids: list[str], lemmas: list[str]
                    "new_topics": new_topics}, updater.pool_, registry, history
 
 
-def _every_vector(vectors: Any) -> np.ndarray:
-    """Every doc's vector: an array as given, or all of a ``DocVectors`` (read now if they were not)."""
+def _every_vector(vectors: Any) -> np.ndarray:  # an array as given, or all of a DocVectors (read now if not yet)
     return vectors.all() if hasattr(vectors, "all") and not isinstance(vectors, np.ndarray) else vectors
 
 
