@@ -246,7 +246,8 @@ def install_signal_handlers() -> None:
         return
 
     def handler(signum: int, frame: Any) -> None:
-        stop_servers()
+        # The server is stopped at exit (atexit, below), not here: Prefect's API log worker, registered later,
+        # drains first. Stopped here, the worker then retried the dead server for a minute before exiting.
         raise SystemExit(128 + signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):

@@ -70,6 +70,9 @@ def test_sigterm_or_sigint_stops_the_temporary_server_and_marks_the_run_interrup
     if signame == "TERM":
         assert result.returncode == 128 + 15, result.stderr[-3000:]
     assert _wait_gone(tmp_path / "prefect") == []
+    # Regression: the signal handler stopped the server before Prefect's API log worker had drained, and the
+    # worker then retried the dead server for about a minute before the process could exit.
+    assert "Error logging to API" not in result.stderr, result.stderr[-3000:]
     manifest = json.loads(next((tmp_path / "lake" / "runs").glob("*/manifest.json")).read_text())
     assert manifest["status"] == "interrupted"
     assert not list((tmp_path / "prefect" / "edumine-servers").glob("*.json"))
