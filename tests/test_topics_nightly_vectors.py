@@ -10,21 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from test_topic_ids import _config  # the top posts of 2009-13 up to a date, 30 topics, yearly windows
+
 from edumine.models.topics.nightly_vectors import DocVectors
 
 STAGES = ["preprocess", "topics"]
 TABLES = ("topics", "doc_topics", "topic_prevalence", "topic_outlier_pool", "topic_ids")
 # A small outlier pool is clustered every night: docs of earlier nights get a topic, and new topics appear.
 NIGHTLY = {"lineage": {"update": {"mode": "incremental", "pool_min_docs": 20, "new_topic_min_docs": 5}}}
-
-
-def _config(lake: Path, until: str, **sections: object):  # noqa: ANN202
-    from conftest import default_sources, make_config
-
-    sources = [s for s in default_sources() if s["name"] == "top-posts-2009-13"]
-    for source in sources:
-        source["until"] = until
-    return make_config(lake, sources=sources, windows={"unit": "year"}, topics={"n_clusters": 30}, **sections)
 
 
 def _read(lake: Path, name: str) -> pd.DataFrame:
