@@ -81,27 +81,22 @@ def _refit_without(estimator: Any, model: Any, lemmas: list[str], vectors: np.nd
 
 
 def drop_core_catchalls(estimator: Any, model: Any, lemmas: list[str], vectors: np.ndarray, topics: np.ndarray,
-                        ignored: np.ndarray | None = None,
-                        series: np.ndarray | None = None) -> tuple[Any, np.ndarray, np.ndarray]:
+                        ignored: np.ndarray, series: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
     """The docs of spam series (``series``), catch-all topics (label coverage over their cores under
     ``catchall_coverage_``) and link dumps (at least ``link_dump_share_`` of their cores ``ignored``) go to the
     outliers, with the non-core docs nearest a dropped topic; the words and embeddings of the other topics are
     computed again from their clusters, series docs left out (edumine.models.topics.link_dumps). The checks
-    count a cluster without its series docs. Sets ``estimator.catchall_centroids_`` and
-    ``estimator.link_dumps_``."""
+    count a cluster without its series docs. Sets ``estimator.catchall_centroids_`` and, when it moves them,
+    ``estimator.link_dumps_`` (the estimator's fit sets it to none moved first)."""
     from edumine.models.topics.link_dumps import link_dump_topics
     from edumine.models.topics.model import nearest_topics, topic_matrix
 
-    none = np.zeros(len(topics), dtype=bool)
-    series = none if series is None else np.asarray(series, dtype=bool)
     core = (topics != -1) & ~series
     bad = (catchall_topics(topic_coverage(model, lemmas, topics, core), estimator.catchall_coverage_)
            if estimator.catchall_coverage_ > 0 else [])
-    dumps = link_dump_topics(none if ignored is None else ignored, topics, core,
-                             getattr(estimator, "link_dump_share_", 0.0))
+    dumps = link_dump_topics(ignored, topics, core, estimator.link_dump_share_)
     bad = sorted(set(bad) | set(dumps))
     catchall = np.isin(topics, bad) | series
-    estimator.link_dumps_ = none.copy()
     if not catchall.any():
         return model, topics, catchall
     matrix, ids = topic_matrix(model)
@@ -116,7 +111,7 @@ def drop_core_catchalls(estimator: Any, model: Any, lemmas: list[str], vectors: 
         log.warning("topics: %d of %d clusters are catch-alls or link dumps, or spam series fill them; keeping "
                     "them all", len(bad), len(ids))
         estimator.catchall_centroids_ = matrix[:0]
-        return model, topics, none.copy()
+        return model, topics, np.zeros(len(topics), dtype=bool)
     estimator.link_dumps_ = np.isin(topics, dumps) | series
     estimator.link_dumps_[rows[joined & np.isin(nearest, dumps)]] = True
     log.info("topics: %d catch-all clusters, %d link dumps and %d spam-series posts (%d docs in all, %.1f%%; "

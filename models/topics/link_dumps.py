@@ -43,9 +43,9 @@ COLUMNS = ("uid", "author", "kind", "link_url", "body", "num_comments", "score",
            "retrieval_estimated")
 
 
-def _link_posts(posts: Any) -> tuple[Any, Any]:
-    """Two boolean arrays over the rows of ``posts``: Reddit link posts without a body, and records whose
-    engagement is known (retrieved a day or more after posting, at a known time)."""
+def known_link_posts(posts: Any) -> Any:
+    """Boolean array over the rows of ``posts`` (a pyarrow table with ``COLUMNS``): Reddit link posts without a
+    body whose engagement is known (retrieved a day or more after posting, at a known time)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -57,28 +57,27 @@ def _link_posts(posts: Any) -> tuple[Any, Any]:
     mature = pc.and_(pc.greater_equal(pc.fill_null(age, pa.scalar(0, pa.duration("us"))),
                                       pa.scalar(MATURE_AFTER_DAYS * 86_400_000_000, pa.duration("us"))),
                      pc.invert(pc.fill_null(posts["retrieval_estimated"], False)))
-    return link_post, mature
+    return pc.and_(link_post, mature)
 
 
-def ignored_link_posts(posts: Any) -> Any:
-    """Boolean array over the rows of ``posts`` (a pyarrow table with ``COLUMNS``): the link posts that the
-    community ignored (no comments, a score of 1 or less), where their engagement is known."""
+def ignored_link_posts(posts: Any, known: Any = None) -> Any:
+    """Boolean array over the rows of ``posts``: the link posts that the community ignored (no comments, a
+    score of 1 or less), where their engagement is known (``known``: ``known_link_posts(posts)``)."""
     import pyarrow.compute as pc
 
-    link_post, mature = _link_posts(posts)
     unanswered = pc.and_(pc.equal(pc.fill_null(posts["num_comments"], -1), 0),
                          pc.less_equal(pc.fill_null(posts["score"], 2), 1))
-    return pc.and_(pc.and_(link_post, mature), unanswered)
+    return pc.and_(known_link_posts(posts) if known is None else known, unanswered)
 
 
-def series_sizes(posts: Any) -> np.ndarray:
+def series_sizes(posts: Any, known: Any = None) -> np.ndarray:
     """Per row of ``posts``: for a link post of known engagement whose author's link posts (those of known
     engagement, in ``posts``) nobody took up (each at most ``SERIES_MAX_COMMENTS`` comments and a score of at
-    most ``SERIES_MAX_SCORE``), how many such posts the author has; 0 for every other row."""
+    most ``SERIES_MAX_SCORE``), how many such posts the author has; 0 for every other row (``known``:
+    ``known_link_posts(posts)``)."""
     import pyarrow.compute as pc
 
-    link_post, mature = _link_posts(posts)
-    counted = pc.and_(link_post, mature).to_numpy(zero_copy_only=False)
+    counted = (known_link_posts(posts) if known is None else known).to_numpy(zero_copy_only=False)
     quiet = pc.and_(pc.less_equal(pc.fill_null(posts["num_comments"], SERIES_MAX_COMMENTS + 1), SERIES_MAX_COMMENTS),
                     pc.less_equal(pc.fill_null(posts["score"], SERIES_MAX_SCORE + 1), SERIES_MAX_SCORE))
     quiet = quiet.to_numpy(zero_copy_only=False)
@@ -97,13 +96,15 @@ def series_sizes(posts: Any) -> np.ndarray:
 def doc_signals(posts: Any, uids: list[str]) -> dict[str, np.ndarray]:
     """What ``TopicModel.fit`` takes from the posts table, in the order of ``uids`` (a uid without a posts
     row has neither): ``ignored`` (``ignored_link_posts``) and ``series_size`` (``series_sizes``)."""
+    known = known_link_posts(posts)
     row_of = {uid: row for row, uid in enumerate(posts["uid"].to_pylist())}
     rows = np.fromiter((row_of.get(uid, -1) for uid in uids), dtype=np.int64, count=len(uids))
     found = rows >= 0
-    ignored = np.asarray(ignored_link_posts(posts).to_numpy(zero_copy_only=False), dtype=bool)
-    sizes = series_sizes(posts)
-    return {"ignored": np.where(found, ignored[rows], False) if len(ignored) else np.zeros(len(uids), dtype=bool),
-            "series_size": np.where(found, sizes[rows], 0) if len(sizes) else np.zeros(len(uids), dtype=np.int64)}
+    ignored = np.zeros(len(uids), dtype=bool)
+    ignored[found] = ignored_link_posts(posts, known).to_numpy(zero_copy_only=False)[rows[found]]
+    sizes = np.zeros(len(uids), dtype=np.int64)
+    sizes[found] = series_sizes(posts, known)[rows[found]]
+    return {"ignored": ignored, "series_size": sizes}
 
 
 def link_dump_topics(ignored: np.ndarray, topics: np.ndarray, core: np.ndarray, min_share: float) -> list[int]:

@@ -250,7 +250,7 @@ def fit_or_update(estimator: Any, uids: list[str], lemmas: list[str], vectors: n
     topics mapped to the ids of earlier runs), or a nightly update of the saved model with the docs that
     ``doc_topics`` does not hold yet. ``settings``: the ``lineage`` section (``update``, ``stable_ids``);
     ``state``: what the last run left; ``fit_params``: what a refit passes to ``estimator.fit`` besides the
-    docs (called only for a refit: ``ignored``, which reads the posts table). Returns the model and the
+    docs (called only for a refit: the link-post signals, which read the posts table). Returns the model and the
     tables to write (nothing is written here)."""
     import time
 
